@@ -1,0 +1,59 @@
+"""The composition root: builds the store, the backend, the hub and the web app, and runs them."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from bridge.backends.base import Backend
+from bridge.config import Config
+from bridge.hub import Hub
+from bridge.store import Store, StoreBackendState
+from bridge.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def make_backend(config: Config, store: Store) -> Backend:
+    if config.backend == "matrix" and config.matrix is not None:
+        from bridge.backends.matrix import MatrixBackend
+
+        return MatrixBackend(config.matrix, StoreBackendState(store, "matrix"))
+    raise ValueError(f"backend {config.backend!r} is not available in this version")
+
+
+class Bridge:
+    """One running bridge: start() returns when it serves visitors; stop() undoes it all."""
+
+    def __init__(self, config: Config, backend: Backend | None = None) -> None:
+        self.config = config
+        self.store = Store(config.storage.path)
+        self.backend = backend or make_backend(config, self.store)
+        self.hub = Hub(config, self.store, self.backend)
+        self.app = create_app(config, self.hub)
+        self._runner: web.AppRunner | None = None
+        self.port = config.server.port
+
+    async def start(self) -> None:
+        await self.hub.start()
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
+        await site.start()
+        server = site._server
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        log.info("serving visitors on http://%s:%d (widget: %s/widget.js)",
+                 self.config.server.host, self.port, self.config.server.public_url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.hub.stop()
+        self.store.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.config.server.host}:{self.port}"

@@ -1,0 +1,123 @@
+"""The contract between the hub and a messenger backend (Matrix, XMPP, ...).
+
+A backend carries text and reports what agents do. It never decides routing, never touches
+the database except through the small `BackendState` it is given, and never lets a library
+type or exception cross this boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from bridge.core.models import RoomRef
+
+
+class BackendError(Exception):
+    """A request failed for good (forbidden, unknown room, bad request); retrying won't help."""
+
+
+class BackendUnavailable(BackendError):
+    """The server could not be reached or answered 5xx; the same request may work later."""
+
+
+class RateLimited(BackendUnavailable):
+    """The server asked us to slow down; retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited, retry after {retry_after:.3f}s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RoomSpec:
+    """What the hub wants when it opens a room for a new conversation."""
+
+    name: str  # "💬 Anna · Support"
+    topic: str
+    visitor_nick: str  # "Anna (visitor)"
+    invite: tuple[str, ...]  # agent addresses
+    key: str  # conversation id: lets a backend derive stable names or ids
+
+
+@dataclass(frozen=True)
+class AgentMessage:
+    room: RoomRef
+    sender: str  # agent address
+    sender_name: str  # display name in that room
+    text: str
+    event_id: str
+    ts: float
+
+
+@dataclass(frozen=True)
+class AgentTyping:
+    room: RoomRef
+    sender: str
+    sender_name: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class MemberJoined:
+    room: RoomRef
+    member: str
+    member_name: str
+    event_id: str
+
+
+@dataclass(frozen=True)
+class MemberLeft:
+    room: RoomRef
+    member: str
+    member_name: str
+    event_id: str
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The backend is (re)connected: anything that failed meanwhile can be retried now."""
+
+
+InboundEvent = AgentMessage | AgentTyping | MemberJoined | MemberLeft | Connected
+InboundCallback = Callable[[InboundEvent], Awaitable[None]]
+
+
+class BackendState(Protocol):
+    """Durable key-value state a backend keeps between restarts (sync token, device)."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+
+class Backend(Protocol):
+    """A messenger network the agents sit on."""
+
+    name: str
+
+    async def start(self, inbound: InboundCallback) -> None:
+        """Log in and start receiving; events go to `inbound` in the order they happened.
+
+        Returns once logged in. Raises BackendError when the credentials are refused.
+        """
+
+    async def stop(self) -> None:
+        """Stop receiving and close connections; safe to call twice."""
+
+    async def open_room(self, spec: RoomSpec) -> RoomRef:
+        """Create the conversation's room, show the bot as the visitor there, invite agents."""
+
+    async def invite(self, room: RoomRef, address: str) -> None:
+        """Invite one more agent into the room."""
+
+    async def post_text(self, room: RoomRef, text: str, *, key: str) -> str:
+        """Post a visitor line. `key` is stored before the first attempt and makes a retry
+        idempotent (the same key never shows twice). Returns the backend's event id."""
+
+    async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
+        """Post a system notice (rendered distinctly from visitor lines); idempotent by key."""
+
+    async def set_typing(self, room: RoomRef, active: bool) -> None:
+        """Show or clear "visitor is typing" in the room; best effort."""

@@ -1,0 +1,319 @@
+"""Matrix backend on matrix-nio: one private room per conversation, an ordinary bot account.
+
+nio returns errors as values; this module turns them into our exceptions at once, and no nio
+type leaves it. nio's own retry loops are switched off: the hub's outbox decides when to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    ErrorResponse,
+    LoginResponse,
+    RoomCreateResponse,
+    RoomMemberEvent,
+    RoomMessageEmote,
+    RoomMessageNotice,
+    RoomMessageText,
+    RoomPreset,
+    RoomVisibility,
+    SyncResponse,
+    TypingNoticeEvent,
+    WhoamiResponse,
+)
+
+from bridge.backends.base import (
+    AgentMessage,
+    AgentTyping,
+    BackendError,
+    BackendState,
+    BackendUnavailable,
+    Connected,
+    InboundCallback,
+    InboundEvent,
+    MemberJoined,
+    MemberLeft,
+    RateLimited,
+    RoomSpec,
+)
+from bridge.config import MatrixConfig
+from bridge.core.models import RoomRef
+from bridge.core.protocol import clean_text
+from bridge.tasks import TaskGroup, backoff_delays
+
+log = logging.getLogger(__name__)
+
+SYNC_TIMEOUT_MS = 30_000
+# Only what the bridge reads: smaller syncs, less parsing, lower latency.
+SYNC_FILTER: dict[str, Any] = {
+    "account_data": {"not_types": ["*"]},
+    "presence": {"types": ["m.presence"]},
+    "room": {
+        "account_data": {"not_types": ["*"]},
+        "ephemeral": {"types": ["m.typing"]},
+        "state": {"types": ["m.room.member", "m.room.name"], "lazy_load_members": True},
+        "timeline": {"types": ["m.room.message", "m.room.member"], "limit": 100},
+    },
+}
+FIRST_SYNC_FILTER: dict[str, Any] = {**SYNC_FILTER, "room": {"timeline": {"limit": 0}}}
+_REPLY_FALLBACK = re.compile(r"^(> .*\n)+\n", re.MULTILINE)
+
+
+class MatrixBackend:
+    """Carries conversations into Matrix rooms through one bot account."""
+
+    name = "matrix"
+
+    def __init__(self, config: MatrixConfig, state: BackendState) -> None:
+        self.config = config
+        self.state = state
+        self.user_id = config.user_id
+        self._client: AsyncClient | None = None
+        self._inbound: InboundCallback | None = None
+        self._tasks = TaskGroup()
+        self._typing: dict[str, set[str]] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, inbound: InboundCallback) -> None:
+        self._inbound = inbound
+        self._client = AsyncClient(
+            self.config.homeserver,
+            self.user_id,
+            config=AsyncClientConfig(
+                encryption_enabled=False,
+                store_sync_tokens=False,
+                max_limit_exceeded=0,
+                max_timeouts=0,
+                request_timeout=SYNC_TIMEOUT_MS / 1000 + 20,
+            ),
+        )
+        await self._log_in()
+        if self.state.get("sync_token") is None:
+            await self._first_sync()
+        self._tasks.spawn(self._sync_loop(), name="matrix-sync")
+
+    async def stop(self) -> None:
+        await self._tasks.close()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _log_in(self) -> None:
+        """Reuse one device for the bot's whole life: transaction ids are per device."""
+        client = self._require_client()
+        token = self.config.access_token or self.state.get("access_token")
+        device_id = self.config.device_id or self.state.get("device_id") or ""
+        if token:
+            client.restore_login(self.user_id, device_id, token)
+            who = await client.whoami()
+            if isinstance(who, WhoamiResponse):
+                if who.device_id and who.device_id != device_id:
+                    client.device_id = who.device_id
+                    self.state.set("device_id", who.device_id)
+                log.info("matrix: logged in as %s (device %s)", self.user_id, client.device_id)
+                return
+            if self.config.access_token or not self.config.password:
+                raise BackendError(f"matrix: the access token was refused ({who})")
+        if not self.config.password:
+            raise BackendError("matrix: no password and no access token")
+        login: dict[str, Any] = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": self.user_id},
+            "password": self.config.password,
+            "initial_device_display_name": self.config.device_name,
+        }
+        if device_id:
+            login["device_id"] = device_id
+        response = await client.login_raw(login)
+        if not isinstance(response, LoginResponse):
+            raise BackendError(f"matrix: login refused ({response})")
+        self.state.set("device_id", response.device_id)
+        self.state.set("access_token", response.access_token)
+        log.info("matrix: logged in as %s (device %s)", self.user_id, response.device_id)
+
+    async def _first_sync(self) -> None:
+        """Take the current position without replaying the bot's whole history."""
+        response = await self._call(
+            self._require_client().sync(timeout=0, sync_filter=FIRST_SYNC_FILTER)
+        )
+        self.state.set("sync_token", response.next_batch)
+
+    async def _sync_loop(self) -> None:
+        delays = backoff_delays(first=0.5, cap=15.0)
+        connected = True
+        while True:
+            since = self.state.get("sync_token")
+            try:
+                response = await self._call(
+                    self._require_client().sync(
+                        timeout=SYNC_TIMEOUT_MS, since=since, sync_filter=SYNC_FILTER
+                    )
+                )
+            except BackendError as exc:
+                delay = exc.retry_after if isinstance(exc, RateLimited) else next(delays)
+                if connected:
+                    log.warning("matrix: sync failed (%s); retrying", exc)
+                connected = False
+                await asyncio.sleep(delay)
+                continue
+            delays = backoff_delays(first=0.5, cap=15.0)
+            if not connected:
+                connected = True
+                log.info("matrix: connected again")
+                await self._emit(Connected())
+            await self._dispatch(response)
+            # Saved only after the events were handled: a crash replays them, and the hub
+            # drops what it already stored (by event id), so nothing is lost or doubled.
+            self.state.set("sync_token", response.next_batch)
+
+    # -- outbound ------------------------------------------------------------------------
+
+    async def open_room(self, spec: RoomSpec) -> RoomRef:
+        client = self._require_client()
+        created = await self._call(
+            client.room_create(
+                visibility=RoomVisibility.private,
+                name=spec.name,
+                topic=spec.topic,
+                preset=RoomPreset.private_chat,
+                invite=spec.invite,
+                federate=True,
+            )
+        )
+        assert isinstance(created, RoomCreateResponse)
+        room = RoomRef(created.room_id)
+        # The bot speaks for the visitor in this room only: a per-room display name.
+        await self._call(
+            client.room_put_state(
+                room,
+                "m.room.member",
+                {"membership": "join", "displayname": spec.visitor_nick},
+                state_key=self.user_id,
+            )
+        )
+        return room
+
+    async def invite(self, room: RoomRef, address: str) -> None:
+        await self._call(self._require_client().room_invite(room, address))
+
+    async def post_text(self, room: RoomRef, text: str, *, key: str) -> str:
+        return await self._send(room, {"msgtype": "m.text", "body": text}, key)
+
+    async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
+        return await self._send(room, {"msgtype": "m.notice", "body": text}, key)
+
+    async def set_typing(self, room: RoomRef, active: bool) -> None:
+        await self._call(
+            self._require_client().room_typing(room, active, timeout=20_000 if active else 0)
+        )
+
+    async def _send(self, room: RoomRef, content: dict[str, str], key: str) -> str:
+        # Plain `body` only, never `formatted_body`: visitor text is text in every client.
+        response = await self._call(
+            self._require_client().room_send(room, "m.room.message", content, tx_id=key)
+        )
+        return str(response.event_id)
+
+    async def _call(self, request: Any) -> Any:
+        """Await a nio request and translate every failure into our exceptions."""
+        try:
+            response = await request
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise BackendUnavailable(f"matrix: {type(exc).__name__}: {exc}") from None
+        if isinstance(response, ErrorResponse):
+            raise _error(response)
+        return response
+
+    def _require_client(self) -> AsyncClient:
+        if self._client is None:
+            raise BackendUnavailable("matrix: not started")
+        return self._client
+
+    # -- inbound -------------------------------------------------------------------------
+
+    async def _emit(self, event: InboundEvent) -> None:
+        if self._inbound is not None:
+            await self._inbound(event)
+
+    async def _dispatch(self, response: SyncResponse) -> None:
+        for room_id, joined in response.rooms.join.items():
+            room = RoomRef(room_id)
+            for event in joined.timeline.events:
+                if getattr(event, "sender", None) == self.user_id:
+                    continue  # our own echo
+                inbound = self._translate(room, event)
+                if inbound is not None:
+                    await self._emit(inbound)
+            for event in joined.ephemeral:
+                if isinstance(event, TypingNoticeEvent):
+                    for typing in self._typing_changes(room, set(event.users)):
+                        await self._emit(typing)
+
+    def _translate(self, room: RoomRef, event: Any) -> InboundEvent | None:
+        if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):
+            text = _plain_body(event)
+            if not text:
+                return None
+            if isinstance(event, RoomMessageEmote):
+                text = f"* {self._name(room, event.sender)} {text}"
+            return AgentMessage(
+                room=room,
+                sender=event.sender,
+                sender_name=self._name(room, event.sender),
+                text=text,
+                event_id=event.event_id,
+                ts=event.server_timestamp / 1000,
+            )
+        if isinstance(event, RoomMemberEvent) and event.state_key != self.user_id:
+            was_in = event.prev_membership == "join"
+            name = (event.content or {}).get("displayname") or event.state_key
+            if event.membership == "join" and not was_in:
+                return MemberJoined(room, event.state_key, name, event.event_id)
+            if event.membership in ("leave", "ban") and was_in:
+                return MemberLeft(room, event.state_key, name, event.event_id)
+        return None
+
+    def _typing_changes(self, room: RoomRef, typing_now: set[str]) -> list[AgentTyping]:
+        """Matrix sends the whole set of typing users; the hub wants per-person changes."""
+        typing_now.discard(self.user_id)
+        before = self._typing.get(room, set())
+        self._typing[room] = typing_now
+        started = [AgentTyping(room, u, self._name(room, u), True) for u in typing_now - before]
+        stopped = [AgentTyping(room, u, self._name(room, u), False) for u in before - typing_now]
+        return started + stopped
+
+    def _name(self, room: RoomRef, user_id: str) -> str:
+        client = self._client
+        matrix_room = client.rooms.get(room) if client is not None else None
+        name = matrix_room.user_name(user_id) if matrix_room is not None else None
+        return name or user_id
+
+
+def _plain_body(event: Any) -> str:
+    """The text an agent wrote: `body` (never the HTML), without a quoted reply fallback."""
+    body = event.body if isinstance(event.body, str) else ""
+    relates = (event.source.get("content") or {}).get("m.relates_to") or {}
+    if "m.in_reply_to" in relates:
+        body = _REPLY_FALLBACK.sub("", body, count=1)
+    new_content = (event.source.get("content") or {}).get("m.new_content")
+    if relates.get("rel_type") == "m.replace" and isinstance(new_content, dict):
+        # An edit: show the corrected line marked as such rather than dropping it.
+        body = "✎ " + str(new_content.get("body", ""))
+    return clean_text(body)
+
+
+def _error(response: ErrorResponse) -> BackendError:
+    status = getattr(getattr(response, "transport_response", None), "status", None)
+    if response.status_code == "M_LIMIT_EXCEEDED" or status == 429:
+        return RateLimited((response.retry_after_ms or 1000) / 1000)
+    if status is None or status >= 500:
+        return BackendUnavailable(f"matrix: {response}")
+    return BackendError(f"matrix: {response}")

@@ -1,0 +1,88 @@
+"""`livechat-bridge run | check | demo` (also `python -m bridge`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from bridge.config import Config, ConfigError, load_config
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="livechat-bridge", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the bridge with a config file")
+    run.add_argument("-c", "--config", type=Path, required=True)
+    check = commands.add_parser("check", help="validate a config file; exit 2 on problems")
+    check.add_argument("-c", "--config", type=Path, required=True)
+    demo = commands.add_parser("demo", help="private homeserver + bridge + demo shop page")
+    demo.add_argument("--state", type=Path, default=Path("state/demo"))
+    demo.add_argument("--listen", default="127.0.0.1:8080")
+    demo.add_argument("--backend", choices=["matrix"], default="matrix")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "check":
+        return _check(args.config)
+    if args.command == "run":
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            _print_problems(args.config, exc)
+            return EXIT_CONFIG
+        return asyncio.run(_serve(config))
+    from bridge.demo import run_demo
+
+    return asyncio.run(run_demo(args.state, args.listen))
+
+
+def _check(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        _print_problems(path, exc)
+        return EXIT_CONFIG
+    print(f"{path}: OK ({config.backend} backend, {len(config.agents)} agents, "
+          f"{len(config.queues)} queues)")
+    return 0
+
+
+def _print_problems(path: Path, exc: ConfigError) -> None:
+    print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+async def _serve(config: Config) -> int:
+    from bridge.app import Bridge
+
+    bridge = Bridge(config)
+    await bridge.start()
+    try:
+        await wait_for_signal()
+    finally:
+        await bridge.stop()
+    return 0
+
+
+async def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM, so every component gets a clean stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")

@@ -1,0 +1,458 @@
+"""Load `config.toml` into frozen, validated settings.
+
+Every problem is reported with its dotted key path and the expected form, all at once, so an
+admin fixes the file in one pass (`livechat-bridge check`).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+MATRIX_USER_RE = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
+BARE_JID_RE = re.compile(r"^[^@/\s\"&'/:<>]+@[A-Za-z0-9.\-]+$")
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,31}$")
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+PLACEHOLDER_SECRETS = {"", "...", "change-me", "changeme", "secret", "password"}
+BACKENDS = ("matrix", "xmpp")
+
+
+class ConfigError(Exception):
+    """The file is not usable; `problems` lists each one as "key.path: what is wrong"."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    allowed_origins: tuple[str, ...] = ()
+    max_text: int = 4000
+    frames_per_10s: int = 40
+
+    @property
+    def public_origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: Path = Path("state/livechat.sqlite3")
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    homeserver: str
+    user_id: str
+    password: str | None = None
+    access_token: str | None = None
+    device_id: str | None = None
+    device_name: str = "livechat-bridge"
+
+
+@dataclass(frozen=True)
+class XmppConfig:
+    jid: str
+    password: str
+    muc_service: str
+    host: str | None = None
+    port: int = 5222
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    id: str
+    address: str
+    name: str
+    max_chats: int = 3
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    id: str
+    name: str
+    agents: tuple[str, ...]
+    welcome: str = ""
+    topic: str = ""
+
+
+@dataclass(frozen=True)
+class WidgetConfig:
+    title: str = "Chat with us"
+    color: str = "#2563eb"
+    position: str = "right"
+    strings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    storage: StorageConfig
+    backend: str
+    agents: tuple[AgentConfig, ...]
+    queues: tuple[QueueConfig, ...]
+    matrix: MatrixConfig | None = None
+    xmpp: XmppConfig | None = None
+    canned: dict[str, str] = field(default_factory=dict)
+    widget: WidgetConfig = field(default_factory=WidgetConfig)
+
+    def agent(self, agent_id: str) -> AgentConfig | None:
+        return next((a for a in self.agents if a.id == agent_id), None)
+
+    def agent_by_address(self, address: str) -> AgentConfig | None:
+        return next((a for a in self.agents if a.address == address), None)
+
+    def queue(self, queue_id: str) -> QueueConfig | None:
+        return next((q for q in self.queues if q.id == queue_id), None)
+
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Reads typed values out of nested TOML tables, collecting problems with key paths."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def table(self, data: dict[str, Any], key: str, path: str, required: bool) -> dict[str, Any]:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.fail(path, "missing table (expected [" + path + "])")
+            return {}
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a table, got {type(value).__name__}")
+            return {}
+        return value
+
+    def get(
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: str,
+        kind: type[T],
+        default: T | None = None,
+        *,
+        required: bool = False,
+        check: Callable[[T], str | None] | None = None,
+    ) -> T | None:
+        full = f"{path}.{key}" if path else key
+        if key not in data:
+            if required:
+                self.fail(full, f"missing (expected {_kind_name(kind)})")
+            return default
+        value = data[key]
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+            self.fail(full, f"expected {_kind_name(kind)}, got {value!r}")
+            return default
+        if check is not None:
+            problem = check(value)
+            if problem:
+                self.fail(full, problem)
+                return default
+        return value
+
+    def unknown_keys(self, data: dict[str, Any], known: set[str], path: str) -> None:
+        for key in sorted(set(data) - known):
+            self.fail(f"{path}.{key}" if path else key, "unknown key")
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", bool: "true or false", list: "a list"}.get(
+        kind, kind.__name__
+    )
+
+
+def _http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"{value!r} is not an http(s) URL (expected e.g. https://chat.example.com)"
+    return None
+
+
+def _origin(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        return f"{value!r} is not an origin (expected scheme://host[:port], no path)"
+    return None
+
+
+def _listen(value: str) -> str | None:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        return f"{value!r} is not host:port (expected e.g. 127.0.0.1:8080)"
+    return None
+
+
+def _secret(value: str) -> str | None:
+    if value.strip().lower() in PLACEHOLDER_SECRETS:
+        return "is a placeholder (expected the real secret)"
+    return None
+
+
+def _ident(value: str) -> str | None:
+    if not ID_RE.match(value):
+        return f"{value!r} is not an id (expected lowercase letters, digits, - or _)"
+    return None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file; raises ConfigError listing every problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from exc
+    return parse_config(raw, base_dir=path.parent)
+
+
+def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
+    r = _Reader()
+    r.unknown_keys(
+        raw,
+        {"server", "storage", "backend", "matrix", "xmpp", "agents", "queues", "canned", "widget"},
+        "",
+    )
+    server = _server(r, r.table(raw, "server", "server", False))
+    storage = _storage(r, r.table(raw, "storage", "storage", False), base_dir)
+    backend_t = r.table(raw, "backend", "backend", True)
+    backend = r.get(backend_t, "type", "backend", str, "matrix", required=bool(backend_t))
+    if backend not in BACKENDS:
+        r.fail("backend.type", f"{backend!r} is not a backend (expected one of {BACKENDS})")
+        backend = "matrix"
+    matrix = _matrix(r, r.table(raw, "matrix", "matrix", backend == "matrix"), backend)
+    xmpp = _xmpp(r, r.table(raw, "xmpp", "xmpp", backend == "xmpp"), backend)
+    agents = _agents(r, raw.get("agents", []), backend)
+    queues = _queues(r, raw.get("queues", []), agents, backend)
+    canned = _canned(r, r.table(raw, "canned", "canned", False))
+    widget = _widget(r, r.table(raw, "widget", "widget", False))
+    if r.problems:
+        raise ConfigError(r.problems)
+    return Config(
+        server=server,
+        storage=storage,
+        backend=backend,
+        agents=tuple(agents),
+        queues=tuple(queues),
+        matrix=matrix,
+        xmpp=xmpp,
+        canned=canned,
+        widget=widget,
+    )
+
+
+def _server(r: _Reader, t: dict[str, Any]) -> ServerConfig:
+    r.unknown_keys(
+        t, {"listen", "public_url", "allowed_origins", "max_text", "frames_per_10s"}, "server"
+    )
+    listen = r.get(t, "listen", "server", str, "127.0.0.1:8080", check=_listen)
+    host, _, port = listen.rpartition(":")
+    public_url = r.get(t, "public_url", "server", str, f"http://{listen}", check=_http_url)
+    origins = r.get(t, "allowed_origins", "server", list, [])
+    for i, origin in enumerate(origins):
+        if isinstance(origin, str):
+            problem = _origin(origin)
+        else:
+            problem = f"expected a string, got {origin!r}"
+        if problem:
+            r.fail(f"server.allowed_origins[{i}]", problem)
+    positive = _positive
+    return ServerConfig(
+        host=host.strip("[]"),
+        port=int(port),
+        public_url=public_url.rstrip("/"),
+        allowed_origins=tuple(o.rstrip("/") for o in origins if isinstance(o, str)),
+        max_text=r.get(t, "max_text", "server", int, 4000, check=positive),
+        frames_per_10s=r.get(t, "frames_per_10s", "server", int, 40, check=positive),
+    )
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else f"{value} is not positive (expected an integer > 0)"
+
+
+def _storage(r: _Reader, t: dict[str, Any], base_dir: Path) -> StorageConfig:
+    r.unknown_keys(t, {"path"}, "storage")
+    path = Path(r.get(t, "path", "storage", str, "state/livechat.sqlite3"))
+    return StorageConfig(path=path if path.is_absolute() else base_dir / path)
+
+
+def _matrix(r: _Reader, t: dict[str, Any], backend: str) -> MatrixConfig | None:
+    if not t:
+        return None
+    p = "matrix"
+    r.unknown_keys(
+        t, {"homeserver", "user_id", "password", "access_token", "device_id", "device_name"}, p
+    )
+    homeserver = r.get(t, "homeserver", p, str, "", required=True, check=_http_url)
+    user_id = r.get(t, "user_id", p, str, "", required=True, check=_matrix_user)
+    password = r.get(t, "password", p, str, None, check=_secret)
+    token = r.get(t, "access_token", p, str, None, check=_secret)
+    if backend == "matrix" and password is None and token is None and not r.problems:
+        r.fail(p, "needs password or access_token (expected one of them)")
+    return MatrixConfig(
+        homeserver=homeserver.rstrip("/"),
+        user_id=user_id,
+        password=password,
+        access_token=token,
+        device_id=r.get(t, "device_id", p, str, None),
+        device_name=r.get(t, "device_name", p, str, "livechat-bridge"),
+    )
+
+
+def _xmpp(r: _Reader, t: dict[str, Any], backend: str) -> XmppConfig | None:
+    if not t:
+        return None
+    p = "xmpp"
+    r.unknown_keys(t, {"jid", "password", "muc_service", "host", "port", "verify_tls"}, p)
+    return XmppConfig(
+        jid=r.get(t, "jid", p, str, "", required=True, check=_bare_jid),
+        password=r.get(t, "password", p, str, "", required=True, check=_secret),
+        muc_service=r.get(t, "muc_service", p, str, "", required=True),
+        host=r.get(t, "host", p, str, None),
+        port=r.get(t, "port", p, int, 5222, check=_positive),
+        verify_tls=r.get(t, "verify_tls", p, bool, True),
+    )
+
+
+def _matrix_user(value: str) -> str | None:
+    if MATRIX_USER_RE.match(value):
+        return None
+    return f"{value!r} is not a Matrix user id (expected @user:server)"
+
+
+def _bare_jid(value: str) -> str | None:
+    if BARE_JID_RE.match(value):
+        return None
+    return f"{value!r} is not a bare JID (expected user@server)"
+
+
+def _address_check(backend: str) -> Callable[[str], str | None]:
+    return _matrix_user if backend == "matrix" else _bare_jid
+
+
+def _agents(r: _Reader, items: Any, backend: str) -> list[AgentConfig]:
+    if not isinstance(items, list):
+        r.fail("agents", "expected an array of tables ([[agents]])")
+        return []
+    agents: list[AgentConfig] = []
+    seen: set[str] = set()
+    for i, t in enumerate(items):
+        p = f"agents[{i}]"
+        if not isinstance(t, dict):
+            r.fail(p, "expected a table")
+            continue
+        r.unknown_keys(t, {"id", "address", "name", "max_chats"}, p)
+        agent_id = r.get(t, "id", p, str, "", required=True, check=_ident)
+        if agent_id in seen:
+            r.fail(f"{p}.id", f"{agent_id!r} is declared twice (expected unique ids)")
+        seen.add(agent_id)
+        address = r.get(t, "address", p, str, "", required=True, check=_address_check(backend))
+        agents.append(
+            AgentConfig(
+                id=agent_id,
+                address=address,
+                name=r.get(t, "name", p, str, ""),
+                max_chats=r.get(t, "max_chats", p, int, 3, check=_positive),
+            )
+        )
+    return agents
+
+
+def _queue_agent(
+    r: _Reader, path: str, ref: Any, agents: list[AgentConfig], backend: str
+) -> str | None:
+    """Resolve a queue member given by agent id or by address to the agent id."""
+    if not isinstance(ref, str):
+        r.fail(path, f"expected a string, got {ref!r}")
+        return None
+    for agent in agents:
+        if ref in (agent.id, agent.address):
+            return agent.id
+    if "@" in ref:
+        problem = _address_check(backend)(ref)
+        if problem:
+            r.fail(path, problem)
+            return None
+    r.fail(path, f"{ref!r} is not a declared agent (expected an id or address from [[agents]])")
+    return None
+
+
+def _queues(r: _Reader, items: Any, agents: list[AgentConfig], backend: str) -> list[QueueConfig]:
+    if not isinstance(items, list) or not items:
+        r.fail("queues", "expected at least one [[queues]] table")
+        return []
+    queues: list[QueueConfig] = []
+    seen: set[str] = set()
+    for i, t in enumerate(items):
+        p = f"queues[{i}]"
+        if not isinstance(t, dict):
+            r.fail(p, "expected a table")
+            continue
+        r.unknown_keys(t, {"id", "name", "agents", "welcome", "topic"}, p)
+        queue_id = r.get(t, "id", p, str, "", required=True, check=_ident)
+        if queue_id in seen:
+            r.fail(f"{p}.id", f"{queue_id!r} is declared twice (expected unique ids)")
+        seen.add(queue_id)
+        members = r.get(t, "agents", p, list, [], required=True)
+        resolved = [_queue_agent(r, f"{p}.agents[{j}]", m, agents, backend) for j, m in
+                    enumerate(members)]
+        name = r.get(t, "name", p, str, queue_id) or queue_id
+        queues.append(
+            QueueConfig(
+                id=queue_id,
+                name=name,
+                agents=tuple(a for a in resolved if a),
+                welcome=r.get(t, "welcome", p, str, ""),
+                topic=r.get(t, "topic", p, str, name),
+            )
+        )
+    return queues
+
+
+def _canned(r: _Reader, t: dict[str, Any]) -> dict[str, str]:
+    canned: dict[str, str] = {}
+    for name, text in t.items():
+        if not isinstance(text, str):
+            r.fail(f"canned.{name}", f"expected a string, got {text!r}")
+        else:
+            canned[name] = text
+    return canned
+
+
+def _widget(r: _Reader, t: dict[str, Any]) -> WidgetConfig:
+    p = "widget"
+    r.unknown_keys(t, {"title", "color", "position", "strings"}, p)
+    strings = r.table(t, "strings", "widget.strings", False)
+    for key, value in strings.items():
+        if not isinstance(value, str):
+            r.fail(f"widget.strings.{key}", f"expected a string, got {value!r}")
+    position = r.get(t, "position", p, str, "right")
+    if position not in ("left", "right"):
+        r.fail("widget.position", f"{position!r} is not a side (expected left or right)")
+    return WidgetConfig(
+        title=r.get(t, "title", p, str, "Chat with us"),
+        color=r.get(t, "color", p, str, "#2563eb", check=_color),
+        position=position,
+        strings={k: v for k, v in strings.items() if isinstance(v, str)},
+    )
+
+
+def _color(value: str) -> str | None:
+    return None if COLOR_RE.match(value) else f"{value!r} is not a color (expected #rrggbb)"

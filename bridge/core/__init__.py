@@ -1,0 +1,1 @@
+"""Pure domain code: no network, no database, no clock. Time comes in as `now`."""

@@ -1,0 +1,63 @@
+"""Server → visitor frames of the WebSocket protocol, built from domain records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.core.models import Conversation, Item, ItemKind
+
+Frame = dict[str, Any]
+
+
+def item_frame(item: Item) -> Frame:
+    """The frame that shows one timeline item in the widget (live or on resume)."""
+    if item.kind is ItemKind.TEXT:
+        frame: Frame = {
+            "type": "message",
+            "seq": item.seq,
+            "from": item.sender.value,
+            "name": item.name,
+            "text": item.text,
+            "ts": item.ts,
+        }
+        if item.client_id is not None:
+            frame["client_id"] = item.client_id
+        return frame
+    if item.kind is ItemKind.ENDED:
+        return {"type": "ended", "by": item.sender.value, "seq": item.seq, "ts": item.ts}
+    return {
+        "type": "agent",
+        "event": item.kind.value,
+        "name": item.name,
+        "seq": item.seq,
+        "ts": item.ts,
+    }
+
+
+def started_frame(conversation: Conversation, token: str) -> Frame:
+    return {"type": "started", "conversation": conversation.id, "token": token, "seq": 0}
+
+
+def resumed_frame(conversation: Conversation) -> Frame:
+    return {
+        "type": "resumed",
+        "conversation": conversation.id,
+        "seq": conversation.last_seq,
+        "status": conversation.status.value,
+    }
+
+
+def ack_frame(client_id: str, seq: int) -> Frame:
+    return {"type": "ack", "client_id": client_id, "seq": seq}
+
+
+def typing_frame(name: str, active: bool) -> Frame:
+    return {"type": "typing", "name": name, "active": active}
+
+
+def queue_frame(position: int, wait_s: int | None) -> Frame:
+    return {"type": "queue", "position": position, "wait_s": wait_s}
+
+
+def error_frame(code: str, message: str) -> Frame:
+    return {"type": "error", "code": code, "message": message}

@@ -1,0 +1,86 @@
+"""Domain records shared by the hub, the store and the web layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NewType
+
+ConversationId = NewType("ConversationId", str)
+RoomRef = NewType("RoomRef", str)
+AgentId = NewType("AgentId", str)
+QueueId = NewType("QueueId", str)
+
+
+class Status(StrEnum):
+    WAITING = "waiting"
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class Sender(StrEnum):
+    VISITOR = "visitor"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class ItemKind(StrEnum):
+    """What a timeline item is; every kind takes a `seq` and replays on resume."""
+
+    TEXT = "text"
+    JOINED = "joined"
+    LEFT = "left"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class Page:
+    url: str = ""
+    title: str = ""
+    referrer: str = ""
+
+
+@dataclass(frozen=True)
+class VisitorInfo:
+    name: str
+    email: str
+    lang: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: ConversationId
+    queue_id: QueueId
+    status: Status
+    visitor: VisitorInfo
+    page: Page
+    created_at: float
+    room: RoomRef | None = None
+    agent_id: AgentId | None = None
+    first_response_at: float | None = None
+    ended_at: float | None = None
+    last_seq: int = 0
+
+
+@dataclass(frozen=True)
+class Item:
+    """One line of a conversation's timeline, in `seq` order."""
+
+    conversation_id: ConversationId
+    seq: int
+    kind: ItemKind
+    sender: Sender
+    name: str
+    text: str
+    ts: float
+    client_id: str | None = None
+    sender_id: str | None = None
+    txn_id: str | None = None
+    event_id: str | None = None
+    delivered: bool = False
+
+    @property
+    def goes_to_room(self) -> bool:
+        """Visitor and system lines are posted into the agents' room; agent lines come from it."""
+        return self.kind is ItemKind.TEXT and self.sender is not Sender.AGENT

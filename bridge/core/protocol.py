@@ -1,0 +1,206 @@
+"""The visitor WebSocket protocol: parse and validate client frames (see docs/protocol.md).
+
+Parsing is pure: a raw text frame goes in, a typed frame or a ProtocolError comes out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.core.models import Page, VisitorInfo
+
+MAX_NAME = 80
+MAX_EMAIL = 254
+MAX_URL = 2048
+MAX_TITLE = 300
+MAX_DRAFT = 1000
+EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+# Cc (except tab/newline) and Cf such as bidi overrides can hide or reorder text in a client.
+_DROP_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+
+class ProtocolError(ValueError):
+    """A frame the server refuses; `code` goes into the `error` frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StartFrame:
+    visitor: VisitorInfo
+    topic: str | None
+    page: Page
+
+
+@dataclass(frozen=True)
+class ResumeFrame:
+    token: str
+    after: int
+
+
+@dataclass(frozen=True)
+class MessageFrame:
+    client_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TypingFrame:
+    active: bool
+
+
+@dataclass(frozen=True)
+class ReadFrame:
+    seq: int
+
+
+@dataclass(frozen=True)
+class EndFrame:
+    pass
+
+
+@dataclass(frozen=True)
+class PingFrame:
+    pass
+
+
+ClientFrame = (
+    StartFrame | ResumeFrame | MessageFrame | TypingFrame | ReadFrame | EndFrame | PingFrame
+)
+
+
+def clean_text(text: str, *, multiline: bool = True) -> str:
+    """Normalise untrusted text: NFC, no control or format characters, trimmed.
+
+    Keeps newlines (and tabs) in multi-line text; zero-width joiners stay so emoji survive.
+    """
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    kept = []
+    for ch in text:
+        if ch in "\n\t":
+            kept.append(ch if multiline else " ")
+        elif ch == "\u200d" or unicodedata.category(ch) not in _DROP_CATEGORIES:
+            kept.append(ch)
+    return "".join(kept).strip()
+
+
+def parse_frame(raw: str, *, max_text: int, user_agent: str = "") -> ClientFrame:
+    """Turn one text frame into a typed frame; raises ProtocolError with a stable code."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ProtocolError("bad_json", "frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_frame", "frame must be a JSON object")
+    kind = data.get("type")
+    parser = _PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        raise ProtocolError("unknown_type", f"unknown frame type {kind!r}")
+    return parser(data, max_text, user_agent)
+
+
+def _field(data: dict[str, Any], key: str, kind: type, *, required: bool = True) -> Any:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ProtocolError("missing_field", f"field {key!r} is required")
+        return None
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise ProtocolError("bad_field", f"field {key!r} must be {kind.__name__}")
+    return value
+
+
+def _bounded(value: str, limit: int, key: str, *, multiline: bool = False) -> str:
+    if len(value) > limit:
+        raise ProtocolError("too_long", f"field {key!r} is longer than {limit} characters")
+    return clean_text(value, multiline=multiline)
+
+
+def _start(data: dict[str, Any], max_text: int, user_agent: str) -> StartFrame:
+    visitor = _field(data, "visitor", dict)
+    name = _bounded(_field(visitor, "name", str), MAX_NAME, "visitor.name")
+    if not name:
+        raise ProtocolError("missing_field", "field 'visitor.name' must not be empty")
+    email = _bounded(_field(visitor, "email", str), MAX_EMAIL, "visitor.email")
+    if not EMAIL_RE.match(email):
+        raise ProtocolError("bad_email", "field 'visitor.email' is not an email address")
+    page = _field(data, "page", dict, required=False) or {}
+    lang = _field(data, "lang", str, required=False) or ""
+    topic = _field(data, "topic", str, required=False)
+    return StartFrame(
+        visitor=VisitorInfo(
+            name=name,
+            email=email,
+            lang=lang if LANG_RE.match(lang) else "",
+            user_agent=clean_text(user_agent[:MAX_TITLE], multiline=False),
+        ),
+        topic=topic,
+        page=Page(
+            url=_bounded(_field(page, "url", str, required=False) or "", MAX_URL, "page.url"),
+            title=_bounded(
+                _field(page, "title", str, required=False) or "", MAX_TITLE, "page.title"
+            ),
+            referrer=_bounded(
+                _field(page, "referrer", str, required=False) or "", MAX_URL, "page.referrer"
+            ),
+        ),
+    )
+
+
+def _resume(data: dict[str, Any], max_text: int, user_agent: str) -> ResumeFrame:
+    token = _field(data, "token", str)
+    if len(token) > 128:
+        raise ProtocolError("bad_token", "unknown conversation token")
+    after = _field(data, "after", int, required=False) or 0
+    if after < 0:
+        raise ProtocolError("bad_field", "field 'after' must not be negative")
+    return ResumeFrame(token=token, after=after)
+
+
+def _message(data: dict[str, Any], max_text: int, user_agent: str) -> MessageFrame:
+    client_id = _field(data, "client_id", str)
+    if not CLIENT_ID_RE.match(client_id):
+        raise ProtocolError("bad_field", "field 'client_id' must be 1-64 of A-Z a-z 0-9 _ -")
+    raw = _field(data, "text", str)
+    if len(raw) > max_text:
+        raise ProtocolError("too_long", f"message is longer than {max_text} characters")
+    text = clean_text(raw)
+    if not text:
+        raise ProtocolError("empty", "message is empty")
+    return MessageFrame(client_id=client_id, text=text)
+
+
+def _typing(data: dict[str, Any], max_text: int, user_agent: str) -> TypingFrame:
+    return TypingFrame(active=_field(data, "active", bool))
+
+
+def _read(data: dict[str, Any], max_text: int, user_agent: str) -> ReadFrame:
+    return ReadFrame(seq=_field(data, "seq", int))
+
+
+def _end(data: dict[str, Any], max_text: int, user_agent: str) -> EndFrame:
+    return EndFrame()
+
+
+def _ping(data: dict[str, Any], max_text: int, user_agent: str) -> PingFrame:
+    return PingFrame()
+
+
+_PARSERS = {
+    "start": _start,
+    "resume": _resume,
+    "message": _message,
+    "typing": _typing,
+    "read": _read,
+    "end": _end,
+    "ping": _ping,
+}

@@ -1,0 +1,39 @@
+"""The conversation state machine: waiting → active → ended."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bridge.core.models import Status
+
+
+class Happening(StrEnum):
+    AGENT_JOINED = "agent_joined"
+    AGENT_REPLIED = "agent_replied"
+    ENDED = "ended"
+
+
+class InvalidTransition(ValueError):
+    pass
+
+
+_NEXT: dict[tuple[Status, Happening], Status] = {
+    (Status.WAITING, Happening.AGENT_JOINED): Status.ACTIVE,
+    (Status.WAITING, Happening.AGENT_REPLIED): Status.ACTIVE,
+    (Status.ACTIVE, Happening.AGENT_JOINED): Status.ACTIVE,
+    (Status.ACTIVE, Happening.AGENT_REPLIED): Status.ACTIVE,
+    (Status.WAITING, Happening.ENDED): Status.ENDED,
+    (Status.ACTIVE, Happening.ENDED): Status.ENDED,
+}
+
+
+def next_status(current: Status, happening: Happening) -> Status:
+    """The status after `happening`; raises InvalidTransition when it cannot happen now."""
+    try:
+        return _NEXT[(current, happening)]
+    except KeyError:
+        raise InvalidTransition(f"{happening} is not possible in {current}") from None
+
+
+def is_open(status: Status) -> bool:
+    return status is not Status.ENDED

@@ -1,0 +1,1 @@
+"""Private development servers (a throwaway Synapse) for the demo, tests and benchmarks."""

@@ -1,0 +1,488 @@
+"""The switchboard: the one place where every event is ordered, stored and routed.
+
+Visitor line: validate → store (gets its seq) → ack → outbox → backend.
+Agent line: identify conversation and agent → store → push to the visitor's live sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from bridge.backends.base import (
+    AgentMessage,
+    AgentTyping,
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    Connected,
+    InboundEvent,
+    MemberJoined,
+    MemberLeft,
+    RateLimited,
+    RoomSpec,
+)
+from bridge.config import AgentConfig, Config, QueueConfig
+from bridge.core import frames
+from bridge.core.models import (
+    AgentId,
+    Conversation,
+    ConversationId,
+    Item,
+    ItemKind,
+    QueueId,
+    RoomRef,
+    Sender,
+    Status,
+)
+from bridge.core.protocol import MessageFrame, ProtocolError, ResumeFrame, StartFrame
+from bridge.core.states import Happening, InvalidTransition, next_status
+from bridge.core.templates import render
+from bridge.store import Store
+from bridge.tasks import TaskGroup, backoff_delays
+
+log = logging.getLogger(__name__)
+
+COMMAND_PREFIX = "!"
+T = TypeVar("T")
+
+
+class VisitorSink(Protocol):
+    """One live visitor connection; the web layer implements it over a WebSocket."""
+
+    async def send(self, frame: frames.Frame) -> None: ...
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Hub:
+    """Orders, stores and routes every event between visitors and the backend."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        backend: Backend,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.backend = backend
+        self.clock = clock
+        self._sinks: dict[ConversationId, set[VisitorSink]] = {}
+        self._couriers: dict[ConversationId, asyncio.Task[None]] = {}
+        self._retry_now = asyncio.Event()
+        self._tasks = TaskGroup()
+
+    async def start(self) -> None:
+        """Start the backend, then resume every delivery a previous run left unfinished."""
+        await self.backend.start(self.on_inbound)
+        for conversation in self.store.open_conversations():
+            if conversation.room is None:
+                self._kick(conversation.id)
+        for conversation_id in self.store.conversations_with_outbox():
+            self._kick(conversation_id)
+
+    async def stop(self) -> None:
+        await self._tasks.close()
+        await self.backend.stop()
+
+    # -- visitor side --------------------------------------------------------------------
+
+    async def start_conversation(self, frame: StartFrame, sink: VisitorSink) -> Conversation:
+        queue = self._queue_for_topic(frame.topic)
+        token = secrets.token_urlsafe(24)
+        conversation = self.store.create_conversation(
+            ConversationId(secrets.token_hex(8)),
+            QueueId(queue.id),
+            frame.visitor,
+            frame.page,
+            hash_token(token),
+            self.clock(),
+        )
+        log.info("conversation %s: started in queue %s", conversation.id, queue.id)
+        await sink.send(frames.started_frame(conversation, token))
+        self.attach(conversation.id, sink)
+        if queue.welcome:
+            await self._append_system(conversation, self._render_welcome(conversation, queue))
+        self._kick(conversation.id)
+        await self._send_queue_position(conversation, sink)
+        return conversation
+
+    async def resume(self, frame: ResumeFrame, sink: VisitorSink) -> Conversation:
+        conversation = self.store.conversation_by_token(hash_token(frame.token))
+        if conversation is None:
+            raise ProtocolError("bad_token", "unknown conversation token")
+        await sink.send(frames.resumed_frame(conversation))
+        for item in self.store.items_after(conversation.id, frame.after):
+            await sink.send(frames.item_frame(item))
+        self.attach(conversation.id, sink)
+        log.info("conversation %s: visitor resumed after seq %d", conversation.id, frame.after)
+        if conversation.status is Status.WAITING:
+            await self._send_queue_position(conversation, sink)
+        return conversation
+
+    def attach(self, conversation_id: ConversationId, sink: VisitorSink) -> None:
+        self._sinks.setdefault(conversation_id, set()).add(sink)
+
+    def detach(self, conversation_id: ConversationId, sink: VisitorSink) -> None:
+        sinks = self._sinks.get(conversation_id)
+        if sinks is not None:
+            sinks.discard(sink)
+            if not sinks:
+                del self._sinks[conversation_id]
+
+    async def visitor_message(
+        self, conversation_id: ConversationId, frame: MessageFrame, origin: VisitorSink
+    ) -> int:
+        """Store a visitor line durably and queue it for the room; returns its seq."""
+        conversation = self._open_conversation(conversation_id)
+        item, created = self.store.append_item(
+            conversation.id,
+            ItemKind.TEXT,
+            Sender.VISITOR,
+            conversation.visitor.name,
+            frame.text,
+            self.clock(),
+            client_id=frame.client_id,
+        )
+        if created:
+            log.debug("conversation %s: visitor line seq %d: %r", conversation.id, item.seq,
+                      item.text)
+            await self._push(conversation.id, frames.item_frame(item), skip=origin)
+            self._kick(conversation.id)
+        return item.seq
+
+    async def visitor_typing(self, conversation_id: ConversationId, active: bool) -> None:
+        conversation = self._open_conversation(conversation_id)
+        if conversation.room is not None:
+            self._tasks.spawn(
+                self._set_typing(conversation.id, conversation.room, active),
+                name=f"typing-{conversation.id}",
+            )
+
+    async def visitor_end(self, conversation_id: ConversationId) -> None:
+        conversation = self._open_conversation(conversation_id)
+        await self._end(conversation, Sender.VISITOR, conversation.visitor.name)
+
+    def _open_conversation(self, conversation_id: ConversationId) -> Conversation:
+        conversation = self.store.conversation(conversation_id)
+        if conversation is None:
+            raise ProtocolError("no_conversation", "start or resume a conversation first")
+        if conversation.status is Status.ENDED:
+            raise ProtocolError("ended", "this conversation has ended; start a new one")
+        return conversation
+
+    async def _end(self, conversation: Conversation, by: Sender, name: str) -> None:
+        now = self.clock()
+        status = next_status(conversation.status, Happening.ENDED)
+        item, _ = self.store.append_item(
+            conversation.id, ItemKind.ENDED, by, name, "", now, delivered=by is Sender.AGENT
+        )
+        self.store.set_status(conversation.id, status, ended_at=now)
+        log.info("conversation %s: ended by %s", conversation.id, by.value)
+        await self._push(conversation.id, frames.item_frame(item))
+        self._kick(conversation.id)
+
+    # -- backend side --------------------------------------------------------------------
+
+    async def on_inbound(self, event: InboundEvent) -> None:
+        """The one entry point for everything a backend reports, in the order it happened."""
+        try:
+            if isinstance(event, Connected):
+                self._wake_couriers()
+            elif isinstance(event, AgentMessage):
+                await self._on_agent_message(event)
+            elif isinstance(event, AgentTyping):
+                await self._on_agent_typing(event)
+            elif isinstance(event, MemberJoined | MemberLeft):
+                await self._on_membership(event)
+        except Exception:
+            log.exception("failed to handle %s", type(event).__name__)
+
+    def _agent_in_room(
+        self, room: RoomRef, address: str, what: str
+    ) -> tuple[Conversation, AgentConfig] | None:
+        conversation = self.store.conversation_by_room(room)
+        if conversation is None:
+            return None
+        agent = self.config.agent_by_address(address)
+        if agent is None:
+            log.warning("conversation %s: %s from %s, who is not a configured agent; not relayed",
+                        conversation.id, what, address)
+            return None
+        return conversation, agent
+
+    async def _on_agent_message(self, event: AgentMessage) -> None:
+        found = self._agent_in_room(event.room, event.sender, "message")
+        if found is None:
+            return
+        conversation, agent = found
+        if event.text.startswith(COMMAND_PREFIX) and not event.text.startswith("!!"):
+            await self._on_command(conversation, agent, event)
+            return
+        if conversation.status is Status.ENDED:
+            await self._notice(conversation, "This chat has ended; the visitor no longer sees "
+                               "new messages.", key=f"ended-{event.event_id}")
+            return
+        text = event.text[1:] if event.text.startswith("!!") else event.text
+        item, created = self.store.append_item(
+            conversation.id,
+            ItemKind.TEXT,
+            Sender.AGENT,
+            self._agent_name(agent, event.sender_name),
+            text,
+            event.ts,
+            sender_id=agent.id,
+            event_id=event.event_id,
+            delivered=True,
+        )
+        if not created:
+            return
+        self.store.set_first_response(conversation.id, event.ts)
+        self._agent_engaged(conversation, agent, Happening.AGENT_REPLIED)
+        log.debug("conversation %s: agent %s line seq %d", conversation.id, agent.id, item.seq)
+        await self._push(conversation.id, frames.item_frame(item))
+
+    async def _on_command(
+        self, conversation: Conversation, agent: AgentConfig, event: AgentMessage
+    ) -> None:
+        # The command layer arrives with its own module; until then a command is never
+        # relayed to the visitor, and the agent learns why.
+        name = event.text[1:].split(maxsplit=1)[0] if len(event.text) > 1 else ""
+        log.info("conversation %s: agent %s sent command %r", conversation.id, agent.id, name)
+        if name == "end":
+            if conversation.status is not Status.ENDED:
+                await self._end(conversation, Sender.AGENT, self._agent_name(agent, ""))
+                await self._notice(conversation, "Chat ended.", key=f"cmd-{event.event_id}")
+            return
+        await self._notice(
+            conversation,
+            f"Unknown command {COMMAND_PREFIX}{name}. Available: !end. "
+            "Write !!text to send a line that starts with '!'.",
+            key=f"cmd-{event.event_id}",
+        )
+
+    async def _on_agent_typing(self, event: AgentTyping) -> None:
+        found = self._agent_in_room(event.room, event.sender, "typing")
+        if found is None:
+            return
+        conversation, agent = found
+        name = self._agent_name(agent, event.sender_name)
+        await self._push(conversation.id, frames.typing_frame(name, event.active))
+
+    async def _on_membership(self, event: MemberJoined | MemberLeft) -> None:
+        found = self._agent_in_room(event.room, event.member, "membership")
+        if found is None:
+            return
+        conversation, agent = found
+        joined = isinstance(event, MemberJoined)
+        item, created = self.store.append_item(
+            conversation.id,
+            ItemKind.JOINED if joined else ItemKind.LEFT,
+            Sender.AGENT,
+            self._agent_name(agent, event.member_name),
+            "",
+            self.clock(),
+            sender_id=agent.id,
+            event_id=event.event_id,
+            delivered=True,
+        )
+        if not created:
+            return
+        log.info("conversation %s: agent %s %s", conversation.id, agent.id,
+                 "joined" if joined else "left")
+        if joined and conversation.status is not Status.ENDED:
+            self._agent_engaged(conversation, agent, Happening.AGENT_JOINED)
+        await self._push(conversation.id, frames.item_frame(item))
+
+    def _agent_engaged(
+        self, conversation: Conversation, agent: AgentConfig, happening: Happening
+    ) -> None:
+        try:
+            status = next_status(conversation.status, happening)
+        except InvalidTransition:
+            return
+        if status is not conversation.status:
+            self.store.set_status(conversation.id, status)
+        if conversation.agent_id is None:
+            self.store.set_agent(conversation.id, AgentId(agent.id))
+
+    # -- delivery to the room (the outbox) ----------------------------------------------
+
+    def _kick(self, conversation_id: ConversationId) -> None:
+        task = self._couriers.get(conversation_id)
+        if task is None or task.done():
+            self._couriers[conversation_id] = self._tasks.spawn(
+                self._deliver(conversation_id), name=f"courier-{conversation_id}"
+            )
+
+    async def _deliver(self, conversation_id: ConversationId) -> None:
+        """Post the conversation's undelivered items in seq order, one at a time, until none
+        are left. Failed posts are retried with the same key, so nothing is lost or doubled."""
+        try:
+            while True:
+                conversation = self.store.conversation(conversation_id)
+                if conversation is None:
+                    return
+                room = conversation.room or await self._retrying(
+                    conversation_id, "open room", self._open_room, conversation
+                )
+                pending = self.store.undelivered(conversation_id)
+                if not pending:
+                    return  # no await since the query: no item can slip in unseen
+                for item in pending:
+                    event_id = await self._retrying(
+                        conversation_id, f"post seq {item.seq}", self._post, room, item
+                    )
+                    self.store.mark_delivered(conversation_id, item.seq, event_id)
+        finally:
+            if self._couriers.get(conversation_id) is asyncio.current_task():
+                del self._couriers[conversation_id]
+
+    async def _open_room(self, conversation: Conversation) -> RoomRef:
+        queue = self._queue(conversation.queue_id)
+        invite = tuple(
+            agent.address
+            for agent_id in (queue.agents if queue else ())
+            if (agent := self.config.agent(agent_id)) is not None
+        )
+        queue_name = queue.name if queue else conversation.queue_id
+        topic = " · ".join(
+            part for part in (conversation.visitor.email, conversation.page.title,
+                              conversation.page.url) if part
+        )
+        room = await self.backend.open_room(
+            RoomSpec(
+                name=f"💬 {conversation.visitor.name} · {queue_name}",
+                topic=topic,
+                visitor_nick=f"{conversation.visitor.name} (visitor)",
+                invite=invite,
+                key=conversation.id,
+            )
+        )
+        self.store.set_room(conversation.id, room)
+        log.info("conversation %s: room %s opened, invited %d agents", conversation.id, room,
+                 len(invite))
+        return room
+
+    async def _post(self, room: RoomRef, item: Item) -> str:
+        key = item.txn_id or f"lcb.{item.conversation_id}.{item.seq}"
+        if item.kind is ItemKind.ENDED:
+            return await self.backend.post_notice(room, f"{item.name} ended the chat.", key=key)
+        if item.sender is Sender.SYSTEM:
+            return await self.backend.post_notice(room, item.text, key=key)
+        return await self.backend.post_text(room, item.text, key=key)
+
+    async def _retrying(
+        self, conversation_id: ConversationId, what: str, attempt: Callable[..., Awaitable[T]],
+        *args: Any,
+    ) -> T:
+        delays = backoff_delays()
+        while True:
+            try:
+                return await attempt(*args)
+            except RateLimited as exc:
+                delay = exc.retry_after
+            except BackendUnavailable as exc:
+                delay = next(delays)
+                log.warning("conversation %s: %s failed (%s), retry in %.1fs", conversation_id,
+                            what, exc, delay)
+            except BackendError as exc:
+                delay = max(next(delays), 5.0)
+                log.error("conversation %s: %s refused (%s), retry in %.1fs", conversation_id,
+                          what, exc, delay)
+            await self._pause(delay)
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep before a retry, cut short when the backend reports it is connected again."""
+        try:
+            await asyncio.wait_for(self._retry_now.wait(), delay)
+        except TimeoutError:
+            pass
+
+    def _wake_couriers(self) -> None:
+        self._retry_now.set()
+        self._retry_now = asyncio.Event()
+        for conversation_id in self.store.conversations_with_outbox():
+            self._kick(conversation_id)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _append_system(self, conversation: Conversation, text: str) -> Item:
+        item, _ = self.store.append_item(
+            conversation.id, ItemKind.TEXT, Sender.SYSTEM, "", text, self.clock()
+        )
+        await self._push(conversation.id, frames.item_frame(item))
+        return item
+
+    async def _notice(self, conversation: Conversation, text: str, *, key: str) -> None:
+        """A notice for the agents only (never stored in the visitor's timeline)."""
+        if conversation.room is None:
+            return
+        try:
+            await self.backend.post_notice(conversation.room, text, key=key)
+        except BackendError as exc:
+            log.warning("conversation %s: notice not posted (%s)", conversation.id, exc)
+
+    async def _set_typing(self, conversation_id: ConversationId, room: RoomRef,
+                          active: bool) -> None:
+        try:
+            await self.backend.set_typing(room, active)
+        except BackendError as exc:
+            log.debug("conversation %s: typing not shown (%s)", conversation_id, exc)
+
+    async def _push(
+        self, conversation_id: ConversationId, frame: frames.Frame, skip: VisitorSink | None = None
+    ) -> None:
+        for sink in list(self._sinks.get(conversation_id, ())):
+            if sink is not skip:
+                await sink.send(frame)
+
+    async def _send_queue_position(self, conversation: Conversation, sink: VisitorSink) -> None:
+        await sink.send(frames.queue_frame(self.store.waiting_position(conversation), None))
+
+    def _queue_for_topic(self, topic: str | None) -> QueueConfig:
+        if topic is None or topic == "":
+            return self.config.queues[0]
+        queue = self.config.queue(topic)
+        if queue is None:
+            raise ProtocolError("unknown_topic", f"no queue {topic!r}; see /v1/status")
+        return queue
+
+    def _queue(self, queue_id: str) -> QueueConfig | None:
+        return self.config.queue(queue_id)
+
+    def _render_welcome(self, conversation: Conversation, queue: QueueConfig) -> str:
+        return render(
+            queue.welcome,
+            {"visitor": conversation.visitor.name, "queue": queue.name, "agent": "an agent"},
+        )
+
+    @staticmethod
+    def _agent_name(agent: AgentConfig, shown_name: str) -> str:
+        return agent.name or shown_name or agent.id
+
+    def status(self) -> dict[str, Any]:
+        """The public availability answer behind GET /v1/status."""
+        queues = []
+        for queue in self.config.queues:
+            available = bool(queue.agents)
+            queues.append({
+                "id": queue.id,
+                "name": queue.name,
+                "topic": queue.topic,
+                "open": True,
+                "available": available,
+                "waiting": self.store.count_waiting(queue.id),
+                "wait_s": None,
+            })
+        return {"available": any(q["available"] for q in queues), "queues": queues}

@@ -1,0 +1,375 @@
+"""SQLite storage: the only module that knows table names or SQL.
+
+WAL mode with synchronous=FULL: a visitor line is acknowledged only after its commit reached
+the disk, and the outbox (undelivered items) survives a kill -9.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+from bridge.core.models import (
+    AgentId,
+    Conversation,
+    ConversationId,
+    Item,
+    ItemKind,
+    Page,
+    QueueId,
+    RoomRef,
+    Sender,
+    Status,
+    VisitorInfo,
+)
+
+log = logging.getLogger(__name__)
+
+migrations = Migrations("livechat")
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE visitors (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            email TEXT NOT NULL,
+            lang TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX visitors_email ON visitors(email);
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            visitor_id INTEGER NOT NULL REFERENCES visitors(id),
+            token_hash TEXT NOT NULL UNIQUE,
+            queue_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            room TEXT UNIQUE,
+            agent_id TEXT,
+            page_url TEXT NOT NULL DEFAULT '',
+            page_title TEXT NOT NULL DEFAULT '',
+            referrer TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            first_response_at REAL,
+            ended_at REAL,
+            last_seq INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX conversations_status ON conversations(status);
+        CREATE TABLE items (
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            sender_id TEXT,
+            name TEXT NOT NULL,
+            text TEXT NOT NULL,
+            ts REAL NOT NULL,
+            client_id TEXT,
+            txn_id TEXT,
+            event_id TEXT,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (conversation_id, seq)
+        ) WITHOUT ROWID;
+        CREATE UNIQUE INDEX items_client_id ON items(conversation_id, client_id)
+            WHERE client_id IS NOT NULL;
+        CREATE UNIQUE INDEX items_event_id ON items(conversation_id, event_id)
+            WHERE event_id IS NOT NULL;
+        CREATE INDEX items_outbox ON items(conversation_id, seq) WHERE delivered = 0;
+        CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
+_CONVERSATION_COLUMNS = """
+    c.id, c.queue_id, c.status, c.room, c.agent_id, c.page_url, c.page_title, c.referrer,
+    c.created_at, c.first_response_at, c.ended_at, c.last_seq,
+    v.name AS visitor_name, v.email AS visitor_email, v.lang, v.user_agent
+"""
+
+
+class Store:
+    """Conversations, their timelines and the outbox, in one SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = Database(str(path))
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self._refuse_newer_schema()
+        migrations.apply(self.db)
+
+    def _refuse_newer_schema(self) -> None:
+        known = {m.name for m in migrations._migrations}
+        unknown = [m.name for m in migrations.applied(self.db) if m.name not in known]
+        if unknown:
+            raise StoreError(
+                f"database has migrations this version does not know ({', '.join(unknown)}): "
+                "it was used by a newer livechat-bridge; upgrade instead of downgrading"
+            )
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- conversations ------------------------------------------------------------------
+
+    def create_conversation(
+        self,
+        conversation_id: ConversationId,
+        queue_id: QueueId,
+        visitor: VisitorInfo,
+        page: Page,
+        token_hash: str,
+        now: float,
+    ) -> Conversation:
+        with self.db.atomic():
+            visitor_id = self.db.execute(
+                "INSERT INTO visitors (name, email, lang, user_agent, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (visitor.name, visitor.email, visitor.lang, visitor.user_agent, now),
+            ).lastrowid
+            self.db.execute(
+                "INSERT INTO conversations (id, visitor_id, token_hash, queue_id, status,"
+                " page_url, page_title, referrer, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (conversation_id, visitor_id, token_hash, queue_id, Status.WAITING.value,
+                 page.url, page.title, page.referrer, now),
+            )
+        conversation = self.conversation(conversation_id)
+        assert conversation is not None
+        return conversation
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        return self._one_conversation("c.id = ?", conversation_id)
+
+    def conversation_by_token(self, token_hash: str) -> Conversation | None:
+        return self._one_conversation("c.token_hash = ?", token_hash)
+
+    def conversation_by_room(self, room: str) -> Conversation | None:
+        return self._one_conversation("c.room = ?", room)
+
+    def open_conversations(self) -> list[Conversation]:
+        return list(self._conversations("c.status != ?", Status.ENDED.value))
+
+    def waiting_position(self, conversation: Conversation) -> int:
+        """1-based place in its queue's line among conversations nobody answered yet."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM conversations WHERE queue_id = ? AND status = ?"
+            " AND created_at <= ?",
+            (conversation.queue_id, Status.WAITING.value, conversation.created_at),
+        ).fetchone()
+        return int(row[0])
+
+    def count_waiting(self, queue_id: str) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM conversations WHERE queue_id = ? AND status = ?",
+            (queue_id, Status.WAITING.value),
+        ).fetchone()
+        return int(row[0])
+
+    def set_room(self, conversation_id: ConversationId, room: RoomRef) -> None:
+        self._update(conversation_id, room=room)
+
+    def set_status(
+        self, conversation_id: ConversationId, status: Status, *, ended_at: float | None = None
+    ) -> None:
+        self._update(conversation_id, status=status.value, ended_at=ended_at)
+
+    def set_agent(self, conversation_id: ConversationId, agent_id: AgentId) -> None:
+        self._update(conversation_id, agent_id=agent_id)
+
+    def set_first_response(self, conversation_id: ConversationId, now: float) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE conversations SET first_response_at = ?"
+                " WHERE id = ? AND first_response_at IS NULL",
+                (now, conversation_id),
+            )
+
+    def _update(self, conversation_id: ConversationId, **values: Any) -> None:
+        values = {k: v for k, v in values.items() if v is not None}
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        with self.db.atomic():
+            self.db.execute(
+                f"UPDATE conversations SET {assignments} WHERE id = ?",
+                (*values.values(), conversation_id),
+            )
+
+    def _one_conversation(self, where: str, value: str) -> Conversation | None:
+        return next(self._conversations(where, value), None)
+
+    def _conversations(self, where: str, *params: Any) -> Iterator[Conversation]:
+        sql = (
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c"
+            f" JOIN visitors v ON v.id = c.visitor_id WHERE {where} ORDER BY c.created_at"
+        )
+        for row in self.db.query(sql, params):
+            yield _conversation(row)
+
+    # -- timeline and outbox -----------------------------------------------------------
+
+    def append_item(
+        self,
+        conversation_id: ConversationId,
+        kind: ItemKind,
+        sender: Sender,
+        name: str,
+        text: str,
+        now: float,
+        *,
+        client_id: str | None = None,
+        sender_id: str | None = None,
+        event_id: str | None = None,
+        delivered: bool = False,
+    ) -> tuple[Item, bool]:
+        """Append one item with the next seq, durably; returns (item, created).
+
+        A repeated client_id (visitor retry) or event_id (backend redelivery) returns the
+        item stored the first time and `created=False`: nothing is ever stored twice.
+        """
+        with self.db.atomic():
+            existing = self._existing(conversation_id, client_id, event_id)
+            if existing is not None:
+                return existing, False
+            seq = self.db.execute(
+                "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?"
+                " RETURNING last_seq",
+                (conversation_id,),
+            ).fetchone()[0]
+            # The transaction id is written before the first send attempt, so a retry
+            # after a crash reuses it and the homeserver drops the duplicate.
+            txn_id = None if delivered else f"lcb.{conversation_id}.{seq}"
+            item = Item(
+                conversation_id=conversation_id,
+                seq=seq,
+                kind=kind,
+                sender=sender,
+                name=name,
+                text=text,
+                ts=now,
+                client_id=client_id,
+                sender_id=sender_id,
+                txn_id=txn_id,
+                event_id=event_id,
+                delivered=delivered,
+            )
+            self.db.execute(
+                "INSERT INTO items (conversation_id, seq, kind, sender, sender_id, name, text,"
+                " ts, client_id, txn_id, event_id, delivered) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (conversation_id, seq, kind.value, sender.value, sender_id, name, text, now,
+                 client_id, txn_id, event_id, int(delivered)),
+            )
+        return item, True
+
+    def _existing(
+        self, conversation_id: str, client_id: str | None, event_id: str | None
+    ) -> Item | None:
+        if client_id is not None:
+            found = self._items("conversation_id = ? AND client_id = ?", conversation_id, client_id)
+            if found:
+                return found[0]
+        if event_id is not None:
+            found = self._items("conversation_id = ? AND event_id = ?", conversation_id, event_id)
+            if found:
+                return found[0]
+        return None
+
+    def items_after(self, conversation_id: str, after: int) -> list[Item]:
+        return self._items("conversation_id = ? AND seq > ?", conversation_id, after)
+
+    def undelivered(self, conversation_id: str) -> list[Item]:
+        return self._items("conversation_id = ? AND delivered = 0", conversation_id)
+
+    def conversations_with_outbox(self) -> list[ConversationId]:
+        rows = self.db.execute("SELECT DISTINCT conversation_id FROM items WHERE delivered = 0")
+        return [ConversationId(row[0]) for row in rows]
+
+    def mark_delivered(self, conversation_id: str, seq: int, event_id: str) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE items SET delivered = 1, event_id = ?"
+                " WHERE conversation_id = ? AND seq = ?",
+                (event_id, conversation_id, seq),
+            )
+
+    def _items(self, where: str, *params: Any) -> list[Item]:
+        sql = f"SELECT * FROM items WHERE {where} ORDER BY seq"
+        return [_item(row) for row in self.db.query(sql, params)]
+
+    # -- backend state -----------------------------------------------------------------
+
+    def kv_get(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def kv_set(self, key: str, value: str) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+class StoreBackendState:
+    """The durable key-value slice a backend may use, namespaced per backend."""
+
+    def __init__(self, store: Store, namespace: str) -> None:
+        self._store = store
+        self._prefix = namespace + ":"
+
+    def get(self, key: str) -> str | None:
+        return self._store.kv_get(self._prefix + key)
+
+    def set(self, key: str, value: str) -> None:
+        self._store.kv_set(self._prefix + key, value)
+
+
+def _conversation(row: dict[str, Any]) -> Conversation:
+    return Conversation(
+        id=ConversationId(row["id"]),
+        queue_id=QueueId(row["queue_id"]),
+        status=Status(row["status"]),
+        visitor=VisitorInfo(
+            name=row["visitor_name"],
+            email=row["visitor_email"],
+            lang=row["lang"],
+            user_agent=row["user_agent"],
+        ),
+        page=Page(url=row["page_url"], title=row["page_title"], referrer=row["referrer"]),
+        created_at=row["created_at"],
+        room=RoomRef(row["room"]) if row["room"] else None,
+        agent_id=AgentId(row["agent_id"]) if row["agent_id"] else None,
+        first_response_at=row["first_response_at"],
+        ended_at=row["ended_at"],
+        last_seq=row["last_seq"],
+    )
+
+
+def _item(row: dict[str, Any]) -> Item:
+    return Item(
+        conversation_id=ConversationId(row["conversation_id"]),
+        seq=row["seq"],
+        kind=ItemKind(row["kind"]),
+        sender=Sender(row["sender"]),
+        name=row["name"],
+        text=row["text"],
+        ts=row["ts"],
+        client_id=row["client_id"],
+        sender_id=row["sender_id"],
+        txn_id=row["txn_id"],
+        event_id=row["event_id"],
+        delivered=bool(row["delivered"]),
+    )

@@ -1,0 +1,119 @@
+"""The aiohttp application: widget assets, the visitor socket and the small HTTP API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import weakref
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from bridge.config import Config
+from bridge.hub import Hub
+from bridge.web.ws import handle_ws
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+HUB = web.AppKey("hub", Hub)
+CONFIG = web.AppKey("config", Config)
+SOCKETS = web.AppKey("sockets", weakref.WeakSet)
+
+# Widget texts the admin may override under [widget.strings]; the widget has the same defaults.
+DEFAULT_STRINGS: dict[str, str] = {
+    "title": "Chat with us",
+    "start": "Start chat",
+    "name": "Your name",
+    "email": "Email",
+    "topic": "Topic",
+    "send": "Send",
+    "placeholder": "Write a message…",
+    "typing": "{name} is typing…",
+    "joined": "{name} joined",
+    "left": "{name} left",
+    "queue": "You are number {position} in line",
+    "offline": "We are offline right now.",
+    "ended": "The chat has ended.",
+    "reconnecting": "Reconnecting…",
+}
+
+
+def create_app(config: Config, hub: Hub) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[HUB] = hub
+    app[CONFIG] = config
+    app[SOCKETS] = weakref.WeakSet()
+    app.router.add_get("/v1/ws", _ws)
+    app.router.add_get("/v1/config", _widget_config)
+    app.router.add_get("/v1/status", _status)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/widget.js", _static_file("widget.js", "application/javascript"))
+    app.router.add_get("/demo", _static_file("demo.html", "text/html"))
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def _ws(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    return await handle_ws(request, app[HUB], app[CONFIG].server, app[SOCKETS])
+
+
+def _cors(request: web.Request, response: web.Response, config: Config) -> web.Response:
+    """Let the configured sites read the public, visitor-independent answers."""
+    origin = request.headers.get("Origin", "").rstrip("/")
+    if origin and origin in (*config.server.allowed_origins, config.server.public_origin):
+        response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Vary"] = "Origin"
+    return response
+
+
+def _json(request: web.Request, body: dict[str, Any], max_age: int) -> web.Response:
+    response = web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return _cors(request, response, request.app[CONFIG])
+
+
+async def _widget_config(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    body = {
+        "title": config.widget.title,
+        "color": config.widget.color,
+        "position": config.widget.position,
+        "max_text": config.server.max_text,
+        "queues": [{"id": q.id, "name": q.name, "topic": q.topic} for q in config.queues],
+        "strings": {**DEFAULT_STRINGS, "title": config.widget.title, **config.widget.strings},
+    }
+    return _json(request, body, max_age=300)
+
+
+async def _status(request: web.Request) -> web.Response:
+    return _json(request, request.app[HUB].status(), max_age=10)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+def _static_file(name: str, content_type: str) -> Any:
+    async def serve(request: web.Request) -> web.Response:
+        response = web.Response(
+            body=(STATIC / name).read_bytes(), content_type=content_type, charset="utf-8"
+        )
+        response.headers["Cache-Control"] = "public, max-age=300"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.enable_compression()
+        if name.endswith(".html"):
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
+            )
+        return response
+
+    return serve
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Tell widgets we are going away, so they reconnect (and resume) at once."""
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

@@ -1,0 +1,154 @@
+"""The visitor WebSocket endpoint `/v1/ws` (protocol in docs/protocol.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from weakref import WeakSet
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bridge.config import ServerConfig
+from bridge.core import frames
+from bridge.core.models import ConversationId
+from bridge.core.protocol import (
+    EndFrame,
+    MessageFrame,
+    PingFrame,
+    ProtocolError,
+    ReadFrame,
+    ResumeFrame,
+    StartFrame,
+    TypingFrame,
+    parse_frame,
+)
+from bridge.core.ratelimit import TokenBucket
+from bridge.hub import Hub
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 64 * 1024
+# A client that keeps flooding after being told is closed: it is not a widget.
+MAX_REFUSED_FRAMES = 50
+
+
+class SocketSink:
+    """A visitor connection as the hub sees it."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send(self, frame: frames.Frame) -> None:
+        if self.ws.closed:
+            return
+        try:
+            await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("visitor socket gone while sending: %s", exc)
+
+
+def origin_allowed(request: web.Request, server: ServerConfig) -> bool:
+    """Browsers always send Origin on a WebSocket; only listed sites (and our own) may connect.
+
+    A request without Origin is not from a browser page, so it cannot ride on a visitor's
+    session; it is let through like any other HTTP client.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return origin.rstrip("/") in (*server.allowed_origins, server.public_origin)
+
+
+class VisitorConnection:
+    """Reads one socket's frames in order and hands them to the hub."""
+
+    def __init__(self, hub: Hub, server: ServerConfig, ws: web.WebSocketResponse,
+                 user_agent: str) -> None:
+        self.hub = hub
+        self.server = server
+        self.ws = ws
+        self.sink = SocketSink(ws)
+        self.user_agent = user_agent
+        self.conversation_id: ConversationId | None = None
+        self.bucket = TokenBucket(rate=server.frames_per_10s / 10, burst=server.frames_per_10s)
+        self.refused = 0
+
+    async def run(self) -> None:
+        try:
+            async for msg in self.ws:
+                if msg.type is WSMsgType.TEXT:
+                    if not await self.handle(msg.data):
+                        break
+                elif msg.type is WSMsgType.BINARY:
+                    await self.sink.send(frames.error_frame("bad_frame", "send JSON text frames"))
+        finally:
+            if self.conversation_id is not None:
+                self.hub.detach(self.conversation_id, self.sink)
+
+    async def handle(self, raw: str) -> bool:
+        """Handle one frame; False closes the connection."""
+        if not self.bucket.allow(time.monotonic()):
+            self.refused += 1
+            if self.refused > MAX_REFUSED_FRAMES:
+                await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flooding")
+                return False
+            await self.sink.send(frames.error_frame("rate_limited", "too many frames; slow down"))
+            return True
+        try:
+            frame = parse_frame(raw, max_text=self.server.max_text, user_agent=self.user_agent)
+            await self.dispatch(frame)
+        except ProtocolError as exc:
+            await self.sink.send(frames.error_frame(exc.code, exc.message))
+        except Exception:
+            ref = f"{time.time_ns() & 0xFFFFFF:06x}"
+            log.exception("conversation %s: internal error (ref %s)", self.conversation_id, ref)
+            await self.sink.send(frames.error_frame("internal", f"internal error (ref {ref})"))
+        return True
+
+    async def dispatch(self, frame: object) -> None:
+        match frame:
+            case PingFrame():
+                await self.sink.send({"type": "pong"})
+            case StartFrame():
+                self._leave()
+                conversation = await self.hub.start_conversation(frame, self.sink)
+                self.conversation_id = conversation.id
+            case ResumeFrame():
+                self._leave()
+                conversation = await self.hub.resume(frame, self.sink)
+                self.conversation_id = conversation.id
+            case MessageFrame():
+                seq = await self.hub.visitor_message(self._current(), frame, self.sink)
+                await self.sink.send(frames.ack_frame(frame.client_id, seq))
+            case TypingFrame():
+                await self.hub.visitor_typing(self._current(), frame.active)
+            case ReadFrame():
+                self._current()
+            case EndFrame():
+                await self.hub.visitor_end(self._current())
+
+    def _current(self) -> ConversationId:
+        if self.conversation_id is None:
+            raise ProtocolError("no_conversation", "start or resume a conversation first")
+        return self.conversation_id
+
+    def _leave(self) -> None:
+        if self.conversation_id is not None:
+            self.hub.detach(self.conversation_id, self.sink)
+            self.conversation_id = None
+
+
+async def handle_ws(
+    request: web.Request, hub: Hub, server: ServerConfig, sockets: WeakSet[web.WebSocketResponse]
+) -> web.StreamResponse:
+    if not origin_allowed(request, server):
+        log.info("refused a visitor socket from origin %r", request.headers.get("Origin"))
+        raise web.HTTPForbidden(text="origin not allowed")
+    # Compression off: a deflate context costs about 7x the memory of an idle socket.
+    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_FRAME_BYTES, heartbeat=55)
+    await ws.prepare(request)
+    sockets.add(ws)
+    connection = VisitorConnection(hub, server, ws, request.headers.get("User-Agent", ""))
+    await connection.run()
+    return ws

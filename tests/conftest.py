@@ -1,0 +1,79 @@
+"""Shared fixtures: real servers are started here, once per session, and always stopped."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bridge.devserver.synapse import INSTALL_HINT, SynapseServer, prepare_synapse, synapse_installed
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def require_synapse() -> None:
+    # A missing real part fails loudly: a skipped integration test is not a passed one.
+    if not synapse_installed():
+        pytest.fail(f"matrix-synapse is not installed: {INSTALL_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def require_chromium() -> str:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.fail(
+            "Debian chromium is missing: apt-get install -y --no-install-recommends chromium",
+            pytrace=False,
+        )
+    return CHROMIUM
+
+
+@dataclass
+class Homeserver:
+    server: SynapseServer
+    admin_token: str
+    bot_id: str
+    bot_password: str
+    agent_id: str
+    agent_token: str
+    agent2_id: str
+    agent2_token: str
+    stranger_id: str
+    stranger_token: str
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+
+@pytest.fixture(scope="session")
+def homeserver(
+    require_synapse: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Homeserver]:
+    """A private Synapse on loopback with a bot, two agents and a stranger."""
+    server = prepare_synapse(tmp_path_factory.mktemp("synapse"))
+    server.start()
+    try:
+        _, admin_token = server.register("admin", "admin-pw-1", admin=True)
+        bot_id, _ = server.register("support", "bot-pw-1", displayname="Support bot")
+        agent_id, agent_token = server.register("alice", "alice-pw-1", displayname="Alice")
+        agent2_id, agent2_token = server.register("bob", "bob-pw-1", displayname="Bob")
+        stranger_id, stranger_token = server.register("eve", "eve-pw-1", displayname="Eve")
+        server.override_ratelimit(admin_token, bot_id)
+        yield Homeserver(
+            server=server,
+            admin_token=admin_token,
+            bot_id=bot_id,
+            bot_password="bot-pw-1",
+            agent_id=agent_id,
+            agent_token=agent_token,
+            agent2_id=agent2_id,
+            agent2_token=agent2_token,
+            stranger_id=stranger_id,
+            stranger_token=stranger_token,
+        )
+    finally:
+        server.stop()

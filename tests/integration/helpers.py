@@ -1,0 +1,174 @@
+"""Test-side parts: a visitor on a real WebSocket and an agent on a real Matrix client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    RoomMessageNotice,
+    RoomMessageText,
+    SyncResponse,
+    TypingNoticeEvent,
+)
+
+Frame = dict[str, Any]
+
+
+class Visitor:
+    """A widget stand-in speaking the visitor protocol over a real WebSocket."""
+
+    def __init__(self, base_url: str, origin: str | None = None) -> None:
+        self.base_url = base_url
+        self.origin = origin
+        self.session: aiohttp.ClientSession | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.frames: list[Frame] = []
+        self._new = asyncio.Condition()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> Visitor:
+        self.session = aiohttp.ClientSession()
+        headers = {"Origin": self.origin} if self.origin else {}
+        self.ws = await self.session.ws_connect(f"{self.base_url}/v1/ws", headers=headers)
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                async with self._new:
+                    self.frames.append(json.loads(msg.data))
+                    self._new.notify_all()
+        async with self._new:
+            self._new.notify_all()
+
+    async def send(self, frame: Frame) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(json.dumps(frame))
+
+    async def send_raw(self, data: str) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(data)
+
+    async def start(self, name: str = "Anna", email: str = "anna@example.com", **extra: Any
+                    ) -> Frame:
+        await self.send({"type": "start", "visitor": {"name": name, "email": email},
+                         "page": {"url": "https://shop.example.com/pricing", "title": "Pricing"},
+                         "lang": "en", **extra})
+        return await self.wait("started")
+
+    async def say(self, text: str, client_id: str | None = None) -> Frame:
+        client_id = client_id or uuid.uuid4().hex
+        await self.send({"type": "message", "client_id": client_id, "text": text})
+        return await self.wait("ack", lambda f: f["client_id"] == client_id)
+
+    async def wait(self, kind: str, match: Callable[[Frame], bool] = lambda f: True,
+                   timeout: float = 15.0, start: int = 0) -> Frame:
+        """The first frame of `kind` (from index `start`) that matches."""
+
+        def find() -> Frame | None:
+            for frame in self.frames[start:]:
+                if frame.get("type") == kind and match(frame):
+                    return frame
+            return None
+
+        async with asyncio.timeout(timeout), self._new:
+            while (found := find()) is None:
+                if self.ws is not None and self.ws.closed and self._reader and self._reader.done():
+                    raise AssertionError(f"socket closed while waiting for {kind}: {self.frames}")
+                await self._new.wait()
+            return found
+
+    def of(self, kind: str) -> list[Frame]:
+        return [f for f in self.frames if f.get("type") == kind]
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
+
+
+class Agent:
+    """A Matrix user playing the agent: syncs in the background and records what it sees."""
+
+    def __init__(self, homeserver: str, user_id: str, token: str) -> None:
+        self.client = AsyncClient(homeserver, user_id,
+                                  config=AsyncClientConfig(encryption_enabled=False))
+        self.client.restore_login(user_id, "TESTDEVICE", token)
+        self.user_id = user_id
+        self.messages: list[tuple[str, str, str, str]] = []  # room, sender, msgtype, body
+        self.invites: set[str] = set()
+        self.typing: dict[str, list[str]] = {}
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Agent:
+        first = await self.client.sync(timeout=0)
+        assert isinstance(first, SyncResponse), first
+        self._task = asyncio.create_task(self._loop())
+        return self
+
+    async def _loop(self) -> None:
+        while True:
+            response = await self.client.sync(timeout=30_000)
+            if not isinstance(response, SyncResponse):
+                await asyncio.sleep(0.2)
+                continue
+            async with self._changed:
+                self._record(response)
+                self._changed.notify_all()
+
+    def _record(self, response: SyncResponse) -> None:
+        for room_id, invited in response.rooms.invite.items():
+            for event in invited.invite_state:
+                if isinstance(event, InviteMemberEvent) and event.state_key == self.user_id:
+                    self.invites.add(room_id)
+        for room_id, joined in response.rooms.join.items():
+            for event in joined.timeline.events:
+                if isinstance(event, RoomMessageText | RoomMessageNotice):
+                    kind = "m.notice" if isinstance(event, RoomMessageNotice) else "m.text"
+                    self.messages.append((room_id, event.sender, kind, event.body))
+            for event in joined.ephemeral:
+                if isinstance(event, TypingNoticeEvent):
+                    self.typing.setdefault(room_id, []).append(",".join(sorted(event.users)))
+
+    async def until(self, check: Callable[[], Any], timeout: float = 15.0) -> Any:
+        async with asyncio.timeout(timeout), self._changed:
+            while not (result := check()):
+                await self._changed.wait()
+            return result
+
+    async def wait_text(self, room: str, body: str, kind: str = "m.text",
+                        timeout: float = 15.0) -> None:
+        await self.until(lambda: body in self.texts(room, kind), timeout)
+
+    def texts(self, room: str, kind: str = "m.text") -> list[str]:
+        return [b for r, _s, k, b in self.messages if r == room and k == kind]
+
+    async def join(self, room: str) -> None:
+        await self.until(lambda: room in self.invites)
+        response = await self.client.join(room)
+        assert not hasattr(response, "status_code"), response
+
+    async def say(self, room: str, text: str) -> str:
+        response = await self.client.room_send(
+            room, "m.room.message", {"msgtype": "m.text", "body": text})
+        return response.event_id
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.client.close()
