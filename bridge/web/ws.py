@@ -93,8 +93,12 @@ class VisitorConnection:
             if self.refused > MAX_REFUSED_FRAMES:
                 await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"flooding")
                 return False
-            await self.sink.send(frames.error_frame("rate_limited", "too many frames; slow down"))
+            if self.refused == 1:  # one error per burst, not one per dropped frame
+                await self.sink.send(
+                    frames.error_frame("rate_limited", "too many frames; slow down")
+                )
             return True
+        self.refused = 0
         try:
             frame = parse_frame(raw, max_text=self.server.max_text, user_agent=self.user_agent)
             await self.dispatch(frame)

@@ -37,7 +37,11 @@ class Visitor:
     async def connect(self) -> Visitor:
         self.session = aiohttp.ClientSession()
         headers = {"Origin": self.origin} if self.origin else {}
-        self.ws = await self.session.ws_connect(f"{self.base_url}/v1/ws", headers=headers)
+        try:
+            self.ws = await self.session.ws_connect(f"{self.base_url}/v1/ws", headers=headers)
+        except aiohttp.ClientError:
+            await self.session.close()
+            raise
         self._reader = asyncio.create_task(self._read())
         return self
 
@@ -88,6 +92,10 @@ class Visitor:
                 await self._new.wait()
             return found
 
+    async def closed(self, timeout: float = 10.0) -> None:
+        assert self._reader is not None
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+
     def of(self, kind: str) -> list[Frame]:
         return [f for f in self.frames if f.get("type") == kind]
 
@@ -117,6 +125,7 @@ class Agent:
     async def start(self) -> Agent:
         first = await self.client.sync(timeout=0)
         assert isinstance(first, SyncResponse), first
+        self._record(first)
         self._task = asyncio.create_task(self._loop())
         return self
 

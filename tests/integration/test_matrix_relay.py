@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.conftest import Homeserver
@@ -36,3 +38,151 @@ async def test_visitor_and_agent_talk_both_ways(make_bridge, agent: Agent, visit
     reply = await visitor.wait("message", lambda f: f["from"] == "agent")
     assert (reply["name"], reply["text"]) == ("Alice", "It ships today.")
     assert reply["seq"] > joined["seq"]
+
+
+async def test_typing_shows_both_ways(make_bridge, agent: Agent, visitors,
+                                      homeserver: Homeserver) -> None:
+    bridge = await make_bridge()
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await visitor.wait("agent", lambda f: f["event"] == "joined")
+
+    await visitor.send({"type": "typing", "active": True})
+    await agent.until(lambda: homeserver.bot_id in agent.typing.get(room, [""])[-1])
+    await visitor.send({"type": "typing", "active": False})
+    await agent.until(lambda: agent.typing[room][-1] == "")
+
+    await agent.client.room_typing(room, True, timeout=10_000)
+    typing = await visitor.wait("typing", lambda f: f["active"])
+    assert typing["name"] == "Alice"
+    await agent.client.room_typing(room, False)
+    await visitor.wait("typing", lambda f: not f["active"])
+
+
+async def test_resume_replays_the_gap_once(make_bridge, agent: Agent, visitors) -> None:
+    bridge = await make_bridge()
+    first = await visitors(bridge.base_url)
+    started = await first.start()
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    ack = await first.say("line one", client_id="c-one")
+    await first.close()  # the page reloads
+
+    await agent.wait_text(room, "line one")
+    await agent.say(room, "answer while you were away")
+    async with asyncio.timeout(10):
+        while bridge.store.conversation(started["conversation"]).last_seq <= ack["seq"] + 1:
+            await asyncio.sleep(0.05)
+
+    second = await visitors(bridge.base_url)
+    await second.send({"type": "resume", "token": started["token"], "after": ack["seq"]})
+    resumed = await second.wait("resumed")
+    assert resumed["conversation"] == started["conversation"]
+    answer = await second.wait("message", lambda f: f["from"] == "agent")
+    assert answer["text"] == "answer while you were away"
+    replayed = [f["seq"] for f in second.frames if "seq" in f and f["type"] != "resumed"]
+    assert replayed == sorted(set(replayed)) and min(replayed) == ack["seq"] + 1
+
+    # The widget re-sends a line it never saw acknowledged: same client_id, same seq, one copy.
+    again = await second.say("line one", client_id="c-one")
+    assert again["seq"] == ack["seq"]
+    await second.say("line two")
+    await agent.wait_text(room, "line two")
+    assert agent.texts(room).count("line one") == 1
+
+
+async def test_bridge_restart_continues_in_the_same_room(make_bridge, agent: Agent,
+                                                         visitors) -> None:
+    bridge = await make_bridge()
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await visitor.say("before restart")
+    await agent.wait_text(room, "before restart")
+    await bridge.stop()
+
+    await agent.say(room, "sent while the bridge was down")
+    bridge = await make_bridge()
+    visitor = await visitors(bridge.base_url)
+    await visitor.send({"type": "resume", "token": started["token"], "after": 0})
+    late = await visitor.wait("message", lambda f: f["text"] == "sent while the bridge was down")
+    assert late["from"] == "agent"
+    await visitor.say("after restart")
+    await agent.wait_text(room, "after restart")
+    assert bridge.store.conversation(started["conversation"]).room == room
+    texts = [f["text"] for f in visitor.of("message")]
+    assert texts.count("before restart") == 1
+    assert texts.count("sent while the bridge was down") == 1
+
+
+async def test_outbox_delivers_after_homeserver_comes_back(make_bridge, agent: Agent, visitors,
+                                                           homeserver: Homeserver) -> None:
+    bridge = await make_bridge()
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await visitor.wait("agent", lambda f: f["event"] == "joined")
+
+    await asyncio.to_thread(homeserver.server.stop)
+    try:
+        for n in range(3):
+            ack = await visitor.say(f"while down {n}")  # acked: durable even with no homeserver
+            assert ack["seq"] > 0
+        await bridge.stop()  # and the bridge restarts before the homeserver is back
+    finally:
+        await asyncio.to_thread(homeserver.server.start)
+    bridge = await make_bridge()
+    for n in range(3):
+        await agent.wait_text(room, f"while down {n}", timeout=30)
+    lines = [t for t in agent.texts(room) if t.startswith("while down")]
+    assert lines == ["while down 0", "while down 1", "while down 2"]
+    assert bridge.store.undelivered(started["conversation"]) == []
+
+
+async def test_lines_from_non_agents_are_not_relayed(make_bridge, agent: Agent, visitors,
+                                                     homeserver: Homeserver) -> None:
+    bridge = await make_bridge()
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await agent.client.room_invite(room, homeserver.stranger_id)
+    eve = await Agent(homeserver.url, homeserver.stranger_id, homeserver.stranger_token).start()
+    try:
+        await eve.join(room)
+        await eve.say(room, "I am not an agent")
+    finally:
+        await eve.close()
+    await agent.wait_text(room, "I am not an agent")
+    await agent.say(room, "only this reaches the visitor")
+    await visitor.wait("message", lambda f: f["from"] == "agent")
+    texts = [f["text"] for f in visitor.of("message")]
+    assert "I am not an agent" not in texts
+    assert [f["name"] for f in visitor.of("agent")] == ["Alice"]
+
+
+async def test_agent_commands_never_reach_the_visitor(make_bridge, agent: Agent,
+                                                      visitors) -> None:
+    bridge = await make_bridge()
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await agent.say(room, "!nosuchcommand with args")
+    await agent.until(lambda: any("Unknown command !nosuchcommand" in t
+                                  for t in agent.texts(room, "m.notice")))
+    await agent.say(room, "!!literal bang")
+    literal = await visitor.wait("message", lambda f: f["from"] == "agent")
+    assert literal["text"] == "!literal bang"
+    assert all("nosuchcommand" not in f.get("text", "") for f in visitor.frames)
+
+    await agent.say(room, "!end")
+    ended = await visitor.wait("ended")
+    assert ended["by"] == "agent"
+    await visitor.send({"type": "message", "client_id": "late", "text": "hello?"})
+    error = await visitor.wait("error")
+    assert error["code"] == "ended"
