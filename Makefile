@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BACKEND ?= matrix
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench clean
+
+demo: $(VENV)/.installed-demo
+	$(VENV)/bin/livechat-bridge demo --backend $(BACKEND)
+
+test: $(VENV)/.installed-test
+	tools/ensure-debian-packages chromium
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV)/.installed-test
+	$(VENV)/bin/python bench/relay_latency.py
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-%: pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --quiet -e '.[$*]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) state .pytest_cache .ruff_cache *.egg-info
