@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from bridge.core.templates import TemplateError, render
+
 MATRIX_USER_RE = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
 BARE_JID_RE = re.compile(r"^[^@/\s\"&'/:<>]+@[A-Za-z0-9.\-]+$")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,31}$")
@@ -187,7 +189,15 @@ def _http_url(value: str) -> str | None:
 
 def _origin(value: str) -> str | None:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "#" in value
+        or "?" in value
+    ):
         return f"{value!r} is not an origin (expected scheme://host[:port], no path)"
     return None
 
@@ -206,7 +216,7 @@ def _secret(value: str) -> str | None:
 
 
 def _ident(value: str) -> str | None:
-    if not ID_RE.match(value):
+    if not ID_RE.fullmatch(value):
         return f"{value!r} is not an id (expected lowercase letters, digits, - or _)"
     return None
 
@@ -214,9 +224,11 @@ def _ident(value: str) -> str | None:
 def load_config(path: Path) -> Config:
     """Read and validate a config file; raises ConfigError listing every problem."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from exc
     return parse_config(raw, base_dir=path.parent)
@@ -232,12 +244,15 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     server = _server(r, r.table(raw, "server", "server", False))
     storage = _storage(r, r.table(raw, "storage", "storage", False), base_dir)
     backend_t = r.table(raw, "backend", "backend", True)
-    backend = r.get(backend_t, "type", "backend", str, "matrix", required=bool(backend_t))
+    backend = r.get(backend_t, "type", "backend", str, "matrix",
+                    required=isinstance(raw.get("backend"), dict))
     if backend not in BACKENDS:
         r.fail("backend.type", f"{backend!r} is not a backend (expected one of {BACKENDS})")
         backend = "matrix"
-    matrix = _matrix(r, r.table(raw, "matrix", "matrix", backend == "matrix"), backend)
-    xmpp = _xmpp(r, r.table(raw, "xmpp", "xmpp", backend == "xmpp"), backend)
+    matrix_t = r.table(raw, "matrix", "matrix", backend == "matrix")
+    matrix = _matrix(r, matrix_t, backend) if isinstance(raw.get("matrix"), dict) else None
+    xmpp_t = r.table(raw, "xmpp", "xmpp", backend == "xmpp")
+    xmpp = _xmpp(r, xmpp_t, backend) if isinstance(raw.get("xmpp"), dict) else None
     agents = _agents(r, raw.get("agents", []), backend)
     queues = _queues(r, raw.get("queues", []), agents, backend)
     canned = _canned(r, r.table(raw, "canned", "canned", False))
@@ -283,6 +298,10 @@ def _server(r: _Reader, t: dict[str, Any]) -> ServerConfig:
     )
 
 
+def _port(value: int) -> str | None:
+    return None if 0 < value < 65536 else f"{value} is not a port (expected 1-65535)"
+
+
 def _positive(value: int) -> str | None:
     return None if value > 0 else f"{value} is not positive (expected an integer > 0)"
 
@@ -293,9 +312,7 @@ def _storage(r: _Reader, t: dict[str, Any], base_dir: Path) -> StorageConfig:
     return StorageConfig(path=path if path.is_absolute() else base_dir / path)
 
 
-def _matrix(r: _Reader, t: dict[str, Any], backend: str) -> MatrixConfig | None:
-    if not t:
-        return None
+def _matrix(r: _Reader, t: dict[str, Any], backend: str) -> MatrixConfig:
     p = "matrix"
     r.unknown_keys(
         t, {"homeserver", "user_id", "password", "access_token", "device_id", "device_name"}, p
@@ -304,7 +321,7 @@ def _matrix(r: _Reader, t: dict[str, Any], backend: str) -> MatrixConfig | None:
     user_id = r.get(t, "user_id", p, str, "", required=True, check=_matrix_user)
     password = r.get(t, "password", p, str, None, check=_secret)
     token = r.get(t, "access_token", p, str, None, check=_secret)
-    if backend == "matrix" and password is None and token is None and not r.problems:
+    if "password" not in t and "access_token" not in t:
         r.fail(p, "needs password or access_token (expected one of them)")
     return MatrixConfig(
         homeserver=homeserver.rstrip("/"),
@@ -316,9 +333,7 @@ def _matrix(r: _Reader, t: dict[str, Any], backend: str) -> MatrixConfig | None:
     )
 
 
-def _xmpp(r: _Reader, t: dict[str, Any], backend: str) -> XmppConfig | None:
-    if not t:
-        return None
+def _xmpp(r: _Reader, t: dict[str, Any], backend: str) -> XmppConfig:
     p = "xmpp"
     r.unknown_keys(t, {"jid", "password", "muc_service", "host", "port", "verify_tls"}, p)
     return XmppConfig(
@@ -326,19 +341,19 @@ def _xmpp(r: _Reader, t: dict[str, Any], backend: str) -> XmppConfig | None:
         password=r.get(t, "password", p, str, "", required=True, check=_secret),
         muc_service=r.get(t, "muc_service", p, str, "", required=True),
         host=r.get(t, "host", p, str, None),
-        port=r.get(t, "port", p, int, 5222, check=_positive),
+        port=r.get(t, "port", p, int, 5222, check=_port),
         verify_tls=r.get(t, "verify_tls", p, bool, True),
     )
 
 
 def _matrix_user(value: str) -> str | None:
-    if MATRIX_USER_RE.match(value):
+    if MATRIX_USER_RE.fullmatch(value):
         return None
     return f"{value!r} is not a Matrix user id (expected @user:server)"
 
 
 def _bare_jid(value: str) -> str | None:
-    if BARE_JID_RE.match(value):
+    if BARE_JID_RE.fullmatch(value):
         return None
     return f"{value!r} is not a bare JID (expected user@server)"
 
@@ -353,6 +368,7 @@ def _agents(r: _Reader, items: Any, backend: str) -> list[AgentConfig]:
         return []
     agents: list[AgentConfig] = []
     seen: set[str] = set()
+    addresses: set[str] = set()
     for i, t in enumerate(items):
         p = f"agents[{i}]"
         if not isinstance(t, dict):
@@ -360,10 +376,14 @@ def _agents(r: _Reader, items: Any, backend: str) -> list[AgentConfig]:
             continue
         r.unknown_keys(t, {"id", "address", "name", "max_chats"}, p)
         agent_id = r.get(t, "id", p, str, "", required=True, check=_ident)
-        if agent_id in seen:
+        if agent_id and agent_id in seen:
             r.fail(f"{p}.id", f"{agent_id!r} is declared twice (expected unique ids)")
         seen.add(agent_id)
         address = r.get(t, "address", p, str, "", required=True, check=_address_check(backend))
+        if address and address in addresses:
+            r.fail(f"{p}.address", f"{address!r} belongs to another agent (expected one agent "
+                   "per address)")
+        addresses.add(address)
         agents.append(
             AgentConfig(
                 id=agent_id,
@@ -407,7 +427,7 @@ def _queues(r: _Reader, items: Any, agents: list[AgentConfig], backend: str) -> 
             continue
         r.unknown_keys(t, {"id", "name", "agents", "welcome", "topic"}, p)
         queue_id = r.get(t, "id", p, str, "", required=True, check=_ident)
-        if queue_id in seen:
+        if queue_id and queue_id in seen:
             r.fail(f"{p}.id", f"{queue_id!r} is declared twice (expected unique ids)")
         seen.add(queue_id)
         members = r.get(t, "agents", p, list, [], required=True)
@@ -419,11 +439,22 @@ def _queues(r: _Reader, items: Any, agents: list[AgentConfig], backend: str) -> 
                 id=queue_id,
                 name=name,
                 agents=tuple(a for a in resolved if a),
-                welcome=r.get(t, "welcome", p, str, ""),
+                welcome=r.get(t, "welcome", p, str, "", check=_welcome),
                 topic=r.get(t, "topic", p, str, name),
             )
         )
     return queues
+
+
+WELCOME_PLACEHOLDERS = {"visitor", "queue", "agent"}
+
+
+def _welcome(value: str) -> str | None:
+    try:
+        render(value, {name: "" for name in WELCOME_PLACEHOLDERS})
+    except TemplateError as exc:
+        return str(exc)
+    return None
 
 
 def _canned(r: _Reader, t: dict[str, Any]) -> dict[str, str]:
@@ -455,4 +486,4 @@ def _widget(r: _Reader, t: dict[str, Any]) -> WidgetConfig:
 
 
 def _color(value: str) -> str | None:
-    return None if COLOR_RE.match(value) else f"{value!r} is not a color (expected #rrggbb)"
+    return None if COLOR_RE.fullmatch(value) else f"{value!r} is not a color (expected #rrggbb)"

@@ -167,8 +167,8 @@ class Store:
         """1-based place in its queue's line among conversations nobody answered yet."""
         row = self.db.execute(
             "SELECT COUNT(*) FROM conversations WHERE queue_id = ? AND status = ?"
-            " AND created_at <= ?",
-            (conversation.queue_id, Status.WAITING.value, conversation.created_at),
+            " AND rowid <= (SELECT rowid FROM conversations WHERE id = ?)",
+            (conversation.queue_id, Status.WAITING.value, conversation.id),
         ).fetchone()
         return int(row[0])
 
@@ -243,11 +243,14 @@ class Store:
             existing = self._existing(conversation_id, client_id, event_id)
             if existing is not None:
                 return existing, False
-            seq = self.db.execute(
+            row = self.db.execute(
                 "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?"
                 " RETURNING last_seq",
                 (conversation_id,),
-            ).fetchone()[0]
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"conversation {conversation_id} does not exist")
+            seq = row[0]
             # The transaction id is written before the first send attempt, so a retry
             # after a crash reuses it and the homeserver drops the duplicate.
             txn_id = None if delivered else f"lcb.{conversation_id}.{seq}"

@@ -21,8 +21,12 @@ MAX_DRAFT = 1000
 EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
-# Cc (except tab/newline) and Cf such as bidi overrides can hide or reorder text in a client.
-_DROP_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+# Control characters (except tab/newline), surrogates, private-use and unassigned code points,
+# and bidi controls, which can hide or reorder text in an agent's client. Other format
+# characters stay: ZWJ/ZWNJ shape emoji and Persian script, tag characters build flags.
+_DROP_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}
+_BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                     "\u2066\u2067\u2068\u2069\ufeff")
 
 
 class ProtocolError(ValueError):
@@ -88,9 +92,14 @@ def clean_text(text: str, *, multiline: bool = True) -> str:
     for ch in text:
         if ch in "\n\t":
             kept.append(ch if multiline else " ")
-        elif ch == "\u200d" or unicodedata.category(ch) not in _DROP_CATEGORIES:
+        elif ch not in _BIDI_CONTROLS and unicodedata.category(ch) not in _DROP_CATEGORIES:
             kept.append(ch)
     return "".join(kept).strip()
+
+
+def is_blank(text: str) -> bool:
+    """True when nothing would be visible: only spaces and invisible format characters."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
 
 
 def parse_frame(raw: str, *, max_text: int, user_agent: str = "") -> ClientFrame:
@@ -128,10 +137,10 @@ def _bounded(value: str, limit: int, key: str, *, multiline: bool = False) -> st
 def _start(data: dict[str, Any], max_text: int, user_agent: str) -> StartFrame:
     visitor = _field(data, "visitor", dict)
     name = _bounded(_field(visitor, "name", str), MAX_NAME, "visitor.name")
-    if not name:
+    if is_blank(name):
         raise ProtocolError("missing_field", "field 'visitor.name' must not be empty")
     email = _bounded(_field(visitor, "email", str), MAX_EMAIL, "visitor.email")
-    if not EMAIL_RE.match(email):
+    if not EMAIL_RE.fullmatch(email):
         raise ProtocolError("bad_email", "field 'visitor.email' is not an email address")
     page = _field(data, "page", dict, required=False) or {}
     lang = _field(data, "lang", str, required=False) or ""
@@ -140,7 +149,7 @@ def _start(data: dict[str, Any], max_text: int, user_agent: str) -> StartFrame:
         visitor=VisitorInfo(
             name=name,
             email=email,
-            lang=lang if LANG_RE.match(lang) else "",
+            lang=lang if LANG_RE.fullmatch(lang) else "",
             user_agent=clean_text(user_agent[:MAX_TITLE], multiline=False),
         ),
         topic=topic,
@@ -168,13 +177,13 @@ def _resume(data: dict[str, Any], max_text: int, user_agent: str) -> ResumeFrame
 
 def _message(data: dict[str, Any], max_text: int, user_agent: str) -> MessageFrame:
     client_id = _field(data, "client_id", str)
-    if not CLIENT_ID_RE.match(client_id):
+    if not CLIENT_ID_RE.fullmatch(client_id):
         raise ProtocolError("bad_field", "field 'client_id' must be 1-64 of A-Z a-z 0-9 _ -")
     raw = _field(data, "text", str)
     if len(raw) > max_text:
         raise ProtocolError("too_long", f"message is longer than {max_text} characters")
     text = clean_text(raw)
-    if not text:
+    if is_blank(text):
         raise ProtocolError("empty", "message is empty")
     return MessageFrame(client_id=client_id, text=text)
 

@@ -12,13 +12,15 @@ import pytest
 from bridge.app import Bridge
 from bridge.config import Config, parse_config
 from bridge.core.models import RoomRef
+from bridge.devserver.ports import free_port
 from tests.conftest import Homeserver
 from tests.integration.helpers import Agent, Visitor
 
 
 def bridge_config(hs: Homeserver, db: Path, **server: Any) -> Config:
+    port = free_port()
     return parse_config({
-        "server": {"listen": "127.0.0.1:0", "public_url": "http://127.0.0.1:0",
+        "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
                    "allowed_origins": ["https://shop.example.com"], **server},
         "storage": {"path": str(db)},
         "backend": {"type": "matrix"},

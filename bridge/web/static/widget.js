@@ -26,19 +26,20 @@ button,input,select,textarea{font:inherit;color:inherit;margin:0;border:0;border
 svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linejoin:round}
 button{display:flex;align-items:center;justify-content:center;gap:8px;padding:10px 14px;background:var(--c);color:var(--t);font-weight:600;cursor:pointer}
 .lcb-launcher{position:relative;height:52px;min-width:52px;padding:0 18px;border-radius:26px;box-shadow:0 4px 14px #0004}
-.lcb-open .lcb-launcher{padding:0}
-.lcb-open .lcb-launcher span,.lcb-visitor .lcb-name{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+.lcb-open .lcb-launcher{padding:0;gap:0}
+.lcb-open .lcb-launcher span{font-size:0}
+.lcb-visitor .lcb-name{display:none}
 .lcb-panel{display:flex;flex-direction:column;width:340px;height:480px;max-width:calc(100vw - 24px);max-height:calc(100vh - 100px);
  background:#fff;border-radius:14px;overflow:hidden;box-shadow:0 10px 40px #0004;animation:lcb-in .2s ease-out}
 @keyframes lcb-in{from{opacity:0;transform:translateY(12px)}}
-.lcb-head{display:flex;align-items:center;gap:4px;padding:10px 10px 10px 16px;background:var(--c);color:var(--t)}
+.lcb-head{display:flex;align-items:center;gap:4px;padding:10px 12px 10px 16px;background:var(--c);color:var(--t)}
 .lcb-title{flex:1;font-size:16px}
 .lcb-head button{padding:5px 8px;background:none;font-weight:400;font-size:13px}
-.lcb-off{padding:24px 16px;text-align:center;color:#57606a}
+.lcb-off{padding:24px;text-align:center;color:#57606a}
 .lcb-form{display:flex;flex-direction:column;gap:12px;padding:16px;overflow:auto}
 label{display:flex;flex-direction:column;gap:4px;font-size:13px;color:#57606a}
 input,select,textarea{width:100%;padding:8px 10px;border:1px solid #d0d7de;background:#fff;color:#1f2328}
-.lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:14px 12px;overflow-y:auto;background:#f6f8fa}
+.lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:12px;overflow-y:auto;background:#f6f8fa}
 .lcb-msg{display:flex;flex-direction:column;max-width:82%;align-self:flex-start}
 .lcb-text{padding:8px 12px;border-radius:16px 16px 16px 4px;background:#fff;border:1px solid #e1e4e8;white-space:pre-wrap;overflow-wrap:anywhere}
 .lcb-visitor{align-self:flex-end}
@@ -51,7 +52,7 @@ input,select,textarea{width:100%;padding:8px 10px;border:1px solid #d0d7de;backg
 .lcb-status{background:#fff8c5;color:#4d2d00}
 .lcb-typing:empty,.lcb-status:empty{display:none}
 .lcb-compose{display:flex;align-items:flex-end;gap:8px;padding:10px;border-top:1px solid #e1e4e8}
-textarea{height:40px;max-height:120px;resize:none}
+textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 .lcb-compose button{flex:none;width:40px;height:40px;padding:0;border-radius:50%}
 :disabled{opacity:.5;cursor:default}
 .lcb-new{margin:0 10px 10px}
@@ -74,7 +75,7 @@ const HTML = `<div class="lcb">
  <form class="lcb-compose" hidden><textarea name="text" rows="1" data-a="placeholder"></textarea><button type="submit" data-a="send">${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form>
  <button type="button" class="lcb-new" data-s="new" hidden></button>
 </div>
-<button type="button" class="lcb-launcher" aria-expanded="false" hidden>${ICON('M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z')}<span></span></button>
+<button type="button" class="lcb-launcher" aria-expanded="false" hidden>${ICON('M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z')}<span data-s="launch"></span></button>
 </div>`;
 
 const el = (tag, className, textContent = '') => Object.assign(document.createElement(tag), { className, textContent });
@@ -95,13 +96,13 @@ const sendBtn = compose.lastChild;
 const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
 const put = o => { try { o ? localStorage.setItem(KEY, JSON.stringify(o)) : localStorage.removeItem(KEY) } catch {} };
 const upd = f => { const o = load(); if (o && tok && o.token == tok) { f(o); put(o) } };
-const fmt = (k, o) => String(S[k] ?? '').replace(/\{(\w+)\}/g, (m, x) => o[x] ?? m);
+const fmt = (k, o) => (S[k] || '').replace(/\{(\w+)\}/g, (m, x) => o[x] ?? m);
 const uid = () => crypto.randomUUID?.() || Date.now().toString(16) + Math.random().toString(16).slice(2);
 const status = t => { statusEl.textContent = t || '' };
 
 let st = load(), tok, who = '', avail = false, cfgP, isOpen = false, active = false, ended = false;
-let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, maxText = 0, startMsg;
-let typT = 0, typOn = false, idle, typTimer;
+let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg;
+let typT = 0, typOn = false, idle, typTimer, readTimer;
 const seen = new Set(), lines = new Map(), pend = new Map();
 
 function apply(c) {
@@ -113,14 +114,14 @@ function apply(c) {
   if (c.position) W.classList.toggle('lcb-left', c.position == 'left');
   S = { ...S, ...c.strings };
   if (c.title) S.title = c.title;
+  S.launch = tok || avail ? S.chat : S.leave;
   for (const e of root.querySelectorAll('[data-s]')) e.textContent = S[e.dataset.s];
   for (const e of root.querySelectorAll('[data-a]')) e.setAttribute('aria-label', e[e == ta ? 'placeholder' : 'title'] = S[e.dataset.a]);
-  launcher.lastChild.textContent = tok || avail ? S.chat : S.leave;
 }
 
 const getConfig = () => cfgP ||= fetch(BASE + '/v1/config').then(r => r.json()).catch(() => ({})).then(c => {
   apply(c);
-  if (c.max_text > 0) ta.maxLength = maxText = c.max_text;
+  if (c.max_text > 0) ta.maxLength = c.max_text;
   const qs = c.queues || [];
   sel.replaceChildren(...qs.map(q => new Option(q.topic || q.name || q.id, q.id)));
   sel.parentNode.hidden = qs.length < 2;
@@ -201,8 +202,9 @@ function typing(name) {
   if (name) typTimer = setTimeout(typing, 1e4);
 }
 
-function markRead() {
-  if (isOpen && ready && !document.hidden && lastSeq > readSeq) tx({ type: 'read', seq: readSeq = lastSeq });
+function markRead() { // debounced, for replays
+  clearTimeout(readTimer);
+  if (isOpen && ready && !document.hidden && lastSeq > readSeq) readTimer = setTimeout(() => tx({ type: 'read', seq: readSeq = lastSeq }), 1e3);
 }
 
 const tx = o => { if (ws?.readyState == 1) ws.send(JSON.stringify(o)) };
@@ -294,6 +296,7 @@ function onError(code, text) {
     if (code != 'bad_token') status(text);
     return;
   }
+  if (!ready) return lost(ws); // resume refused: retry later
   // replies come in order: the oldest pending line was refused
   const id = pend.keys().next().value;
   if (id && (code == 'too_long' || code == 'empty')) {
@@ -353,10 +356,10 @@ function stopTyping() {
 compose.onsubmit = e => {
   e.preventDefault();
   const text = ta.value.trim();
-  if (!text || !active || maxText && text.length > maxText) return;
+  if (!text || !active) return;
   ta.value = '';
   stopTyping();
-  status();
+  if (ready) status();
   const id = uid();
   pend.set(id, text);
   upd(o => { o.pending[id] = text });
@@ -376,7 +379,6 @@ minBtn.onclick = () => { setOpen(false); launcher.focus() };
 panel.onkeydown = e => { if (e.key == 'Escape') minBtn.onclick() };
 endBtn.onclick = () => ready ? tx({ type: 'end' }) : finish();
 newBtn.onclick = () => { reset(); form.elements[0].focus() };
-addEventListener('online', () => { tries = 0; connect() });
 document.addEventListener('visibilitychange', markRead);
 
 const go = () => document.body.append(host);

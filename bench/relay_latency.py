@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""Relay latency: a message through the bridge against a direct message on the same homeserver.
+
+Starts a private Synapse and a bridge in a temporary directory, connects a visitor over the
+WebSocket and an agent, plus a second "peer" user, on Matrix clients, then measures, interleaved
+in one run (one message in flight at a time, the order of kinds rotated every round):
+
+    visitor_to_agent   visitor's ws send of a `message` frame -> the agent's sync returns it
+    agent_to_visitor   the agent's room_send starts -> the visitor's socket receives `message`
+    direct_to_agent    the peer's room_send starts -> the agent's sync returns it
+    direct_from_agent  the agent's room_send starts -> the peer's sync returns it
+
+Each bridged direction is compared with the direct one that ends (or starts) at the same
+agent client. Prints one JSON object on stdout, logs on stderr (docs: bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    JoinResponse,
+    RoomCreateResponse,
+    RoomMessageText,
+    RoomSendResponse,
+    SyncResponse,
+)
+
+if importlib.util.find_spec("bridge") is None:  # run from a checkout, package not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bridge.app import Bridge
+from bridge.config import Config, parse_config
+from bridge.devserver.synapse import SynapseServer, prepare_synapse
+
+log = logging.getLogger("relay_latency")
+
+WARMUP_ROUNDS = 10
+PAUSE_S = 0.020
+SAMPLE_TIMEOUT_S = 30.0
+ROOM_TIMEOUT_S = 30.0
+SYNC_TIMEOUT_MS = 30_000
+TARGET = {"median": 1.05, "p99": 1.10}
+# Each bridged direction and the direct one it is judged against.
+BASELINES = {"visitor_to_agent": "direct_to_agent", "agent_to_visitor": "direct_from_agent"}
+KINDS = ("visitor_to_agent", "agent_to_visitor", "direct_to_agent", "direct_from_agent")
+Samples = dict[str, list[float]]
+
+
+class BenchError(RuntimeError):
+    """A part of the set-up refused to work; the run is void."""
+
+
+# -- accounts on the private homeserver ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accounts:
+    homeserver: str
+    bot_id: str
+    bot_password: str
+    agent_id: str
+    agent_token: str
+    peer_id: str
+    peer_token: str
+
+
+def register_accounts(server: SynapseServer) -> Accounts:
+    _, admin_token = server.register("admin", "admin-pw-1", admin=True)
+    bot_id, _ = server.register("support", "bot-pw-1", displayname="Support bot")
+    agent_id, agent_token = server.register("alice", "alice-pw-1", displayname="Alice")
+    peer_id, peer_token = server.register("peer", "peer-pw-1", displayname="Peer")
+    server.override_ratelimit(admin_token, bot_id)
+    return Accounts(server.base_url, bot_id, "bot-pw-1", agent_id, agent_token, peer_id,
+                    peer_token)
+
+
+def bridge_config(accounts: Accounts, db: Path) -> Config:
+    return parse_config({
+        # The visitor sends a frame every few hundred ms for minutes: lift the flood limit.
+        "server": {"listen": "127.0.0.1:0", "frames_per_10s": 1_000_000},
+        "storage": {"path": str(db)},
+        "backend": {"type": "matrix"},
+        "matrix": {"homeserver": accounts.homeserver, "user_id": accounts.bot_id,
+                   "password": accounts.bot_password},
+        "agents": [{"id": "alice", "address": accounts.agent_id, "name": "Alice"}],
+        "queues": [{"id": "support", "name": "Support", "agents": ["alice"]}],
+    })
+
+
+# -- who stamps the arrival times ------------------------------------------------------------
+
+
+class Inbox:
+    """Arrival times of expected message bodies, stamped by the reader of one connection."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self._waiting: dict[str, asyncio.Future[float]] = {}
+        self._failure: BaseException | None = None
+
+    def expect(self, body: str) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        if self._failure is not None:
+            future.set_exception(self._failure)
+        else:
+            self._waiting[body] = future
+        return future
+
+    def arrived(self, body: str, at: float) -> None:
+        future = self._waiting.pop(body, None)
+        if future is not None and not future.done():
+            future.set_result(at)
+
+    def fail(self, exc: BaseException) -> None:
+        """The reader died: whoever waits, now or later, learns why instead of timing out."""
+        self._failure = exc
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._waiting.clear()
+
+
+def watch(task: asyncio.Task[None], inbox: Inbox) -> None:
+    def done(finished: asyncio.Task[None]) -> None:
+        if finished.cancelled():
+            inbox.fail(BenchError(f"{inbox.owner}: reader stopped"))
+        elif (exc := finished.exception()) is not None:
+            inbox.fail(exc)
+        else:
+            inbox.fail(BenchError(f"{inbox.owner}: connection closed"))
+
+    task.add_done_callback(done)
+
+
+class Visitor:
+    """The widget's side of `/v1/ws`, reduced to what the benchmark needs."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.inbox = Inbox("visitor")
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._started: asyncio.Future[str] | None = None
+
+    async def connect(self) -> None:
+        self._session = aiohttp.ClientSession()
+        self._ws = await self._session.ws_connect(f"{self.base_url}/v1/ws", autoping=True)
+        self._started = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read(self._ws), name="visitor-reader")
+        watch(self._reader, self.inbox)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            at = time.perf_counter()
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                self._on_frame(json.loads(msg.data), at)
+
+    def _on_frame(self, frame: dict[str, Any], at: float) -> None:
+        kind = frame.get("type")
+        if kind == "message":
+            self.inbox.arrived(str(frame.get("text")), at)
+        elif kind == "started" and self._started is not None and not self._started.done():
+            self._started.set_result(str(frame["conversation"]))
+        elif kind == "error":
+            raise BenchError(f"the bridge sent the visitor an error: {frame}")
+
+    async def start_conversation(self) -> str:
+        assert self._started is not None
+        await self._send({"type": "start", "visitor": {"name": "Bench", "email": "b@example.com"},
+                          "page": {"url": "https://shop.example.com/", "title": "Shop"},
+                          "lang": "en"})
+        async with asyncio.timeout(ROOM_TIMEOUT_S):
+            return await self._started
+
+    async def say(self, text: str) -> None:
+        await self._send({"type": "message", "client_id": uuid.uuid4().hex, "text": text})
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        if self._ws is None:
+            raise BenchError("visitor is not connected")
+        await self._ws.send_str(json.dumps(frame))
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+
+class MatrixUser:
+    """A plain Matrix client with its own long-poll sync loop (no sleeps, no filter)."""
+
+    def __init__(self, homeserver: str, user_id: str, token: str, label: str) -> None:
+        self.user_id = user_id
+        self.inbox = Inbox(label)
+        self.client = AsyncClient(homeserver, user_id,
+                                  config=AsyncClientConfig(encryption_enabled=False))
+        self.client.restore_login(user_id, f"BENCH{label.upper()}", token)
+        self._syncer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        first = await self.client.sync(timeout=0)
+        if not isinstance(first, SyncResponse):
+            raise BenchError(f"{self.user_id}: first sync failed: {first}")
+        self._syncer = asyncio.create_task(self._sync_forever(), name=f"sync-{self.inbox.owner}")
+        watch(self._syncer, self.inbox)
+
+    async def _sync_forever(self) -> None:
+        while True:
+            response = await self.client.sync(timeout=SYNC_TIMEOUT_MS)
+            at = time.perf_counter()
+            if not isinstance(response, SyncResponse):
+                raise BenchError(f"{self.user_id}: sync failed: {response}")
+            for joined in response.rooms.join.values():
+                for event in joined.timeline.events:
+                    if isinstance(event, RoomMessageText):
+                        self.inbox.arrived(event.body, at)
+
+    async def send(self, room_id: str, body: str) -> None:
+        response = await self.client.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": body})
+        if not isinstance(response, RoomSendResponse):
+            raise BenchError(f"{self.user_id}: send to {room_id} failed: {response}")
+
+    async def create_room(self, invite: str) -> str:
+        response = await self.client.room_create(name="direct baseline", invite=[invite])
+        if not isinstance(response, RoomCreateResponse):
+            raise BenchError(f"{self.user_id}: room creation failed: {response}")
+        return response.room_id
+
+    async def join(self, room_id: str) -> None:
+        response = await self.client.join(room_id)
+        if not isinstance(response, JoinResponse):
+            raise BenchError(f"{self.user_id}: join {room_id} failed: {response}")
+
+    async def close(self) -> None:
+        if self._syncer is not None:
+            self._syncer.cancel()
+            await asyncio.gather(self._syncer, return_exceptions=True)
+        await self.client.close()
+
+
+# -- the measurement -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One kind of sample: how to send a body, and whose inbox sees it arrive."""
+
+    kind: str
+    send: Callable[[str], Awaitable[None]]
+    inbox: Inbox
+
+    async def sample(self, body: str) -> float:
+        arrival = self.inbox.expect(body)
+        started = time.perf_counter()
+        await self.send(body)
+        async with asyncio.timeout(SAMPLE_TIMEOUT_S):
+            arrived = await arrival
+        return arrived - started
+
+
+async def run_rounds(probes: list[Probe], rounds: int) -> Samples:
+    """Rounds of one sample per kind, the order rotated each round; warm-up rounds dropped."""
+    samples: Samples = {probe.kind: [] for probe in probes}
+    for n in range(WARMUP_ROUNDS + rounds):
+        shift = n % len(probes)
+        for probe in probes[shift:] + probes[:shift]:
+            elapsed = await probe.sample(f"{probe.kind} #{n} {uuid.uuid4().hex}")
+            if n >= WARMUP_ROUNDS:
+                samples[probe.kind].append(elapsed)
+            await asyncio.sleep(PAUSE_S)
+        if n >= WARMUP_ROUNDS and (n - WARMUP_ROUNDS + 1) % 50 == 0:
+            log.info("%d/%d rounds", n - WARMUP_ROUNDS + 1, rounds)
+    return samples
+
+
+async def room_of(bridge: Bridge, conversation_id: str) -> str:
+    """The room the bridge opened for the conversation (the backend creates it shortly)."""
+    async with asyncio.timeout(ROOM_TIMEOUT_S):
+        while True:
+            conversation = bridge.store.conversation(conversation_id)
+            if conversation is not None and conversation.room is not None:
+                return str(conversation.room)
+            await asyncio.sleep(0.05)
+
+
+async def measure(accounts: Accounts, workdir: Path, rounds: int) -> Samples:
+    async with contextlib.AsyncExitStack() as stack:
+        probes = await set_up(stack, accounts, workdir)
+        samples = await run_rounds(probes, rounds)
+    return samples
+
+
+async def set_up(stack: contextlib.AsyncExitStack, accounts: Accounts, workdir: Path
+                 ) -> list[Probe]:
+    """Bridge, agent, peer and visitor connected, the two rooms joined; stack undoes it all."""
+    bridge = Bridge(bridge_config(accounts, workdir / "livechat.sqlite3"))
+    stack.push_async_callback(bridge.stop)
+    await bridge.start()
+    agent = await start_user(stack, accounts.homeserver, accounts.agent_id,
+                             accounts.agent_token, "agent")
+    peer = await start_user(stack, accounts.homeserver, accounts.peer_id,
+                            accounts.peer_token, "peer")
+    visitor = Visitor(bridge.base_url)
+    stack.push_async_callback(visitor.close)
+    await visitor.connect()
+
+    conversation_room = await room_of(bridge, await visitor.start_conversation())
+    await agent.join(conversation_room)
+    direct_room = await agent.create_room(invite=peer.user_id)
+    await peer.join(direct_room)
+    log.info("conversation room %s, direct room %s", conversation_room, direct_room)
+    return [
+        Probe("visitor_to_agent", visitor.say, agent.inbox),
+        Probe("agent_to_visitor", partial(agent.send, conversation_room), visitor.inbox),
+        Probe("direct_to_agent", partial(peer.send, direct_room), agent.inbox),
+        Probe("direct_from_agent", partial(agent.send, direct_room), peer.inbox),
+    ]
+
+
+async def start_user(stack: contextlib.AsyncExitStack, homeserver: str, user_id: str,
+                     token: str, label: str) -> MatrixUser:
+    user = MatrixUser(homeserver, user_id, token, label)
+    stack.push_async_callback(user.close)
+    await user.start()
+    return user
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "median_ms": round(statistics.median(ms), 2),
+        "p99_ms": round(statistics.quantiles(ms, n=100, method="inclusive")[98], 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+    }
+
+
+def report(samples: Samples, messages: int, backend: str) -> dict[str, Any]:
+    stats = {kind: summary(samples[kind]) for kind in KINDS}
+    ratio_median = {bridged: round(stats[bridged]["median_ms"] / stats[direct]["median_ms"], 3)
+                    for bridged, direct in BASELINES.items()}
+    ratio_p99 = {bridged: round(stats[bridged]["p99_ms"] / stats[direct]["p99_ms"], 3)
+                 for bridged, direct in BASELINES.items()}
+    passed = (all(r <= TARGET["median"] for r in ratio_median.values())
+              and all(r <= TARGET["p99"] for r in ratio_p99.values()))
+    return {
+        "backend": backend,
+        "messages": messages,
+        **stats,
+        "ratio_median": ratio_median,
+        "ratio_p99": ratio_p99,
+        "target": TARGET,
+        "pass": passed,
+        "synapse": importlib.metadata.version("matrix-synapse"),
+    }
+
+
+# -- running it ------------------------------------------------------------------------------
+
+
+def run(messages: int, backend: str, workdir: Path) -> dict[str, Any]:
+    server = prepare_synapse(workdir / "synapse")
+    try:
+        server.start()
+        accounts = register_accounts(server)
+        samples = asyncio.run(measure(accounts, workdir, messages))
+    finally:
+        server.stop()
+    return report(samples, messages, backend)
+
+
+def at_least_two(value: str) -> int:
+    number = int(value)
+    if number < 2:
+        raise argparse.ArgumentTypeError("need at least 2 messages for a p99")
+    return number
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=at_least_two, default=200,
+                        help="measured samples per kind (default 200, after 10 warm-up)")
+    parser.add_argument("--backend", choices=["matrix"], default="matrix",
+                        help="only matrix in this version")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log the bridge's INFO lines too")
+    return parser.parse_args(argv)
+
+
+def interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)
+    signal.signal(signal.SIGTERM, interrupt)  # stop as cleanly as on Ctrl-C
+    try:
+        with tempfile.TemporaryDirectory(prefix="relay-latency-") as workdir:
+            result = run(args.messages, args.backend, Path(workdir))
+    except KeyboardInterrupt:
+        log.error("interrupted; everything stopped")
+        return 130
+    except Exception:
+        log.exception("benchmark failed; everything stopped")
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

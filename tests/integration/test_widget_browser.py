@@ -1,0 +1,97 @@
+"""The widget in Debian's Chromium, driven by Playwright, against the bridge and Synapse."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.integration.conftest import room_of
+from tests.integration.helpers import Agent
+
+pytestmark = [pytest.mark.synapse, pytest.mark.browser]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser(require_chromium: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=require_chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def open_chat(page: Page, url: str, name: str, email: str) -> None:
+    await page.goto(url)
+    await page.locator("button.lcb-launcher").click()
+    form = page.locator("form.lcb-form")
+    await form.locator("input[name=name]").fill(name)
+    await form.locator("input[name=email]").fill(email)
+    await form.locator("button[type=submit]").click()
+
+
+async def send_line(page: Page, text: str) -> None:
+    box = page.locator("form.lcb-compose textarea[name=text]")
+    await box.fill(text)
+    await box.press("Enter")
+
+
+async def test_visitor_chats_with_an_agent_in_chromium(
+    make_bridge, agent: Agent, browser: Browser, tmp_path: Path
+) -> None:
+    bridge = await make_bridge()
+    page = await browser.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    await page.goto(f"{bridge.base_url}/demo")
+    await expect(page.locator("button.lcb-launcher")).to_be_visible()
+    # Until the visitor opens the chat the widget costs one cacheable status fetch.
+    assert [u.removeprefix(bridge.base_url) for u in requests] == [
+        "/demo", "/widget.js", "/v1/status"]
+
+    await open_chat(page, f"{bridge.base_url}/demo", "Anna <b>Test</b>", "anna@example.com")
+    await send_line(page, "Hello from the browser <i>really</i>")
+    visitor_line = page.locator(".lcb-msg.lcb-visitor .lcb-text").last
+    await expect(visitor_line).to_have_text("Hello from the browser <i>really</i>")
+    await expect(page.locator(".lcb-msg.lcb-visitor.lcb-pending")).to_have_count(0)
+
+    conversation = bridge.store.open_conversations()[-1]
+    room = await room_of(bridge, conversation.id)
+    await agent.join(room)
+    await agent.wait_text(room, "Hello from the browser <i>really</i>")
+    await expect(page.locator(".lcb-msg.lcb-system").filter(has_text="Alice joined")) \
+        .to_have_count(1)
+
+    await agent.client.room_typing(room, True, timeout=10_000)
+    await expect(page.locator(".lcb-typing")).to_contain_text("Alice")
+    await agent.say(room, "Hi Anna, how can I help?")
+    answer = page.locator(".lcb-msg.lcb-agent").last
+    await expect(answer.locator(".lcb-text")).to_have_text("Hi Anna, how can I help?")
+    await expect(answer.locator(".lcb-name")).to_have_text("Alice")
+    await page.screenshot(path=str(tmp_path / "widget-chat.png"))
+
+    # A reload mid-chat resumes from localStorage: nothing missing, nothing twice.
+    await page.reload()
+    await expect(page.locator(".lcb-msg.lcb-agent .lcb-text")).to_have_text(
+        ["Hi Anna, how can I help?"])
+    await expect(page.locator(".lcb-msg.lcb-visitor .lcb-text")).to_have_text(
+        ["Hello from the browser <i>really</i>"])
+    await send_line(page, "after reload")
+    await agent.wait_text(room, "after reload")
+    assert agent.texts(room).count("Hello from the browser <i>really</i>") == 1
+    await page.screenshot(path=str(tmp_path / "widget-after-reload.png"))
+    assert (tmp_path / "widget-after-reload.png").stat().st_size > 0
