@@ -43,8 +43,27 @@ class ServerConfig:
 
     @property
     def public_origin(self) -> str:
-        parts = urlsplit(self.public_url)
-        return f"{parts.scheme}://{parts.netloc}"
+        return normalize_origin(self.public_url)
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """Every origin whose pages may use the widget: the listed sites and our own."""
+        return frozenset((*map(normalize_origin, self.allowed_origins), self.public_origin))
+
+
+def normalize_origin(url: str) -> str:
+    """scheme://host[:port] in the form browsers send: lowercase, no default port."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
 
 @dataclass(frozen=True)

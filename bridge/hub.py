@@ -122,13 +122,21 @@ class Hub:
         if conversation is None:
             raise ProtocolError("bad_token", "unknown conversation token")
         await sink.send(frames.resumed_frame(conversation))
-        for item in self.store.items_after(conversation.id, frame.after):
-            await sink.send(frames.item_frame(item))
-        self.attach(conversation.id, sink)
+        await self._replay(conversation.id, frame.after, sink)
         log.info("conversation %s: visitor resumed after seq %d", conversation.id, frame.after)
         if conversation.status is Status.WAITING:
             await self._send_queue_position(conversation, sink)
         return conversation
+
+    async def _replay(self, conversation_id: ConversationId, after: int, sink: VisitorSink) -> None:
+        """Send everything after `after`, then go live with no gap and nothing out of order:
+        the sink is attached right after a query that found nothing new, with no await
+        in between, so every later item reaches it as a live push."""
+        while items := self.store.items_after(conversation_id, after):
+            for item in items:
+                await sink.send(frames.item_frame(item))
+                after = item.seq
+        self.attach(conversation_id, sink)
 
     def attach(self, conversation_id: ConversationId, sink: VisitorSink) -> None:
         self._sinks.setdefault(conversation_id, set()).add(sink)
@@ -144,6 +152,9 @@ class Hub:
         self, conversation_id: ConversationId, frame: MessageFrame, origin: VisitorSink
     ) -> int:
         """Store a visitor line durably and queue it for the room; returns its seq."""
+        known = self.store.item_by_client_id(conversation_id, frame.client_id)
+        if known is not None:
+            return known.seq  # a retry of a line already stored, maybe before the chat ended
         conversation = self._open_conversation(conversation_id)
         item, created = self.store.append_item(
             conversation.id,
@@ -276,6 +287,8 @@ class Hub:
         if found is None:
             return
         conversation, agent = found
+        if conversation.status is Status.ENDED:
+            return
         name = self._agent_name(agent, event.sender_name)
         await self._push(conversation.id, frames.typing_frame(name, event.active))
 
@@ -284,6 +297,8 @@ class Hub:
         if found is None:
             return
         conversation, agent = found
+        if conversation.status is Status.ENDED:
+            return  # agents leaving a finished chat is not news for the visitor
         joined = isinstance(event, MemberJoined)
         item, created = self.store.append_item(
             conversation.id,
@@ -300,7 +315,7 @@ class Hub:
             return
         log.info("conversation %s: agent %s %s", conversation.id, agent.id,
                  "joined" if joined else "left")
-        if joined and conversation.status is not Status.ENDED:
+        if joined:
             self._agent_engaged(conversation, agent, Happening.AGENT_JOINED)
         await self._push(conversation.id, frames.item_frame(item))
 
@@ -400,6 +415,11 @@ class Hub:
                 delay = max(next(delays), 5.0)
                 log.error("conversation %s: %s refused (%s), retry in %.1fs", conversation_id,
                           what, exc, delay)
+            except Exception:
+                # A bug must not stop this conversation's outbox for good.
+                delay = max(next(delays), 5.0)
+                log.exception("conversation %s: %s failed unexpectedly, retry in %.1fs",
+                              conversation_id, what, delay)
             await self._pause(delay)
 
     async def _pause(self, delay: float) -> None:
@@ -455,7 +475,7 @@ class Hub:
             return self.config.queues[0]
         queue = self.config.queue(topic)
         if queue is None:
-            raise ProtocolError("unknown_topic", f"no queue {topic!r}; see /v1/status")
+            raise ProtocolError("unknown_topic", "no such topic; see /v1/status")
         return queue
 
     def _queue(self, queue_id: str) -> QueueConfig | None:

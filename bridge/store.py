@@ -280,14 +280,15 @@ class Store:
         self, conversation_id: str, client_id: str | None, event_id: str | None
     ) -> Item | None:
         if client_id is not None:
-            found = self._items("conversation_id = ? AND client_id = ?", conversation_id, client_id)
-            if found:
-                return found[0]
+            return self.item_by_client_id(conversation_id, client_id)
         if event_id is not None:
             found = self._items("conversation_id = ? AND event_id = ?", conversation_id, event_id)
-            if found:
-                return found[0]
+            return found[0] if found else None
         return None
+
+    def item_by_client_id(self, conversation_id: str, client_id: str) -> Item | None:
+        found = self._items("conversation_id = ? AND client_id = ?", conversation_id, client_id)
+        return found[0] if found else None
 
     def items_after(self, conversation_id: str, after: int) -> list[Item]:
         return self._items("conversation_id = ? AND seq > ?", conversation_id, after)

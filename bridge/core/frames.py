@@ -59,5 +59,9 @@ def queue_frame(position: int, wait_s: int | None) -> Frame:
     return {"type": "queue", "position": position, "wait_s": wait_s}
 
 
-def error_frame(code: str, message: str) -> Frame:
-    return {"type": "error", "code": code, "message": message}
+def error_frame(code: str, message: str, client_id: str | None = None) -> Frame:
+    """An error; `client_id` names the visitor line it refuses, when it was a message."""
+    frame: Frame = {"type": "error", "code": code, "message": message}
+    if client_id is not None:
+        frame["client_id"] = client_id
+    return frame

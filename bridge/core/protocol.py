@@ -17,7 +17,7 @@ MAX_NAME = 80
 MAX_EMAIL = 254
 MAX_URL = 2048
 MAX_TITLE = 300
-MAX_DRAFT = 1000
+MAX_TOPIC = 64
 EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -32,10 +32,11 @@ _BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
 class ProtocolError(ValueError):
     """A frame the server refuses; `code` goes into the `error` frame."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, client_id: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.client_id = client_id
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,9 @@ ClientFrame = (
 
 
 def clean_text(text: str, *, multiline: bool = True) -> str:
-    """Normalise untrusted text: NFC, no control or format characters, trimmed.
+    """Normalise untrusted text: NFC, no control characters or bidi controls, trimmed.
 
-    Keeps newlines (and tabs) in multi-line text; zero-width joiners stay so emoji survive.
+    Keeps newlines (and tabs) in multi-line text; other format characters stay.
     """
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     kept = []
@@ -145,6 +146,8 @@ def _start(data: dict[str, Any], max_text: int, user_agent: str) -> StartFrame:
     page = _field(data, "page", dict, required=False) or {}
     lang = _field(data, "lang", str, required=False) or ""
     topic = _field(data, "topic", str, required=False)
+    if topic is not None and len(topic) > MAX_TOPIC:
+        raise ProtocolError("unknown_topic", "no such topic; see /v1/status")
     return StartFrame(
         visitor=VisitorInfo(
             name=name,
@@ -179,12 +182,17 @@ def _message(data: dict[str, Any], max_text: int, user_agent: str) -> MessageFra
     client_id = _field(data, "client_id", str)
     if not CLIENT_ID_RE.fullmatch(client_id):
         raise ProtocolError("bad_field", "field 'client_id' must be 1-64 of A-Z a-z 0-9 _ -")
-    raw = _field(data, "text", str)
+    try:
+        raw = _field(data, "text", str)
+    except ProtocolError as exc:
+        exc.client_id = client_id
+        raise
     if len(raw) > max_text:
-        raise ProtocolError("too_long", f"message is longer than {max_text} characters")
+        raise ProtocolError("too_long", f"message is longer than {max_text} characters",
+                            client_id)
     text = clean_text(raw)
     if is_blank(text):
-        raise ProtocolError("empty", "message is empty")
+        raise ProtocolError("empty", "message is empty", client_id)
     return MessageFrame(client_id=client_id, text=text)
 
 
@@ -193,7 +201,10 @@ def _typing(data: dict[str, Any], max_text: int, user_agent: str) -> TypingFrame
 
 
 def _read(data: dict[str, Any], max_text: int, user_agent: str) -> ReadFrame:
-    return ReadFrame(seq=_field(data, "seq", int))
+    seq = _field(data, "seq", int)
+    if seq < 0:
+        raise ProtocolError("bad_field", "field 'seq' must not be negative")
+    return ReadFrame(seq=seq)
 
 
 def _end(data: dict[str, Any], max_text: int, user_agent: str) -> EndFrame:

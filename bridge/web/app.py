@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from bridge.config import Config
+from bridge.config import Config, normalize_origin
 from bridge.hub import Hub
 from bridge.web.ws import handle_ws
 
@@ -62,8 +62,8 @@ async def _ws(request: web.Request) -> web.StreamResponse:
 
 def _cors(request: web.Request, response: web.Response, config: Config) -> web.Response:
     """Let the configured sites read the public, visitor-independent answers."""
-    origin = request.headers.get("Origin", "").rstrip("/")
-    if origin and origin in (*config.server.allowed_origins, config.server.public_origin):
+    origin = request.headers.get("Origin", "")
+    if origin and normalize_origin(origin) in config.server.origins:
         response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Vary"] = "Origin"
     return response

@@ -9,7 +9,7 @@ from weakref import WeakSet
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bridge.config import ServerConfig
+from bridge.config import ServerConfig, normalize_origin
 from bridge.core import frames
 from bridge.core.models import ConversationId
 from bridge.core.protocol import (
@@ -57,7 +57,7 @@ def origin_allowed(request: web.Request, server: ServerConfig) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    return origin.rstrip("/") in (*server.allowed_origins, server.public_origin)
+    return normalize_origin(origin) in server.origins
 
 
 class VisitorConnection:
@@ -77,17 +77,16 @@ class VisitorConnection:
     async def run(self) -> None:
         try:
             async for msg in self.ws:
-                if msg.type is WSMsgType.TEXT:
-                    if not await self.handle(msg.data):
-                        break
-                elif msg.type is WSMsgType.BINARY:
-                    await self.sink.send(frames.error_frame("bad_frame", "send JSON text frames"))
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    continue
+                if not await self.handle(msg.data if msg.type is WSMsgType.TEXT else None):
+                    break
         finally:
             if self.conversation_id is not None:
                 self.hub.detach(self.conversation_id, self.sink)
 
-    async def handle(self, raw: str) -> bool:
-        """Handle one frame; False closes the connection."""
+    async def handle(self, raw: str | None) -> bool:
+        """Handle one frame (None: a binary frame); False closes the connection."""
         if not self.bucket.allow(time.monotonic()):
             self.refused += 1
             if self.refused > MAX_REFUSED_FRAMES:
@@ -100,10 +99,12 @@ class VisitorConnection:
             return True
         self.refused = 0
         try:
+            if raw is None:
+                raise ProtocolError("bad_frame", "send JSON text frames")
             frame = parse_frame(raw, max_text=self.server.max_text, user_agent=self.user_agent)
             await self.dispatch(frame)
         except ProtocolError as exc:
-            await self.sink.send(frames.error_frame(exc.code, exc.message))
+            await self.sink.send(frames.error_frame(exc.code, exc.message, exc.client_id))
         except Exception:
             ref = f"{time.time_ns() & 0xFFFFFF:06x}"
             log.exception("conversation %s: internal error (ref %s)", self.conversation_id, ref)
@@ -115,15 +116,17 @@ class VisitorConnection:
             case PingFrame():
                 await self.sink.send({"type": "pong"})
             case StartFrame():
-                self._leave()
                 conversation = await self.hub.start_conversation(frame, self.sink)
-                self.conversation_id = conversation.id
+                self._switch_to(conversation.id)
             case ResumeFrame():
-                self._leave()
                 conversation = await self.hub.resume(frame, self.sink)
-                self.conversation_id = conversation.id
+                self._switch_to(conversation.id)
             case MessageFrame():
-                seq = await self.hub.visitor_message(self._current(), frame, self.sink)
+                try:
+                    seq = await self.hub.visitor_message(self._current(), frame, self.sink)
+                except ProtocolError as exc:
+                    exc.client_id = frame.client_id
+                    raise
                 await self.sink.send(frames.ack_frame(frame.client_id, seq))
             case TypingFrame():
                 await self.hub.visitor_typing(self._current(), frame.active)
@@ -137,10 +140,11 @@ class VisitorConnection:
             raise ProtocolError("no_conversation", "start or resume a conversation first")
         return self.conversation_id
 
-    def _leave(self) -> None:
-        if self.conversation_id is not None:
+    def _switch_to(self, conversation_id: ConversationId) -> None:
+        """Follow a newly started or resumed conversation (and stop following the old one)."""
+        if self.conversation_id is not None and self.conversation_id != conversation_id:
             self.hub.detach(self.conversation_id, self.sink)
-            self.conversation_id = None
+        self.conversation_id = conversation_id
 
 
 async def handle_ws(

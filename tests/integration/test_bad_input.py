@@ -37,6 +37,22 @@ async def test_malformed_frames_get_errors_and_the_socket_survives(make_bridge, 
     assert bridge.store.open_conversations() == []
 
 
+async def test_a_failed_resume_keeps_the_current_chat(make_bridge, agent: Agent,
+                                                      visitors) -> None:
+    bridge = await make_bridge()
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await visitor.send({"type": "resume", "token": "not-a-token", "after": 0})
+    assert (await visitor.wait("error"))["code"] == "bad_token"
+    await visitor.ws.send_bytes(b"\x00\x01")
+    assert (await visitor.wait("error", lambda f: f["code"] == "bad_frame"))
+    await agent.join(room)
+    await agent.say(room, "still connected?")
+    answer = await visitor.wait("message", lambda f: f["from"] == "agent")
+    assert answer["text"] == "still connected?"
+
+
 async def test_bad_messages_change_nothing(make_bridge, visitors) -> None:
     bridge = await make_bridge(max_text=100)
     visitor = await visitors(bridge.base_url)
@@ -46,7 +62,8 @@ async def test_bad_messages_change_nothing(make_bridge, visitors) -> None:
     for text, code in [("x" * 101, "too_long"), ("   \n ", "empty"), ("\u202e\u200b", "empty")]:
         before = len(visitor.frames)
         await visitor.send({"type": "message", "client_id": "bad1", "text": text})
-        assert (await visitor.wait("error", start=before))["code"] == code
+        error = await visitor.wait("error", start=before)
+        assert (error["code"], error["client_id"]) == (code, "bad1")
     assert bridge.store.conversation(conversation_id).last_seq == seq_before
     ok = await visitor.say("x" * 100)
     assert ok["seq"] == seq_before + 1

@@ -119,7 +119,7 @@ function apply(c) {
   for (const e of root.querySelectorAll('[data-a]')) e.setAttribute('aria-label', e[e == ta ? 'placeholder' : 'title'] = S[e.dataset.a]);
 }
 
-const getConfig = () => cfgP ||= fetch(BASE + '/v1/config').then(r => r.json()).catch(() => ({})).then(c => {
+const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config').then(r => r.json()).catch(() => ({})).then(c => {
   apply(c);
   if (c.max_text > 0) ta.maxLength = c.max_text;
   const qs = c.queues || [];
@@ -183,7 +183,7 @@ function saw(n) {
 
 function unpend(id) {
   pend.delete(id);
-  upd(o => { delete o.pending[id] });
+  upd(o => { delete o.pending?.[id] });
 }
 
 function acked(id, seq) {
@@ -362,7 +362,7 @@ compose.onsubmit = e => {
   if (ready) status();
   const id = uid();
   pend.set(id, text);
-  upd(o => { o.pending[id] = text });
+  upd(o => { (o.pending = o.pending || {})[id] = text });
   lines.set(id, line('visitor lcb-pending', text, who));
   if (ready) tx({ type: 'message', client_id: id, text });
 };
