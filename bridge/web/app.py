@@ -37,7 +37,15 @@ DEFAULT_STRINGS: dict[str, str] = {
     "offline": "We are offline right now.",
     "ended": "The chat has ended.",
     "reconnecting": "Reconnecting…",
+    "chat": "Chat with us",
+    "leave": "Leave a message",
+    "error": "Something went wrong.",
+    "end": "End chat",
+    "new": "New chat",
+    "close": "Minimize",
 }
+# The launcher is drawn before the visitor opens the chat, from /v1/status alone.
+LAUNCHER_STRINGS = ("chat", "leave")
 
 
 def create_app(config: Config, hub: Hub) -> web.Application:
@@ -75,6 +83,10 @@ def _json(request: web.Request, body: dict[str, Any], max_age: int) -> web.Respo
     return _cors(request, response, request.app[CONFIG])
 
 
+def _strings(config: Config) -> dict[str, str]:
+    return {**DEFAULT_STRINGS, "title": config.widget.title, **config.widget.strings}
+
+
 async def _widget_config(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     body = {
@@ -83,13 +95,20 @@ async def _widget_config(request: web.Request) -> web.Response:
         "position": config.widget.position,
         "max_text": config.server.max_text,
         "queues": [{"id": q.id, "name": q.name, "topic": q.topic} for q in config.queues],
-        "strings": {**DEFAULT_STRINGS, "title": config.widget.title, **config.widget.strings},
+        "strings": _strings(config),
     }
     return _json(request, body, max_age=300)
 
 
 async def _status(request: web.Request) -> web.Response:
-    return _json(request, request.app[HUB].status(), max_age=10)
+    config = request.app[CONFIG]
+    strings = _strings(config)
+    look = {
+        "color": config.widget.color,
+        "position": config.widget.position,
+        "strings": {key: strings[key] for key in LAUNCHER_STRINGS},
+    }
+    return _json(request, {**request.app[HUB].status(), **look}, max_age=10)
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -38,7 +38,7 @@ button{display:flex;align-items:center;justify-content:center;gap:8px;padding:10
 .lcb-off{padding:24px;text-align:center;color:#57606a}
 .lcb-form{display:flex;flex-direction:column;gap:12px;padding:16px;overflow:auto}
 label{display:flex;flex-direction:column;gap:4px;font-size:13px;color:#57606a}
-input,select,textarea{width:100%;padding:8px 10px;border:1px solid #d0d7de;background:#fff;color:#1f2328}
+input,select,textarea{width:100%;padding:8px 10px;border:1px solid #d0d7de;background:#fff}
 .lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:12px;overflow-y:auto;background:#f6f8fa}
 .lcb-msg{display:flex;flex-direction:column;max-width:82%;align-self:flex-start}
 .lcb-text{padding:8px 12px;border-radius:16px 16px 16px 4px;background:#fff;border:1px solid #e1e4e8;white-space:pre-wrap;overflow-wrap:anywhere}
@@ -91,7 +91,6 @@ const $ = s => root.querySelector(s);
 const [W, panel, launcher, off, form, sel, log, typingEl, statusEl, compose, ta, endBtn, newBtn, minBtn] =
   ['.lcb', '.lcb-panel', '.lcb-launcher', '.lcb-off', '.lcb-form', 'select', '.lcb-log', '.lcb-typing',
    '.lcb-status', '.lcb-compose', 'textarea', '.lcb-end', '.lcb-new', '.lcb-min'].map($);
-const sendBtn = compose.lastChild;
 
 const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
 const put = o => { try { o ? localStorage.setItem(KEY, JSON.stringify(o)) : localStorage.removeItem(KEY) } catch {} };
@@ -113,7 +112,6 @@ function apply(c) {
   }
   if (c.position) W.classList.toggle('lcb-left', c.position == 'left');
   S = { ...S, ...c.strings };
-  if (c.title) S.title = c.title;
   S.launch = tok || avail ? S.chat : S.leave;
   for (const e of root.querySelectorAll('[data-s]')) e.textContent = S[e.dataset.s];
   for (const e of root.querySelectorAll('[data-a]')) e.setAttribute('aria-label', e[e == ta ? 'placeholder' : 'title'] = S[e.dataset.a]);
@@ -134,7 +132,7 @@ function view() {
   log.hidden = compose.hidden = v != 'chat';
   endBtn.hidden = !active;
   newBtn.hidden = !ended;
-  ta.disabled = sendBtn.disabled = ended;
+  for (const e of compose.elements) e.disabled = ended;
   log.scrollTop = 1e9;
 }
 
@@ -211,7 +209,6 @@ const tx = o => { if (ws?.readyState == 1) ws.send(JSON.stringify(o)) };
 const flush = () => { for (const [client_id, text] of pend) tx({ type: 'message', client_id, text }) };
 
 function connect() {
-  clearTimeout(timer);
   if (ws || !active) return;
   const s = ws = new WebSocket(BASE.replace(/^http/, 'ws') + '/v1/ws');
   s.onopen = () => {
@@ -234,7 +231,7 @@ function hang() {
   ready = false;
   clearInterval(pinger);
   clearTimeout(timer);
-  if (s) { s.onclose = s.onerror = s.onmessage = null; s.close() }
+  s?.close();
 }
 
 function lost(s) {
@@ -242,7 +239,7 @@ function lost(s) {
   hang();
   if (!active) return;
   status(S.reconnecting);
-  timer = setTimeout(connect, Math.min(15e3, 500 * 2 ** Math.min(tries++, 5)) * (0.8 + Math.random() * 0.4));
+  timer = setTimeout(connect, Math.min(15e3, 500 * 2 ** tries++) * (0.8 + Math.random() * 0.4));
 }
 
 function onFrame(m) {
@@ -271,7 +268,7 @@ function onFrame(m) {
       }
       break;
     case 'typing':
-      typing(m.active && m.name);
+      typing(!ended && m.active && m.name);
       break;
     case 'agent':
       if (!saw(m.seq) && S[m.event]) line('system', fmt(m.event, m), 0, m.seq, m.ts);
@@ -285,27 +282,30 @@ function onFrame(m) {
       finish();
       break;
     case 'error':
-      onError(m.code, m.message || S.error);
+      onError(m);
   }
   markRead();
 }
 
-function onError(code, text) {
+function onError(m) {
+  const code = m.code, text = m.message || S.error;
+  if (code == 'rate_limited' && !ready) return lost(ws); // start/resume refused: retry later
   if (code == 'bad_token' || !tok) {
     reset();
     if (code != 'bad_token') status(text);
     return;
   }
-  if (!ready) return lost(ws); // resume refused: retry later
-  // replies come in order: the oldest pending line was refused
-  const id = pend.keys().next().value;
-  if (id && (code == 'too_long' || code == 'empty')) {
-    if (!ta.value) ta.value = pend.get(id);
+  if (!ready) return lost(ws);
+  if (code == 'ended') return finish();
+  // else the oldest pending line: errors come in order
+  const id = m.client_id || pend.keys().next().value;
+  if (pend.has(id) && (code == 'too_long' || code == 'empty')) {
+    if (code == 'too_long' && !ta.value) ta.value = pend.get(id);
     lines.get(id).remove();
     lines.delete(id);
     unpend(id);
   }
-  if (code == 'rate_limited') timer = setTimeout(flush, 3e3);
+  if (code == 'rate_limited' || code == 'internal') timer = setTimeout(flush, 3e3);
   status(text);
 }
 
