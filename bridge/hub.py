@@ -202,6 +202,8 @@ class Hub:
         log.info("conversation %s: ended by %s", conversation.id, by.value)
         await self._push(conversation.id, frames.item_frame(item))
         self._kick(conversation.id)
+        if conversation.status is Status.WAITING:
+            await self._line_moved(conversation.queue_id)
 
     # -- backend side --------------------------------------------------------------------
 
@@ -259,7 +261,7 @@ class Hub:
         if not created:
             return
         self.store.set_first_response(conversation.id, event.ts)
-        self._agent_engaged(conversation, agent, Happening.AGENT_REPLIED)
+        await self._agent_engaged(conversation, agent, Happening.AGENT_REPLIED)
         log.debug("conversation %s: agent %s line seq %d", conversation.id, agent.id, item.seq)
         await self._push(conversation.id, frames.item_frame(item))
 
@@ -316,20 +318,30 @@ class Hub:
         log.info("conversation %s: agent %s %s", conversation.id, agent.id,
                  "joined" if joined else "left")
         if joined:
-            self._agent_engaged(conversation, agent, Happening.AGENT_JOINED)
+            await self._agent_engaged(conversation, agent, Happening.AGENT_JOINED)
         await self._push(conversation.id, frames.item_frame(item))
 
-    def _agent_engaged(
+    async def _agent_engaged(
         self, conversation: Conversation, agent: AgentConfig, happening: Happening
     ) -> None:
         try:
             status = next_status(conversation.status, happening)
         except InvalidTransition:
             return
-        if status is not conversation.status:
-            self.store.set_status(conversation.id, status)
         if conversation.agent_id is None:
             self.store.set_agent(conversation.id, AgentId(agent.id))
+        if status is not conversation.status:
+            self.store.set_status(conversation.id, status)
+            await self._line_moved(conversation.queue_id)
+
+    async def _line_moved(self, queue_id: QueueId) -> None:
+        """Someone left the waiting line: tell everyone still waiting their new place."""
+        for waiting in self.store.waiting_conversations(queue_id):
+            sinks = list(self._sinks.get(waiting.id, ()))
+            if sinks:
+                frame = frames.queue_frame(self.store.waiting_position(waiting), None)
+                for sink in sinks:
+                    await sink.send(frame)
 
     # -- delivery to the room (the outbox) ----------------------------------------------
 
@@ -468,6 +480,7 @@ class Hub:
                 await sink.send(frame)
 
     async def _send_queue_position(self, conversation: Conversation, sink: VisitorSink) -> None:
+        # wait_s stays null until routing can estimate it honestly.
         await sink.send(frames.queue_frame(self.store.waiting_position(conversation), None))
 
     def _queue_for_topic(self, topic: str | None) -> QueueConfig:

@@ -163,6 +163,10 @@ class Store:
     def open_conversations(self) -> list[Conversation]:
         return list(self._conversations("c.status != ?", Status.ENDED.value))
 
+    def waiting_conversations(self, queue_id: str) -> list[Conversation]:
+        return list(self._conversations("c.queue_id = ? AND c.status = ?", queue_id,
+                                        Status.WAITING.value))
+
     def waiting_position(self, conversation: Conversation) -> int:
         """1-based place in its queue's line among conversations nobody answered yet."""
         row = self.db.execute(

@@ -193,3 +193,20 @@ async def test_agent_commands_never_reach_the_visitor(make_bridge, agent: Agent,
     await visitor.send({"type": "message", "client_id": "bye-1", "text": "thanks, bye"})
     again = await visitor.wait("ack", start=before)
     assert again["seq"] == before_end["seq"]
+
+
+async def test_waiting_visitors_learn_their_new_place(make_bridge, agent: Agent,
+                                                      visitors) -> None:
+    bridge = await make_bridge()
+    first = await visitors(bridge.base_url)
+    first_started = await first.start(name="First")
+    second = await visitors(bridge.base_url)
+    await second.start(name="Second")
+    assert (await second.wait("queue"))["position"] == 2
+    assert (await first.wait("queue"))["position"] == 1
+
+    room = await room_of(bridge, first_started["conversation"])
+    await agent.join(room)
+    await first.wait("agent", lambda f: f["event"] == "joined")
+    moved = await second.wait("queue", lambda f: f["position"] == 1)
+    assert moved["wait_s"] is None
