@@ -24,6 +24,7 @@ import importlib.util
 import json
 import logging
 import signal
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -47,12 +48,12 @@ from nio import (
     SyncResponse,
 )
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("bridge") is None:  # run from a checkout, package not installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(REPO_ROOT))
 
-from bridge.app import Bridge
-from bridge.config import Config, parse_config
-from bridge.devserver.synapse import SynapseServer, prepare_synapse
+from bridge.devserver.ports import free_port  # noqa: E402
+from bridge.devserver.synapse import SynapseServer, prepare_synapse  # noqa: E402
 
 log = logging.getLogger("relay_latency")
 
@@ -96,17 +97,81 @@ def register_accounts(server: SynapseServer) -> Accounts:
                     peer_token)
 
 
-def bridge_config(accounts: Accounts, db: Path) -> Config:
-    return parse_config({
+def bridge_config_toml(accounts: Accounts, db: Path, port: int) -> str:
+    """The bridge's config file; strings are JSON-quoted, which TOML reads as basic strings."""
+    q = json.dumps
+    return "\n".join([
+        "[server]",
+        f"listen = {q(f'127.0.0.1:{port}')}",
         # The visitor sends a frame every few hundred ms for minutes: lift the flood limit.
-        "server": {"listen": "127.0.0.1:0", "frames_per_10s": 1_000_000},
-        "storage": {"path": str(db)},
-        "backend": {"type": "matrix"},
-        "matrix": {"homeserver": accounts.homeserver, "user_id": accounts.bot_id,
-                   "password": accounts.bot_password},
-        "agents": [{"id": "alice", "address": accounts.agent_id, "name": "Alice"}],
-        "queues": [{"id": "support", "name": "Support", "agents": ["alice"]}],
-    })
+        "frames_per_10s = 1000000",
+        "[storage]",
+        f"path = {q(str(db))}",
+        "[backend]",
+        'type = "matrix"',
+        "[matrix]",
+        f"homeserver = {q(accounts.homeserver)}",
+        f"user_id = {q(accounts.bot_id)}",
+        f"password = {q(accounts.bot_password)}",
+        "[[agents]]",
+        'id = "alice"',
+        f"address = {q(accounts.agent_id)}",
+        'name = "Alice"',
+        "[[queues]]",
+        'id = "support"',
+        'name = "Support"',
+        'agents = ["alice"]',
+        "",
+    ])
+
+
+class BridgeProcess:
+    """The bridge as its own process, as in production: its work never delays the clients'
+    event loop, so the timings compare like with like."""
+
+    def __init__(self, workdir: Path, accounts: Accounts) -> None:
+        self.port = free_port()
+        self.db = workdir / "livechat.sqlite3"
+        self.config_path = workdir / "bridge.toml"
+        self.config_path.write_text(bridge_config_toml(accounts, self.db, self.port))
+        self.log_path = workdir / "bridge.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        with self.log_path.open("wb") as log_file:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bridge", "--log-level", "WARNING", "run",
+                "-c", str(self.config_path), cwd=str(REPO_ROOT), stdout=log_file,
+                stderr=log_file,
+            )
+        async with asyncio.timeout(ROOM_TIMEOUT_S), aiohttp.ClientSession() as http:
+            while True:
+                if self.proc.returncode is not None:
+                    raise BenchError(f"bridge exited: {self.log_path.read_text()[-2000:]}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{self.base_url}/healthz") as response:
+                        if response.status == 200:
+                            return
+                await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+    def room(self, conversation_id: str) -> str | None:
+        with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT room FROM conversations WHERE id = ?",
+                             (conversation_id,)).fetchone()
+        return row[0] if row and row[0] else None
 
 
 # -- who stamps the arrival times ------------------------------------------------------------
@@ -304,14 +369,12 @@ async def run_rounds(probes: list[Probe], rounds: int) -> Samples:
     return samples
 
 
-async def room_of(bridge: Bridge, conversation_id: str) -> str:
+async def room_of(bridge: BridgeProcess, conversation_id: str) -> str:
     """The room the bridge opened for the conversation (the backend creates it shortly)."""
     async with asyncio.timeout(ROOM_TIMEOUT_S):
-        while True:
-            conversation = bridge.store.conversation(conversation_id)
-            if conversation is not None and conversation.room is not None:
-                return str(conversation.room)
+        while (room := bridge.room(conversation_id)) is None:
             await asyncio.sleep(0.05)
+        return room
 
 
 async def measure(accounts: Accounts, workdir: Path, rounds: int) -> Samples:
@@ -324,7 +387,7 @@ async def measure(accounts: Accounts, workdir: Path, rounds: int) -> Samples:
 async def set_up(stack: contextlib.AsyncExitStack, accounts: Accounts, workdir: Path
                  ) -> list[Probe]:
     """Bridge, agent, peer and visitor connected, the two rooms joined; stack undoes it all."""
-    bridge = Bridge(bridge_config(accounts, workdir / "livechat.sqlite3"))
+    bridge = BridgeProcess(workdir, accounts)
     stack.push_async_callback(bridge.stop)
     await bridge.start()
     agent = await start_user(stack, accounts.homeserver, accounts.agent_id,

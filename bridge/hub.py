@@ -356,13 +356,13 @@ class Hub:
         """Post the conversation's undelivered items in seq order, one at a time, until none
         are left. Failed posts are retried with the same key, so nothing is lost or doubled."""
         try:
+            conversation = self.store.conversation(conversation_id)
+            if conversation is None:
+                return
+            room = conversation.room or await self._retrying(
+                conversation_id, "open room", self._open_room, conversation
+            )
             while True:
-                conversation = self.store.conversation(conversation_id)
-                if conversation is None:
-                    return
-                room = conversation.room or await self._retrying(
-                    conversation_id, "open room", self._open_room, conversation
-                )
                 pending = self.store.undelivered(conversation_id)
                 if not pending:
                     return  # no await since the query: no item can slip in unseen

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,21 @@ class Store:
 
     def close(self) -> None:
         self.db.conn.close()
+
+    @contextmanager
+    def _transaction(self, *, durable: bool) -> Iterator[None]:
+        """A transaction; `durable=False` commits without waiting for the disk (WAL keeps
+        commits in order, so a crash may lose the newest ones but never reorders them)."""
+        if durable:
+            with self.db.atomic():
+                yield
+            return
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.db.atomic():
+                yield
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
 
     # -- conversations ------------------------------------------------------------------
 
@@ -243,7 +259,10 @@ class Store:
         A repeated client_id (visitor retry) or event_id (backend redelivery) returns the
         item stored the first time and `created=False`: nothing is ever stored twice.
         """
-        with self.db.atomic():
+        # Lines that came from the backend can be fetched again (the backend saves its
+        # position after they are stored, in the same ordered WAL), so they need not wait
+        # for an fsync; visitor lines are acknowledged and must be on disk first.
+        with self._transaction(durable=not delivered):
             existing = self._existing(conversation_id, client_id, event_id)
             if existing is not None:
                 return existing, False
@@ -322,8 +341,8 @@ class Store:
         row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def kv_set(self, key: str, value: str) -> None:
-        with self.db.atomic():
+    def kv_set(self, key: str, value: str, *, durable: bool = True) -> None:
+        with self._transaction(durable=durable):
             self.db.execute(
                 "INSERT INTO kv (key, value) VALUES (?, ?)"
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -341,8 +360,8 @@ class StoreBackendState:
     def get(self, key: str) -> str | None:
         return self._store.kv_get(self._prefix + key)
 
-    def set(self, key: str, value: str) -> None:
-        self._store.kv_set(self._prefix + key, value)
+    def set(self, key: str, value: str, *, durable: bool = True) -> None:
+        self._store.kv_set(self._prefix + key, value, durable=durable)
 
 
 def _conversation(row: dict[str, Any]) -> Conversation:

@@ -89,7 +89,9 @@ class BackendState(Protocol):
 
     def get(self, key: str) -> str | None: ...
 
-    def set(self, key: str, value: str) -> None: ...
+    def set(self, key: str, value: str, *, durable: bool = True) -> None:
+        """Store a value; `durable=False` for values that may roll back to an older one
+        after a power loss (a sync position: events are then fetched again)."""
 
 
 class Backend(Protocol):

@@ -58,7 +58,7 @@ SYNC_FILTER: dict[str, Any] = {
     "room": {
         "account_data": {"not_types": ["*"]},
         "ephemeral": {"types": ["m.typing"]},
-        "state": {"types": ["m.room.member", "m.room.name"], "lazy_load_members": True},
+        "state": {"types": ["m.room.member"]},
         "timeline": {"types": ["m.room.message", "m.room.member"], "limit": 100},
     },
 }
@@ -172,7 +172,7 @@ class MatrixBackend:
             await self._dispatch(response)
             # Saved only after the events were handled: a crash replays them, and the hub
             # drops what it already stored (by event id), so nothing is lost or doubled.
-            self.state.set("sync_token", response.next_batch)
+            self.state.set("sync_token", response.next_batch, durable=False)
 
     # -- outbound ------------------------------------------------------------------------
 
