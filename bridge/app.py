@@ -20,6 +20,10 @@ def make_backend(config: Config, store: Store) -> Backend:
         from bridge.backends.matrix import MatrixBackend
 
         return MatrixBackend(config.matrix, StoreBackendState(store, "matrix"))
+    if config.backend == "xmpp" and config.xmpp is not None:
+        from bridge.backends.xmpp import XmppBackend
+
+        return XmppBackend(config.xmpp, tuple(agent.address for agent in config.agents))
     raise ValueError(f"backend {config.backend!r} is not available in this version")
 
 

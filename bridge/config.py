@@ -89,6 +89,8 @@ class XmppConfig:
     host: str | None = None
     port: int = 5222
     verify_tls: bool = True
+    ca_file: Path | None = None
+    plaintext: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,7 +273,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     matrix_t = r.table(raw, "matrix", "matrix", backend == "matrix")
     matrix = _matrix(r, matrix_t, backend) if isinstance(raw.get("matrix"), dict) else None
     xmpp_t = r.table(raw, "xmpp", "xmpp", backend == "xmpp")
-    xmpp = _xmpp(r, xmpp_t, backend) if isinstance(raw.get("xmpp"), dict) else None
+    xmpp = _xmpp(r, xmpp_t, backend, base_dir) if isinstance(raw.get("xmpp"), dict) else None
     agents = _agents(r, raw.get("agents", []), backend)
     queues = _queues(r, raw.get("queues", []), agents, backend)
     canned = _canned(r, r.table(raw, "canned", "canned", False))
@@ -328,7 +330,11 @@ def _positive(value: int) -> str | None:
 def _storage(r: _Reader, t: dict[str, Any], base_dir: Path) -> StorageConfig:
     r.unknown_keys(t, {"path"}, "storage")
     path = Path(r.get(t, "path", "storage", str, "state/livechat.sqlite3"))
-    return StorageConfig(path=path if path.is_absolute() else base_dir / path)
+    return StorageConfig(path=_resolve(path, base_dir))
+
+
+def _resolve(path: Path, base_dir: Path) -> Path:
+    return path if path.is_absolute() else base_dir / path
 
 
 def _matrix(r: _Reader, t: dict[str, Any], backend: str) -> MatrixConfig:
@@ -352,9 +358,11 @@ def _matrix(r: _Reader, t: dict[str, Any], backend: str) -> MatrixConfig:
     )
 
 
-def _xmpp(r: _Reader, t: dict[str, Any], backend: str) -> XmppConfig:
+def _xmpp(r: _Reader, t: dict[str, Any], backend: str, base_dir: Path) -> XmppConfig:
     p = "xmpp"
-    r.unknown_keys(t, {"jid", "password", "muc_service", "host", "port", "verify_tls"}, p)
+    r.unknown_keys(t, {"jid", "password", "muc_service", "host", "port", "verify_tls",
+                       "ca_file", "plaintext"}, p)
+    ca_file = r.get(t, "ca_file", p, str, None)
     return XmppConfig(
         jid=r.get(t, "jid", p, str, "", required=True, check=_bare_jid),
         password=r.get(t, "password", p, str, "", required=True, check=_secret),
@@ -362,6 +370,8 @@ def _xmpp(r: _Reader, t: dict[str, Any], backend: str) -> XmppConfig:
         host=r.get(t, "host", p, str, None),
         port=r.get(t, "port", p, int, 5222, check=_port),
         verify_tls=r.get(t, "verify_tls", p, bool, True),
+        ca_file=None if ca_file is None else _resolve(Path(ca_file), base_dir),
+        plaintext=r.get(t, "plaintext", p, bool, False),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from bridge.backends.base import (
     AgentMessage,
+    AgentPresence,
     AgentTyping,
     Backend,
     BackendError,
@@ -58,6 +59,11 @@ class VisitorSink(Protocol):
     async def send(self, frame: frames.Frame) -> None: ...
 
 
+def visitor_nick(conversation: Conversation) -> str:
+    """How the visitor appears in the agents' room."""
+    return f"{conversation.visitor.name} (visitor)"
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -81,11 +87,16 @@ class Hub:
         self._couriers: dict[ConversationId, asyncio.Task[None]] = {}
         self._retry_now = asyncio.Event()
         self._tasks = TaskGroup()
+        self._presence: dict[str, bool] = {}
 
     async def start(self) -> None:
         """Start the backend, then resume every delivery a previous run left unfinished."""
         await self.backend.start(self.on_inbound)
-        for conversation in self.store.open_conversations():
+        open_conversations = self.store.open_conversations()
+        await self.backend.attach_rooms({
+            c.room: visitor_nick(c) for c in open_conversations if c.room is not None
+        })
+        for conversation in open_conversations:
             if conversation.room is None:
                 self._kick(conversation.id)
         for conversation_id in self.store.conversations_with_outbox():
@@ -218,8 +229,20 @@ class Hub:
                 await self._on_agent_typing(event)
             elif isinstance(event, MemberJoined | MemberLeft):
                 await self._on_membership(event)
+            elif isinstance(event, AgentPresence):
+                self._on_presence(event)
         except Exception:
             log.exception("failed to handle %s", type(event).__name__)
+
+    def _on_presence(self, event: AgentPresence) -> None:
+        agent = self.config.agent_by_address(event.address)
+        if agent is not None and self._presence.get(agent.id) != event.available:
+            self._presence[agent.id] = event.available
+            log.info("agent %s is %s", agent.id, "available" if event.available else "away")
+
+    def agent_available(self, agent: AgentConfig) -> bool:
+        """Messenger presence: away, busy (dnd), extended away or offline take no new chats."""
+        return self._presence.get(agent.id, self.backend.presence_default)
 
     def _agent_in_room(
         self, room: RoomRef, address: str, what: str
@@ -302,6 +325,8 @@ class Hub:
         if conversation.status is Status.ENDED:
             return  # agents leaving a finished chat is not news for the visitor
         joined = isinstance(event, MemberJoined)
+        if self.store.agent_present(conversation.id, agent.id) == joined:
+            return  # a rejoin after a reconnect, not news for the visitor
         item, created = self.store.append_item(
             conversation.id,
             ItemKind.JOINED if joined else ItemKind.LEFT,
@@ -391,7 +416,7 @@ class Hub:
             RoomSpec(
                 name=f"💬 {conversation.visitor.name} · {queue_name}",
                 topic=topic,
-                visitor_nick=f"{conversation.visitor.name} (visitor)",
+                visitor_nick=visitor_nick(conversation),
                 invite=invite,
                 key=conversation.id,
             )
@@ -508,7 +533,11 @@ class Hub:
         """The public availability answer behind GET /v1/status."""
         queues = []
         for queue in self.config.queues:
-            available = bool(queue.agents)
+            available = any(
+                self.agent_available(agent)
+                for agent_id in queue.agents
+                if (agent := self.config.agent(agent_id)) is not None
+            )
             queues.append({
                 "id": queue.id,
                 "name": queue.name,

@@ -313,6 +313,15 @@ class Store:
         found = self._items("conversation_id = ? AND client_id = ?", conversation_id, client_id)
         return found[0] if found else None
 
+    def agent_present(self, conversation_id: str, agent_id: str) -> bool:
+        """Whether the agent's last membership item in this timeline is a join."""
+        row = self.db.execute(
+            "SELECT kind FROM items WHERE conversation_id = ? AND sender_id = ?"
+            " AND kind IN (?, ?) ORDER BY seq DESC LIMIT 1",
+            (conversation_id, agent_id, ItemKind.JOINED.value, ItemKind.LEFT.value),
+        ).fetchone()
+        return row is not None and row[0] == ItemKind.JOINED.value
+
     def items_after(self, conversation_id: str, after: int) -> list[Item]:
         return self._items("conversation_id = ? AND seq > ?", conversation_id, after)
 

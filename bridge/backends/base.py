@@ -76,11 +76,21 @@ class MemberLeft:
 
 
 @dataclass(frozen=True)
+class AgentPresence:
+    """Whether an agent can take new chats, from their messenger presence."""
+
+    address: str
+    available: bool
+
+
+@dataclass(frozen=True)
 class Connected:
     """The backend is (re)connected: anything that failed meanwhile can be retried now."""
 
 
-InboundEvent = AgentMessage | AgentTyping | MemberJoined | MemberLeft | Connected
+InboundEvent = (
+    AgentMessage | AgentTyping | MemberJoined | MemberLeft | AgentPresence | Connected
+)
 InboundCallback = Callable[[InboundEvent], Awaitable[None]]
 
 
@@ -98,6 +108,9 @@ class Backend(Protocol):
     """A messenger network the agents sit on."""
 
     name: str
+    # Whether an agent whose presence was never reported counts as available: Matrix
+    # servers often run without presence; XMPP always reports a contact's presence.
+    presence_default: bool
 
     async def start(self, inbound: InboundCallback) -> None:
         """Log in and start receiving; events go to `inbound` in the order they happened.
@@ -107,6 +120,10 @@ class Backend(Protocol):
 
     async def stop(self) -> None:
         """Stop receiving and close connections; safe to call twice."""
+
+    async def attach_rooms(self, rooms: dict[RoomRef, str]) -> None:
+        """Be present in these rooms (room → the visitor's nick) after a (re)start, so
+        agents' lines reach the bridge even before anything is posted there."""
 
     async def open_room(self, spec: RoomSpec) -> RoomRef:
         """Create the conversation's room, show the bot as the visitor there, invite agents."""

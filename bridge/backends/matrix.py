@@ -17,6 +17,7 @@ from nio import (
     AsyncClientConfig,
     ErrorResponse,
     LoginResponse,
+    PresenceEvent,
     RoomCreateResponse,
     RoomMemberEvent,
     RoomMessageEmote,
@@ -31,6 +32,7 @@ from nio import (
 
 from bridge.backends.base import (
     AgentMessage,
+    AgentPresence,
     AgentTyping,
     BackendError,
     BackendState,
@@ -70,6 +72,7 @@ class MatrixBackend:
     """Carries conversations into Matrix rooms through one bot account."""
 
     name = "matrix"
+    presence_default = True
 
     def __init__(self, config: MatrixConfig, state: BackendState) -> None:
         self.config = config
@@ -176,6 +179,9 @@ class MatrixBackend:
 
     # -- outbound ------------------------------------------------------------------------
 
+    async def attach_rooms(self, rooms: dict[RoomRef, str]) -> None:
+        """Room membership is server state in Matrix: the bot is still in its rooms."""
+
     async def open_room(self, spec: RoomSpec) -> RoomRef:
         client = self._require_client()
         created = await self._call(
@@ -256,6 +262,10 @@ class MatrixBackend:
                 if isinstance(event, TypingNoticeEvent):
                     for typing in self._typing_changes(room, set(event.users)):
                         await self._emit(typing)
+        for presence in response.presence_events:
+            if isinstance(presence, PresenceEvent) and presence.user_id != self.user_id:
+                # "unavailable" is away/idle; only "online" takes new chats.
+                await self._emit(AgentPresence(presence.user_id, presence.presence == "online"))
 
     def _translate(self, room: RoomRef, event: Any) -> InboundEvent | None:
         if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):

@@ -1,0 +1,456 @@
+"""XMPP backend on slixmpp: one members-only group chat (XEP-0045) per conversation.
+
+The bot joins each conversation's group chat with the nick "{visitor} (visitor)", makes the
+queue's agents members and invites them (XEP-0249). Typing travels as chat states (XEP-0085),
+availability as presence. No slixmpp type or exception leaves this module.
+
+XMPP has no server-side idempotency for messages, so a line counts as delivered only when
+the group chat reflects it back with our id; after a reconnect the room history (which keeps
+ids) tells which lines already arrived, so a retry never shows twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from slixmpp import JID, ClientXMPP, Message, Presence
+from slixmpp.exceptions import IqError, IqTimeout, PresenceError
+
+from bridge.backends.base import (
+    AgentMessage,
+    AgentPresence,
+    AgentTyping,
+    BackendError,
+    BackendUnavailable,
+    Connected,
+    InboundCallback,
+    InboundEvent,
+    MemberJoined,
+    MemberLeft,
+    RoomSpec,
+)
+from bridge.config import XmppConfig
+from bridge.core.models import RoomRef
+from bridge.core.protocol import clean_text
+from bridge.tasks import TaskGroup, backoff_delays
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 15.0
+REFLECTION_TIMEOUT_S = 10.0
+JOIN_TIMEOUT_S = 15.0
+HISTORY_STANZAS = 50
+BUSY_SHOWS = {"away", "xa", "dnd"}
+
+
+@dataclass
+class _Room:
+    """What the bot knows of one group chat it speaks in."""
+
+    nick: str
+    joined: bool = False
+    delivered: dict[str, str] = field(default_factory=dict)  # our message id -> event id
+    real_jids: dict[str, str] = field(default_factory=dict)  # occupant nick -> bare JID
+
+
+class XmppBackend:
+    """Carries conversations into group chats through one bot account."""
+
+    name = "xmpp"
+    presence_default = False
+
+    def __init__(self, config: XmppConfig, agents: tuple[str, ...]) -> None:
+        self.config = config
+        self.jid = JID(config.jid)
+        self.agents = {JID(a).bare for a in agents}
+        self._client: ClientXMPP | None = None
+        self._inbound: InboundCallback | None = None
+        self._events: asyncio.Queue[InboundEvent] = asyncio.Queue()
+        self._rooms: dict[str, _Room] = {}
+        self._reflections: dict[str, asyncio.Future[str]] = {}
+        self._session = asyncio.Event()
+        self._auth_failed = False
+        self._stopping = False
+        self._ever_connected = False
+        self._tasks = TaskGroup()
+        self._join_locks: dict[str, asyncio.Lock] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, inbound: InboundCallback) -> None:
+        self._inbound = inbound
+        self._client = self._make_client()
+        self._tasks.spawn(self._deliver_events(), name="xmpp-inbound")
+        if not await self._connect_once():
+            await self.stop()
+            if self._auth_failed:
+                raise BackendError(f"xmpp: {self.jid} could not log in (wrong password?)")
+            raise BackendUnavailable(f"xmpp: could not connect as {self.jid}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        client = self._client
+        if client is not None:
+            client.cancel_connection_attempt()
+            if client.transport is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.disconnect(wait=1.0), 3.0)
+            client.abort()
+        await self._tasks.close()
+        self._client = None
+
+    def _make_client(self) -> ClientXMPP:
+        client = ClientXMPP(self.config.jid, self.config.password)
+        for plugin in ("xep_0030", "xep_0045", "xep_0085", "xep_0199", "xep_0203",
+                       "xep_0249", "xep_0308", "xep_0359", "xep_0198"):
+            client.register_plugin(plugin)
+        client.plugin["xep_0199"].enable_keepalive(interval=60, timeout=15)
+        if self.config.plaintext:
+            # Loopback test servers only: no TLS at all, SCRAM over the plain stream.
+            client.enable_direct_tls = False
+            client.enable_starttls = False
+            client.enable_plaintext = True
+            client.plugin["feature_mechanisms"].unencrypted_scram = True
+        else:
+            client.enable_direct_tls = False
+            client.enable_plaintext = False
+            if self.config.ca_file is not None:
+                client.ca_certs = self.config.ca_file
+            if not self.config.verify_tls:
+                client.ssl_context.check_hostname = False
+                client.ssl_context.verify_mode = ssl.CERT_NONE
+        # Presence subscriptions: agents only; anyone else is neither asked nor accepted.
+        client.auto_authorize = None
+        client.auto_subscribe = False
+        client.add_event_handler("session_start", self._on_session_start)
+        client.add_event_handler("session_resumed", self._on_session_resumed)
+        client.add_event_handler("failed_auth", self._on_failed_auth)
+        client.add_event_handler("disconnected", self._on_disconnected)
+        client.add_event_handler("groupchat_message", self._on_groupchat_message)
+        client.add_event_handler("groupchat_presence", self._on_groupchat_presence)
+        client.add_event_handler("presence_subscribe", self._on_subscribe_request)
+        client.add_event_handler("changed_status", self._on_changed_status)
+        client.add_event_handler("message_error", self._on_message_error)
+        return client
+
+    async def _connect_once(self) -> bool:
+        """One connection attempt with a deadline; True once the session has started."""
+        client = self._require_client()
+        self._session.clear()
+        if self.config.host:
+            client.connect(self.config.host, self.config.port)
+        else:
+            client.connect()  # the domain's SRV records
+        try:
+            await asyncio.wait_for(self._session.wait(), CONNECT_TIMEOUT_S)
+            return True
+        except TimeoutError:
+            client.cancel_connection_attempt()
+            client.abort()
+            return False
+
+    async def _reconnect(self) -> None:
+        delays = backoff_delays(first=0.5, cap=15.0)
+        while not self._stopping:
+            await asyncio.sleep(next(delays))
+            if self._stopping or self._session.is_set():
+                return
+            if await self._connect_once():
+                return
+
+    def _on_disconnected(self, reason: Any) -> None:
+        if self._stopping:
+            return
+        log.warning("xmpp: disconnected (%s); reconnecting", reason)
+        self._session.clear()
+        for room in self._rooms.values():
+            room.joined = False
+        for future in self._reflections.values():
+            if not future.done():
+                future.set_exception(BackendUnavailable("xmpp: disconnected"))
+        self._tasks.spawn(self._reconnect(), name="xmpp-reconnect")
+
+    def _on_failed_auth(self, _event: Any) -> None:
+        self._auth_failed = True
+
+    async def _on_session_start(self, _event: Any) -> None:
+        """A new session (not a resumed one): presence, roster, and every room again."""
+        client = self._require_client()
+        client.send_presence()
+        for agent in self.agents:
+            if client.client_roster[agent]["subscription"] not in ("both", "to"):
+                client.send_presence_subscription(pto=agent, ptype="subscribe")
+        for room in self._rooms.values():
+            room.joined = False
+        self._session.set()
+        log.info("xmpp: session started as %s", client.boundjid)
+        if self._ever_connected:
+            self._queue_event(Connected())
+        self._ever_connected = True
+        for room_jid in list(self._rooms):
+            self._tasks.spawn(self._join_quietly(room_jid), name=f"xmpp-rejoin-{room_jid}")
+
+    def _on_session_resumed(self, _event: Any) -> None:
+        # Stream management resumed the old stream: rooms and unacked stanzas are intact.
+        self._session.set()
+        log.info("xmpp: session resumed")
+        self._queue_event(Connected())
+
+    # -- rooms ---------------------------------------------------------------------------
+
+    async def attach_rooms(self, rooms: dict[RoomRef, str]) -> None:
+        for room, nick in rooms.items():
+            self._rooms.setdefault(room, _Room(nick=nick))
+            self._tasks.spawn(self._join_quietly(room), name=f"xmpp-join-{room}")
+
+    async def _join_quietly(self, room_jid: str) -> None:
+        try:
+            await self._ensure_joined(RoomRef(room_jid))
+        except BackendError as exc:
+            log.warning("xmpp: could not rejoin %s (%s)", room_jid, exc)
+
+    async def open_room(self, spec: RoomSpec) -> RoomRef:
+        room = RoomRef(f"lc-{spec.key}@{self.config.muc_service}")
+        state = self._rooms.setdefault(room, _Room(nick=spec.visitor_nick))
+        state.nick = spec.visitor_nick
+        await self._ensure_joined(room, spec)
+        return room
+
+    async def _ensure_joined(self, room: RoomRef, spec: RoomSpec | None = None) -> _Room:
+        state = self._rooms.setdefault(room, _Room(nick=""))
+        async with self._join_locks.setdefault(room, asyncio.Lock()):
+            if state.joined:
+                return state
+            await self._wait_session()
+            client = self._require_client()
+            nick = state.nick or "visitor"
+            try:
+                presence, _subject, _occupants, history = await client.plugin[
+                    "xep_0045"].join_muc_wait(JID(room), nick, maxstanzas=HISTORY_STANZAS,
+                                              timeout=JOIN_TIMEOUT_S)
+            except PresenceError as exc:
+                raise BackendError(f"xmpp: cannot join {room}: {exc.condition}") from None
+            except TimeoutError:
+                raise BackendUnavailable(f"xmpp: joining {room} timed out") from None
+            state.nick = presence["from"].resource
+            state.joined = True
+            for message in history:
+                self._note_reflection(state, message)
+            if 201 in presence["muc"]["status_codes"] or spec is not None:
+                await self._configure(room, spec)
+            log.info("xmpp: in %s as %r", room, state.nick)
+            return state
+
+    async def _configure(self, room: RoomRef, spec: RoomSpec | None) -> None:
+        """Members-only, non-anonymous, persistent; the agents made members and invited."""
+        if spec is None:
+            return
+        muc = self._require_client().plugin["xep_0045"]
+        try:
+            form = await muc.get_room_config(JID(room))
+            wanted = {
+                "muc#roomconfig_roomname": spec.name,
+                "muc#roomconfig_roomdesc": spec.topic,
+                "muc#roomconfig_membersonly": True,
+                "muc#roomconfig_whois": "anyone",
+                "muc#roomconfig_persistentroom": True,
+                "muc#roomconfig_publicroom": False,
+                "muc#roomconfig_changesubject": False,
+            }
+            offered = form.get_fields()
+            form.set_values({var: value for var, value in wanted.items() if var in offered})
+            submission = form
+            await muc.set_room_config(JID(room), submission)
+            for address in spec.invite:
+                await muc.set_affiliation(JID(room), "member", jid=JID(address))
+        except (IqError, IqTimeout) as exc:
+            raise BackendUnavailable(f"xmpp: configuring {room} failed: {exc}") from None
+        muc.set_subject(JID(room), f"{spec.name} — {spec.topic}" if spec.topic else spec.name)
+        for address in spec.invite:
+            self._invite(room, address, spec.name)
+
+    def _invite(self, room: RoomRef, address: str, reason: str) -> None:
+        self._require_client().plugin["xep_0249"].send_invitation(
+            JID(address), JID(room), reason=reason
+        )
+
+    async def invite(self, room: RoomRef, address: str) -> None:
+        await self._ensure_joined(room)
+        muc = self._require_client().plugin["xep_0045"]
+        try:
+            await muc.set_affiliation(JID(room), "member", jid=JID(address))
+        except IqError as exc:
+            raise BackendError(f"xmpp: cannot make {address} a member: {exc}") from None
+        except IqTimeout:
+            raise BackendUnavailable("xmpp: affiliation change timed out") from None
+        self._invite(room, address, "")
+
+    # -- outbound ------------------------------------------------------------------------
+
+    async def post_text(self, room: RoomRef, text: str, *, key: str) -> str:
+        return await self._post(room, text, key)
+
+    async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
+        # Group chats have no notice type: a marked line is the convention clients show.
+        return await self._post(room, f"ℹ️ {text}", key)
+
+    async def _post(self, room: RoomRef, text: str, key: str) -> str:
+        state = await self._ensure_joined(room)
+        if key in state.delivered:
+            return state.delivered[key]
+        loop = asyncio.get_running_loop()
+        reflected = self._reflections.setdefault(key, loop.create_future())
+        message = self._require_client().make_message(mto=JID(room), mbody=text,
+                                                      mtype="groupchat")
+        message["id"] = key
+        message["origin_id"]["id"] = key
+        message.send()
+        try:
+            return await asyncio.wait_for(asyncio.shield(reflected), REFLECTION_TIMEOUT_S)
+        except TimeoutError:
+            raise BackendUnavailable(f"xmpp: {room} did not reflect {key}") from None
+        finally:
+            if reflected.done():
+                self._reflections.pop(key, None)
+
+    async def set_typing(self, room: RoomRef, active: bool) -> None:
+        state = self._rooms.get(room)
+        if state is None or not state.joined:
+            return
+        message = self._require_client().make_message(mto=JID(room), mtype="groupchat")
+        message["chat_state"] = "composing" if active else "active"
+        message.send()
+
+    # -- inbound -------------------------------------------------------------------------
+
+    def _queue_event(self, event: InboundEvent) -> None:
+        self._events.put_nowait(event)
+
+    async def _deliver_events(self) -> None:
+        """Hand events to the hub one at a time, in the order the stream delivered them."""
+        while True:
+            event = await self._events.get()
+            if self._inbound is not None:
+                try:
+                    await self._inbound(event)
+                except Exception:
+                    log.exception("xmpp: inbound handler failed for %s", type(event).__name__)
+
+    def _on_groupchat_message(self, message: Message) -> None:
+        room_jid = message["from"].bare
+        state = self._rooms.get(room_jid)
+        if state is None:
+            return
+        nick = message["from"].resource
+        if nick == state.nick:
+            self._note_reflection(state, message)
+            return
+        sender = state.real_jids.get(nick)
+        if not nick or sender is None:
+            log.info("xmpp: %s: line from %r with no known address; not relayed", room_jid, nick)
+            return
+        name = nick
+        if message["chat_state"] and not message["body"]:
+            active = message["chat_state"] == "composing"
+            self._queue_event(AgentTyping(RoomRef(room_jid), sender, name, active))
+            return
+        text = clean_text(str(message["body"]))
+        if not text or message["subject"]:
+            return
+        if message["replace"]["id"]:
+            text = f"✎ {text}"  # XEP-0308 correction, shown as a marked new line
+        delay = message.get_plugin("delay", check=True)
+        stamp = delay["stamp"] if delay is not None else None
+        self._queue_event(AgentMessage(
+            room=RoomRef(room_jid),
+            sender=sender,
+            sender_name=name,
+            text=text,
+            event_id=self._event_id(message),
+            ts=stamp.timestamp() if stamp else time.time(),
+        ))
+
+    def _note_reflection(self, state: _Room, message: Message) -> None:
+        """Our own line came back from the room (live or in the history on join)."""
+        key = message["origin_id"]["id"] or message["id"]
+        if not key:
+            return
+        event_id = self._event_id(message)
+        state.delivered[key] = event_id
+        future = self._reflections.get(key)
+        if future is not None and not future.done():
+            future.set_result(event_id)
+
+    @staticmethod
+    def _event_id(message: Message) -> str:
+        """The room's own id for a message (XEP-0359) when it gives one, else sender + id."""
+        stanza_id = message["stanza_id"]
+        if stanza_id["id"] and stanza_id["by"] == message["from"].bare:
+            return str(stanza_id["id"])
+        return f"{message['from']}#{message['id']}"
+
+    def _on_groupchat_presence(self, presence: Presence) -> None:
+        room_jid = presence["from"].bare
+        state = self._rooms.get(room_jid)
+        if state is None:
+            return
+        nick = presence["from"].resource
+        real = presence["muc"]["jid"]
+        codes = presence["muc"]["status_codes"]
+        if nick == state.nick or 110 in codes:
+            if presence["type"] == "unavailable":
+                # Kicked, or the room was destroyed: join again before the next line.
+                log.warning("xmpp: the bot left %s (codes %s)", room_jid, sorted(codes))
+                state.joined = False
+            return
+        if not real:
+            return
+        address = real.bare
+        if presence["type"] == "unavailable":
+            state.real_jids.pop(nick, None)
+            event: InboundEvent = MemberLeft(RoomRef(room_jid), address, nick,
+                                             f"left:{room_jid}/{nick}:{time.time():.6f}")
+        else:
+            if state.real_jids.get(nick) == address:
+                return  # a status change, not a join
+            state.real_jids[nick] = address
+            event = MemberJoined(RoomRef(room_jid), address, nick,
+                                 f"joined:{room_jid}/{nick}:{time.time():.6f}")
+        self._queue_event(event)
+
+    def _on_subscribe_request(self, presence: Presence) -> None:
+        asker = presence["from"].bare
+        client = self._require_client()
+        if asker in self.agents:
+            client.send_presence(pto=asker, ptype="subscribed")
+        else:
+            client.send_presence(pto=asker, ptype="unsubscribed")
+
+    def _on_changed_status(self, presence: Presence) -> None:
+        address = presence["from"].bare
+        if address not in self.agents:
+            return
+        available = presence["type"] != "unavailable" and presence["show"] not in BUSY_SHOWS
+        self._queue_event(AgentPresence(address, available))
+
+    def _on_message_error(self, message: Message) -> None:
+        log.warning("xmpp: error from %s: %s", message["from"], message["error"]["condition"])
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _wait_session(self) -> None:
+        try:
+            await asyncio.wait_for(self._session.wait(), CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            raise BackendUnavailable("xmpp: not connected") from None
+
+    def _require_client(self) -> ClientXMPP:
+        if self._client is None:
+            raise BackendUnavailable("xmpp: not started")
+        return self._client
