@@ -61,7 +61,7 @@ def normalize_origin(url: str) -> str:
     try:
         port = parts.port
     except ValueError:
-        port = None
+        return f"invalid:{url}"  # matches no configured origin
     default = {"http": 80, "https": 443}.get(scheme)
     return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 

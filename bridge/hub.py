@@ -120,12 +120,12 @@ class Hub:
             self.clock(),
         )
         log.info("conversation %s: started in queue %s", conversation.id, queue.id)
-        await sink.send(frames.started_frame(conversation, token))
-        self.attach(conversation.id, sink)
         if queue.welcome:
-            await self._append_system(conversation, self._render_welcome(conversation, queue))
+            self.store.append_item(conversation.id, ItemKind.TEXT, Sender.SYSTEM, "",
+                                   self._render_welcome(conversation, queue), self.clock())
         self._kick(conversation.id)
-        await self._send_queue_position(conversation, sink)
+        await sink.send(frames.started_frame(conversation, token))
+        await self.follow(conversation.id, 0, sink)
         return conversation
 
     async def resume(self, frame: ResumeFrame, sink: VisitorSink) -> Conversation:
@@ -133,13 +133,21 @@ class Hub:
         if conversation is None:
             raise ProtocolError("bad_token", "unknown conversation token")
         await sink.send(frames.resumed_frame(conversation))
-        await self._replay(conversation.id, frame.after, sink)
+        await self.follow(conversation.id, frame.after, sink)
         log.info("conversation %s: visitor resumed after seq %d", conversation.id, frame.after)
-        if conversation.status is Status.WAITING:
-            await self._send_queue_position(conversation, sink)
         return conversation
 
-    async def _replay(self, conversation_id: ConversationId, after: int, sink: VisitorSink) -> None:
+    async def follow(self, conversation_id: ConversationId, after: int, sink: VisitorSink
+                     ) -> None:
+        """Send the sink everything after `after`, then keep it live (and, while the chat
+        waits, tell it its place in line)."""
+        await self._replay(conversation_id, after, sink)
+        conversation = self.store.conversation(conversation_id)
+        if conversation is not None and conversation.status is Status.WAITING:
+            await self._send_queue_position(conversation, sink)
+
+    async def _replay(self, conversation_id: ConversationId, after: int, sink: VisitorSink
+                      ) -> None:
         """Send everything after `after`, then go live with no gap and nothing out of order:
         the sink is attached right after a query that found nothing new, with no await
         in between, so every later item reaches it as a live push."""
@@ -283,10 +291,10 @@ class Hub:
         )
         if not created:
             return
-        self.store.set_first_response(conversation.id, event.ts)
-        await self._agent_engaged(conversation, agent, Happening.AGENT_REPLIED)
         log.debug("conversation %s: agent %s line seq %d", conversation.id, agent.id, item.seq)
         await self._push(conversation.id, frames.item_frame(item))
+        self.store.set_first_response(conversation.id, event.ts)
+        await self._agent_engaged(conversation, agent, Happening.AGENT_REPLIED)
 
     async def _on_command(
         self, conversation: Conversation, agent: AgentConfig, event: AgentMessage
@@ -342,9 +350,9 @@ class Hub:
             return
         log.info("conversation %s: agent %s %s", conversation.id, agent.id,
                  "joined" if joined else "left")
+        await self._push(conversation.id, frames.item_frame(item))
         if joined:
             await self._agent_engaged(conversation, agent, Happening.AGENT_JOINED)
-        await self._push(conversation.id, frames.item_frame(item))
 
     async def _agent_engaged(
         self, conversation: Conversation, agent: AgentConfig, happening: Happening
@@ -473,13 +481,6 @@ class Hub:
             self._kick(conversation_id)
 
     # -- helpers -------------------------------------------------------------------------
-
-    async def _append_system(self, conversation: Conversation, text: str) -> Item:
-        item, _ = self.store.append_item(
-            conversation.id, ItemKind.TEXT, Sender.SYSTEM, "", text, self.clock()
-        )
-        await self._push(conversation.id, frames.item_frame(item))
-        return item
 
     async def _notice(self, conversation: Conversation, text: str, *, key: str) -> None:
         """A notice for the agents only (never stored in the visitor's timeline)."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from weakref import WeakSet
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge.config import ServerConfig, normalize_origin
 from bridge.core import frames
-from bridge.core.models import ConversationId
+from bridge.core.models import Conversation, ConversationId
 from bridge.core.protocol import (
     EndFrame,
     MessageFrame,
@@ -38,10 +39,14 @@ class SocketSink:
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
+        self.last_seq = 0  # of the conversation it follows: where to pick up again
 
     async def send(self, frame: frames.Frame) -> None:
         if self.ws.closed:
             return
+        seq = frame.get("seq")
+        if isinstance(seq, int) and frame["type"] != "resumed":
+            self.last_seq = max(self.last_seq, seq)
         try:
             await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
         except (ConnectionError, RuntimeError) as exc:
@@ -116,11 +121,9 @@ class VisitorConnection:
             case PingFrame():
                 await self.sink.send({"type": "pong"})
             case StartFrame():
-                conversation = await self.hub.start_conversation(frame, self.sink)
-                self._switch_to(conversation.id)
+                await self._switch(self.hub.start_conversation(frame, self.sink))
             case ResumeFrame():
-                conversation = await self.hub.resume(frame, self.sink)
-                self._switch_to(conversation.id)
+                await self._switch(self.hub.resume(frame, self.sink))
             case MessageFrame():
                 try:
                     seq = await self.hub.visitor_message(self._current(), frame, self.sink)
@@ -140,11 +143,25 @@ class VisitorConnection:
             raise ProtocolError("no_conversation", "start or resume a conversation first")
         return self.conversation_id
 
-    def _switch_to(self, conversation_id: ConversationId) -> None:
-        """Follow a newly started or resumed conversation (and stop following the old one)."""
-        if self.conversation_id is not None and self.conversation_id != conversation_id:
-            self.hub.detach(self.conversation_id, self.sink)
-        self.conversation_id = conversation_id
+    async def _switch(self, opening: Awaitable[Conversation]) -> None:
+        """Follow a newly started or resumed conversation instead of the current one.
+
+        The old one is let go first, so frames of two conversations never mix on the
+        socket; if the new one fails, the old one is followed again from where it was.
+        """
+        previous, previous_seq = self.conversation_id, self.sink.last_seq
+        if previous is not None:
+            self.hub.detach(previous, self.sink)
+        self.conversation_id = None
+        self.sink.last_seq = 0
+        try:
+            conversation = await opening
+        except BaseException:
+            if previous is not None:
+                self.conversation_id, self.sink.last_seq = previous, previous_seq
+                await self.hub.follow(previous, previous_seq, self.sink)
+            raise
+        self.conversation_id = conversation.id
 
 
 async def handle_ws(
