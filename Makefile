@@ -10,7 +10,7 @@ demo: $(VENV)/.installed-demo
 	$(VENV)/bin/livechat-bridge demo --backend $(BACKEND)
 
 test: $(VENV)/.installed-test
-	tools/ensure-debian-packages chromium
+	tools/ensure-debian-packages chromium prosody lua-unbound
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

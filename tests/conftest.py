@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.devserver.synapse import INSTALL_HINT, SynapseServer, prepare_synapse, synapse_installed
+from bridge.devserver import prosody, synapse
+from bridge.devserver.prosody import ProsodyServer, prepare_prosody, prosody_installed
+from bridge.devserver.synapse import SynapseServer, prepare_synapse, synapse_installed
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -18,7 +20,13 @@ CHROMIUM = "/usr/bin/chromium"
 def require_synapse() -> None:
     # A missing real part fails loudly: a skipped integration test is not a passed one.
     if not synapse_installed():
-        pytest.fail(f"matrix-synapse is not installed: {INSTALL_HINT}", pytrace=False)
+        pytest.fail(f"matrix-synapse is not installed: {synapse.INSTALL_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def require_prosody() -> None:
+    if not prosody_installed():
+        pytest.fail(f"prosody is not installed: {prosody.INSTALL_HINT}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -75,5 +83,31 @@ def homeserver(
             stranger_id=stranger_id,
             stranger_token=stranger_token,
         )
+    finally:
+        server.stop()
+
+
+@dataclass
+class XmppServer:
+    server: ProsodyServer
+    passwords: dict[str, str]  # bare JID -> password
+
+    def jid(self, localpart: str) -> str:
+        return f"{localpart}@{self.server.domain}"
+
+
+@pytest.fixture(scope="session")
+def xmpp_server(
+    require_prosody: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[XmppServer]:
+    """A private plaintext Prosody on loopback with a bot, two agents and a stranger."""
+    server = prepare_prosody(tmp_path_factory.mktemp("prosody"))
+    server.start()
+    try:
+        passwords = {
+            server.register(name, f"{name}-pw-1"): f"{name}-pw-1"
+            for name in ("support", "alice", "bob", "eve")
+        }
+        yield XmppServer(server=server, passwords=passwords)
     finally:
         server.stop()

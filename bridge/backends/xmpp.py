@@ -133,6 +133,7 @@ class XmppBackend:
         client.add_event_handler("failed_auth", self._on_failed_auth)
         client.add_event_handler("disconnected", self._on_disconnected)
         client.add_event_handler("groupchat_message", self._on_groupchat_message)
+        client.add_event_handler("chatstate", self._on_chat_state)
         client.add_event_handler("groupchat_presence", self._on_groupchat_presence)
         client.add_event_handler("presence_subscribe", self._on_subscribe_request)
         client.add_event_handler("changed_status", self._on_changed_status)
@@ -342,24 +343,39 @@ class XmppBackend:
                 except Exception:
                     log.exception("xmpp: inbound handler failed for %s", type(event).__name__)
 
-    def _on_groupchat_message(self, message: Message) -> None:
+    def _agent_line(self, message: Message) -> tuple[str, str, str] | None:
+        """(room, agent address, nick) for a group chat line from someone else in one of our
+        rooms whose real address the room told us; None for anything else."""
+        if message["type"] != "groupchat":
+            return None  # direct messages, even from agents, are not conversation lines
         room_jid = message["from"].bare
         state = self._rooms.get(room_jid)
         if state is None:
-            return
+            return None
         nick = message["from"].resource
         if nick == state.nick:
             self._note_reflection(state, message)
-            return
+            return None
         sender = state.real_jids.get(nick)
         if not nick or sender is None:
             log.info("xmpp: %s: line from %r with no known address; not relayed", room_jid, nick)
-            return
-        name = nick
-        if message["chat_state"] and not message["body"]:
+            return None
+        return room_jid, sender, nick
+
+    def _on_chat_state(self, message: Message) -> None:
+        if message["body"]:
+            return  # a line with a state attached: the line itself says enough
+        found = self._agent_line(message)
+        if found is not None:
+            room_jid, sender, nick = found
             active = message["chat_state"] == "composing"
-            self._queue_event(AgentTyping(RoomRef(room_jid), sender, name, active))
+            self._queue_event(AgentTyping(RoomRef(room_jid), sender, nick, active))
+
+    def _on_groupchat_message(self, message: Message) -> None:
+        found = self._agent_line(message)
+        if found is None:
             return
+        room_jid, sender, nick = found
         text = clean_text(str(message["body"]))
         if not text or message["subject"]:
             return
@@ -370,7 +386,7 @@ class XmppBackend:
         self._queue_event(AgentMessage(
             room=RoomRef(room_jid),
             sender=sender,
-            sender_name=name,
+            sender_name=nick,
             text=text,
             event_id=self._event_id(message),
             ts=stamp.timestamp() if stamp else time.time(),

@@ -14,11 +14,9 @@ from slixmpp import ClientXMPP, Message
 
 from bridge.devserver.ports import free_port
 from bridge.devserver.prosody import (
-    INSTALL_HINT,
     ProsodyError,
     ProsodyServer,
     prepare_prosody,
-    prosody_installed,
 )
 
 logger = logging.getLogger(__name__)
@@ -28,14 +26,6 @@ pytestmark = pytest.mark.usefixtures("require_prosody")
 CONNECT_TIMEOUT = 10.0
 EVENT_TIMEOUT = 10.0
 SID_NS = "{urn:xmpp:sid:0}stanza-id"
-
-
-# TODO: move to tests/conftest.py as a session fixture; this local copy shadows it.
-@pytest.fixture(scope="module")
-def require_prosody() -> None:
-    # A missing real part fails loudly: a skipped integration test is not a passed one.
-    if not prosody_installed():
-        pytest.fail(f"prosody is not installed: {INSTALL_HINT}", pytrace=False)
 
 
 @pytest.fixture

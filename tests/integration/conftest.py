@@ -1,11 +1,11 @@
-"""Bridges under test: a real bridge process-in-the-loop against the private homeserver."""
+"""Bridges under test against real messengers; shared scenarios run on Matrix and XMPP."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -13,21 +13,108 @@ from bridge.app import Bridge
 from bridge.config import Config, parse_config
 from bridge.core.models import RoomRef
 from bridge.devserver.ports import free_port
-from tests.conftest import Homeserver
-from tests.integration.helpers import Agent, Visitor
+from tests.conftest import Homeserver, XmppServer
+from tests.integration.helpers import MatrixAgent, Visitor
+from tests.integration.xmpp_agent import XmppAgent
+
+BACKENDS = ["matrix", "xmpp"]
+TestAgent = MatrixAgent | XmppAgent
 
 
-def bridge_config(hs: Homeserver, db: Path, **server: Any) -> Config:
+class Messenger(Protocol):
+    """One real messenger network as the tests use it, whichever backend it is."""
+
+    name: str
+
+    def backend_config(self) -> dict[str, Any]: ...
+
+    def address(self, who: str) -> str: ...
+
+    async def agent(self, who: str, nick: str) -> TestAgent: ...
+
+    def stop_server(self) -> None: ...
+
+    def start_server(self) -> None: ...
+
+
+class MatrixMessenger:
+    name = "matrix"
+
+    def __init__(self, hs: Homeserver) -> None:
+        self.hs = hs
+        self._who = {"alice": (hs.agent_id, hs.agent_token), "bob": (hs.agent2_id, hs.agent2_token),
+                     "eve": (hs.stranger_id, hs.stranger_token)}
+
+    def backend_config(self) -> dict[str, Any]:
+        return {"backend": {"type": "matrix"},
+                "matrix": {"homeserver": self.hs.url, "user_id": self.hs.bot_id,
+                           "password": self.hs.bot_password}}
+
+    def address(self, who: str) -> str:
+        return self._who[who][0]
+
+    async def agent(self, who: str, nick: str) -> TestAgent:
+        user_id, token = self._who[who]
+        return await MatrixAgent(self.hs.url, user_id, token, self.hs.bot_id).start()
+
+    def stop_server(self) -> None:
+        self.hs.server.stop()
+
+    def start_server(self) -> None:
+        self.hs.server.start()
+
+
+class XmppMessenger:
+    name = "xmpp"
+
+    def __init__(self, xs: XmppServer) -> None:
+        self.xs = xs
+
+    def backend_config(self) -> dict[str, Any]:
+        bot = self.xs.jid("support")
+        return {"backend": {"type": "xmpp"},
+                "xmpp": {"jid": bot, "password": self.xs.passwords[bot],
+                         "muc_service": self.xs.server.muc_domain, "host": "127.0.0.1",
+                         "port": self.xs.server.c2s_port, "plaintext": True}}
+
+    def address(self, who: str) -> str:
+        return self.xs.jid(who)
+
+    async def agent(self, who: str, nick: str) -> TestAgent:
+        jid = self.xs.jid(who)
+        return await XmppAgent(jid, self.xs.passwords[jid], self.xs.server.c2s_port,
+                               self.xs.jid("support"), nick).start()
+
+    def stop_server(self) -> None:
+        self.xs.server.stop()
+
+    def start_server(self) -> None:
+        self.xs.server.start()
+
+
+@pytest.fixture(params=BACKENDS)
+def messenger(request: pytest.FixtureRequest) -> Messenger:
+    if request.param == "matrix":
+        return MatrixMessenger(request.getfixturevalue("homeserver"))
+    return XmppMessenger(request.getfixturevalue("xmpp_server"))
+
+
+@pytest.fixture
+def matrix(homeserver: Homeserver) -> Messenger:
+    """For tests that are about the visitor side only: one backend is enough."""
+    return MatrixMessenger(homeserver)
+
+
+def bridge_config(messenger: Messenger, db: Path, **server: Any) -> Config:
     port = free_port()
     return parse_config({
         "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
                    "allowed_origins": ["https://shop.example.com"], **server},
         "storage": {"path": str(db)},
-        "backend": {"type": "matrix"},
-        "matrix": {"homeserver": hs.url, "user_id": hs.bot_id, "password": hs.bot_password},
+        **messenger.backend_config(),
         "agents": [
-            {"id": "alice", "address": hs.agent_id, "name": "Alice"},
-            {"id": "bob", "address": hs.agent2_id},
+            {"id": "alice", "address": messenger.address("alice"), "name": "Alice"},
+            {"id": "bob", "address": messenger.address("bob")},
         ],
         "queues": [{"id": "support", "name": "Support", "agents": ["alice"],
                     "welcome": "Hi {visitor}, {agent} will be with you shortly."}],
@@ -37,26 +124,42 @@ def bridge_config(hs: Homeserver, db: Path, **server: Any) -> Config:
 BridgeFactory = Callable[..., Awaitable[Bridge]]
 
 
+def _bridges(messenger_fixture: str) -> Any:
+    @pytest.fixture
+    async def make(request: pytest.FixtureRequest, tmp_path: Path
+                   ) -> AsyncIterator[BridgeFactory]:
+        """Starts bridges on one database (a test may restart); stops what still runs."""
+        messenger: Messenger = request.getfixturevalue(messenger_fixture)
+        running: list[Bridge] = []
+
+        async def start(**server: Any) -> Bridge:
+            bridge = Bridge(bridge_config(messenger, tmp_path / "livechat.sqlite3", **server))
+            await bridge.start()
+            running.append(bridge)
+            return bridge
+
+        yield start
+        for bridge in running:
+            if bridge._runner is not None:
+                await bridge.stop()
+
+    return make
+
+
+make_bridge = _bridges("messenger")
+make_matrix_bridge = _bridges("matrix")
+
+
 @pytest.fixture
-async def make_bridge(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[BridgeFactory]:
-    """Starts bridges on one database (so a test can restart); stops what is still running."""
-    running: list[Bridge] = []
-
-    async def make(**server: Any) -> Bridge:
-        bridge = Bridge(bridge_config(homeserver, tmp_path / "livechat.sqlite3", **server))
-        await bridge.start()
-        running.append(bridge)
-        return bridge
-
-    yield make
-    for bridge in running:
-        if bridge._runner is not None:
-            await bridge.stop()
+async def agent(messenger: Messenger) -> AsyncIterator[TestAgent]:
+    alice = await messenger.agent("alice", "Alice")
+    yield alice
+    await alice.close()
 
 
 @pytest.fixture
-async def agent(homeserver: Homeserver) -> AsyncIterator[Agent]:
-    alice = await Agent(homeserver.url, homeserver.agent_id, homeserver.agent_token).start()
+async def matrix_agent(matrix: Messenger) -> AsyncIterator[TestAgent]:
+    alice = await matrix.agent("alice", "Alice")
     yield alice
     await alice.close()
 

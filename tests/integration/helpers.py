@@ -108,21 +108,22 @@ class Visitor:
             await self.session.close()
 
 
-class Agent:
+class MatrixAgent:
     """A Matrix user playing the agent: syncs in the background and records what it sees."""
 
-    def __init__(self, homeserver: str, user_id: str, token: str) -> None:
+    def __init__(self, homeserver: str, user_id: str, token: str, bot_id: str) -> None:
         self.client = AsyncClient(homeserver, user_id,
                                   config=AsyncClientConfig(encryption_enabled=False))
         self.client.restore_login(user_id, "TESTDEVICE", token)
-        self.user_id = user_id
-        self.messages: list[tuple[str, str, str, str]] = []  # room, sender, msgtype, body
+        self.address = user_id
+        self.bot_id = bot_id
+        self.messages: list[tuple[str, str, bool, str]] = []  # room, sender, notice, body
         self.invites: set[str] = set()
         self.typing: dict[str, list[str]] = {}
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> Agent:
+    async def start(self) -> MatrixAgent:
         first = await self.client.sync(timeout=0)
         assert isinstance(first, SyncResponse), first
         self._record(first)
@@ -142,13 +143,13 @@ class Agent:
     def _record(self, response: SyncResponse) -> None:
         for room_id, invited in response.rooms.invite.items():
             for event in invited.invite_state:
-                if isinstance(event, InviteMemberEvent) and event.state_key == self.user_id:
+                if isinstance(event, InviteMemberEvent) and event.state_key == self.address:
                     self.invites.add(room_id)
         for room_id, joined in response.rooms.join.items():
             for event in joined.timeline.events:
                 if isinstance(event, RoomMessageText | RoomMessageNotice):
-                    kind = "m.notice" if isinstance(event, RoomMessageNotice) else "m.text"
-                    self.messages.append((room_id, event.sender, kind, event.body))
+                    notice = isinstance(event, RoomMessageNotice)
+                    self.messages.append((room_id, event.sender, notice, event.body))
             for event in joined.ephemeral:
                 if isinstance(event, TypingNoticeEvent):
                     self.typing.setdefault(room_id, []).append(",".join(sorted(event.users)))
@@ -159,12 +160,12 @@ class Agent:
                 await self._changed.wait()
             return result
 
-    async def wait_text(self, room: str, body: str, kind: str = "m.text",
+    async def wait_text(self, room: str, body: str, *, notice: bool = False,
                         timeout: float = 15.0) -> None:
-        await self.until(lambda: body in self.texts(room, kind), timeout)
+        await self.until(lambda: body in self.texts(room, notice=notice), timeout)
 
-    def texts(self, room: str, kind: str = "m.text") -> list[str]:
-        return [b for r, _s, k, b in self.messages if r == room and k == kind]
+    def texts(self, room: str, *, notice: bool = False) -> list[str]:
+        return [b for r, _s, n, b in self.messages if r == room and n == notice]
 
     async def join(self, room: str) -> None:
         await self.until(lambda: room in self.invites)
@@ -175,6 +176,22 @@ class Agent:
         response = await self.client.room_send(
             room, "m.room.message", {"msgtype": "m.text", "body": text})
         return response.event_id
+
+    async def set_typing(self, room: str, active: bool) -> None:
+        await self.client.room_typing(room, active, timeout=10_000)
+
+    def bot_typing(self, room: str) -> list[bool]:
+        return [self.bot_id in users.split(",") for users in self.typing.get(room, [])]
+
+    async def room_title(self, room: str) -> str:
+        return (await self.client.room_get_state_event(room, "m.room.name")).content["name"]
+
+    async def visitor_nick(self, room: str) -> str:
+        member = await self.client.room_get_state_event(room, "m.room.member", self.bot_id)
+        return member.content["displayname"]
+
+    async def set_away(self, away: bool) -> None:
+        await self.client.set_presence("unavailable" if away else "online")
 
     async def close(self) -> None:
         if self._task is not None:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.conftest import Homeserver
-from tests.integration.conftest import room_of
-from tests.integration.helpers import Agent
-
-pytestmark = pytest.mark.synapse
+from tests.integration.conftest import TestAgent, room_of
 
 
-async def test_malformed_frames_get_errors_and_the_socket_survives(make_bridge, visitors) -> None:
-    bridge = await make_bridge()
+async def test_malformed_frames_get_errors_and_the_socket_survives(make_matrix_bridge,
+                                                                   visitors) -> None:
+    bridge = await make_matrix_bridge()
     visitor = await visitors(bridge.base_url)
     cases = [
         ("{not json", "bad_json"),
@@ -37,9 +34,10 @@ async def test_malformed_frames_get_errors_and_the_socket_survives(make_bridge, 
     assert bridge.store.open_conversations() == []
 
 
-async def test_a_failed_resume_keeps_the_current_chat(make_bridge, agent: Agent,
+async def test_a_failed_resume_keeps_the_current_chat(make_matrix_bridge,
+                                                      matrix_agent: TestAgent,
                                                       visitors) -> None:
-    bridge = await make_bridge()
+    bridge = await make_matrix_bridge()
     visitor = await visitors(bridge.base_url)
     started = await visitor.start()
     room = await room_of(bridge, started["conversation"])
@@ -47,14 +45,14 @@ async def test_a_failed_resume_keeps_the_current_chat(make_bridge, agent: Agent,
     assert (await visitor.wait("error"))["code"] == "bad_token"
     await visitor.ws.send_bytes(b"\x00\x01")
     assert (await visitor.wait("error", lambda f: f["code"] == "bad_frame"))
-    await agent.join(room)
-    await agent.say(room, "still connected?")
+    await matrix_agent.join(room)
+    await matrix_agent.say(room, "still connected?")
     answer = await visitor.wait("message", lambda f: f["from"] == "agent")
     assert answer["text"] == "still connected?"
 
 
-async def test_bad_messages_change_nothing(make_bridge, visitors) -> None:
-    bridge = await make_bridge(max_text=100)
+async def test_bad_messages_change_nothing(make_matrix_bridge, visitors) -> None:
+    bridge = await make_matrix_bridge(max_text=100)
     visitor = await visitors(bridge.base_url)
     started = await visitor.start()
     conversation_id = started["conversation"]
@@ -69,8 +67,8 @@ async def test_bad_messages_change_nothing(make_bridge, visitors) -> None:
     assert ok["seq"] == seq_before + 1
 
 
-async def test_a_foreign_token_cannot_open_someone_elses_chat(make_bridge, visitors) -> None:
-    bridge = await make_bridge()
+async def test_a_foreign_token_cannot_open_someone_elses_chat(make_matrix_bridge, visitors) -> None:
+    bridge = await make_matrix_bridge()
     anna = await visitors(bridge.base_url)
     await anna.start(name="Anna")
     await anna.say("my secret order number is 42")
@@ -81,8 +79,8 @@ async def test_a_foreign_token_cannot_open_someone_elses_chat(make_bridge, visit
     assert all("42" not in f.get("text", "") for f in mallory.frames)
 
 
-async def test_foreign_origin_is_refused(make_bridge, visitors) -> None:
-    bridge = await make_bridge()
+async def test_foreign_origin_is_refused(make_matrix_bridge, visitors) -> None:
+    bridge = await make_matrix_bridge()
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await visitors(bridge.base_url, origin="https://evil.example.net")
     assert refused.value.status == 403
@@ -98,8 +96,8 @@ async def test_foreign_origin_is_refused(make_bridge, visitors) -> None:
             assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
 
 
-async def test_flooding_is_limited_then_closed(make_bridge, visitors) -> None:
-    bridge = await make_bridge(frames_per_10s=10)
+async def test_flooding_is_limited_then_closed(make_matrix_bridge, visitors) -> None:
+    bridge = await make_matrix_bridge(frames_per_10s=10)
     visitor = await visitors(bridge.base_url)
     for _ in range(12):
         await visitor.send({"type": "ping"})
@@ -113,8 +111,7 @@ async def test_flooding_is_limited_then_closed(make_bridge, visitors) -> None:
     assert len(visitor.of("error")) == 1
 
 
-async def test_html_is_text_on_both_sides(make_bridge, agent: Agent, visitors,
-                                          homeserver: Homeserver) -> None:
+async def test_html_is_text_on_both_sides(make_bridge, agent: TestAgent, visitors) -> None:
     bridge = await make_bridge()
     visitor = await visitors(bridge.base_url)
     name = '<img src=x onerror="alert(1)">'
@@ -123,13 +120,25 @@ async def test_html_is_text_on_both_sides(make_bridge, agent: Agent, visitors,
     await agent.join(room)
     await visitor.say("<script>alert('x')</script> <b>bold</b>")
     await agent.wait_text(room, "<script>alert('x')</script> <b>bold</b>")
-    event = next(e for e in (await agent.client.room_messages(room, limit=20)).chunk
-                 if getattr(e, "body", "") .startswith("<script>"))
-    assert "formatted_body" not in event.source["content"]
-    title = await agent.client.room_get_state_event(room, "m.room.name")
-    assert title.content["name"] == f"💬 {name} · Support"
+    assert await agent.room_title(room) == f"💬 {name} · Support"
+    await agent.say(room, "plain <i>words</i> & more")
+    reply = await visitor.wait("message", lambda f: f["from"] == "agent")
+    assert reply["text"] == "plain <i>words</i> & more"
 
-    await agent.client.room_send(room, "m.room.message", {
+
+async def test_matrix_html_never_leaves_as_html(make_matrix_bridge, matrix_agent: TestAgent,
+                                                visitors) -> None:
+    bridge = await make_matrix_bridge()
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await matrix_agent.join(room)
+    await visitor.say("<script>alert('x')</script>")
+    await matrix_agent.wait_text(room, "<script>alert('x')</script>")
+    event = next(e for e in (await matrix_agent.client.room_messages(room, limit=20)).chunk
+                 if getattr(e, "body", "").startswith("<script>"))
+    assert "formatted_body" not in event.source["content"]
+    await matrix_agent.client.room_send(room, "m.room.message", {
         "msgtype": "m.text", "body": "plain <i>words</i>",
         "format": "org.matrix.custom.html", "formatted_body": "<b>rich</b> <img src=x>",
     })

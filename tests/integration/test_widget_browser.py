@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.integration.conftest import room_of
-from tests.integration.helpers import Agent
-
-pytestmark = [pytest.mark.synapse, pytest.mark.browser]
+from tests.integration.conftest import TestAgent, room_of
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -51,7 +48,7 @@ async def send_line(page: Page, text: str) -> None:
 
 
 async def test_visitor_chats_with_an_agent_in_chromium(
-    make_bridge, agent: Agent, browser: Browser, tmp_path: Path
+    make_bridge, agent: TestAgent, browser: Browser, tmp_path: Path
 ) -> None:
     bridge = await make_bridge()
     page = await browser.new_page()
@@ -76,7 +73,7 @@ async def test_visitor_chats_with_an_agent_in_chromium(
     await expect(page.locator(".lcb-msg.lcb-system").filter(has_text="Alice joined")) \
         .to_have_count(1)
 
-    await agent.client.room_typing(room, True, timeout=10_000)
+    await agent.set_typing(room, True)
     await expect(page.locator(".lcb-typing")).to_contain_text("Alice")
     await agent.say(room, "Hi Anna, how can I help?")
     answer = page.locator(".lcb-msg.lcb-agent").last

@@ -1,0 +1,151 @@
+"""An agent on a real XMPP client (slixmpp), with the same interface as MatrixAgent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from slixmpp import JID, ClientXMPP, Message
+
+NOTICE_MARK = "ℹ️ "
+
+
+class XmppAgent:
+    """Connects to the private Prosody, accepts invitations, records group chat traffic."""
+
+    def __init__(self, jid: str, password: str, port: int, bot_jid: str, nick: str) -> None:
+        self.address = jid
+        self.bot_jid = bot_jid
+        self.nick = nick
+        self.port = port
+        self.client = ClientXMPP(jid, password)
+        for plugin in ("xep_0030", "xep_0045", "xep_0085", "xep_0199", "xep_0249",
+                       "xep_0308", "xep_0359"):
+            self.client.register_plugin(plugin)
+        self.client.enable_direct_tls = False
+        self.client.enable_starttls = False
+        self.client.enable_plaintext = True
+        self.client.plugin["feature_mechanisms"].unencrypted_scram = True
+        self.client.auto_authorize = True
+        self.client.auto_subscribe = True
+        self.messages: list[tuple[str, str, bool, str]] = []  # room, nick, notice, body
+        self.invites: set[str] = set()
+        self.joined: set[str] = set()
+        self.seen_ids: set[tuple[str, str]] = set()
+        self.states: dict[str, list[bool]] = {}
+        self._closing = False
+        self._changed = asyncio.Condition()
+        self._session = asyncio.Event()
+        self.client.add_event_handler("session_start", self._on_session_start)
+        self.client.add_event_handler("disconnected", self._on_disconnected)
+        self.client.add_event_handler("groupchat_direct_invite", self._on_invite)
+        self.client.add_event_handler("groupchat_message", self._on_groupchat)
+        self.client.add_event_handler("chatstate", self._on_chat_state)
+
+    async def start(self) -> XmppAgent:
+        self.client.connect("127.0.0.1", self.port)
+        await asyncio.wait_for(self._session.wait(), 10)
+        return self
+
+    async def _on_session_start(self, _event: Any) -> None:
+        self.client.send_presence()
+        self._session.set()
+        for room in self.joined:  # like a real client after a server restart
+            await self.client.plugin["xep_0045"].join_muc_wait(JID(room), self.nick,
+                                                               maxstanzas=50, timeout=10)
+
+    async def _on_disconnected(self, _reason: Any) -> None:
+        self._session.clear()
+        while not self._closing and not self._session.is_set():
+            await asyncio.sleep(0.3)
+            self.client.connect("127.0.0.1", self.port)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._session.wait(), 2)
+            if not self._session.is_set():
+                self.client.cancel_connection_attempt()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _on_invite(self, message: Message) -> None:
+        self.invites.add(JID(message["groupchat_invite"]["jid"]).bare)
+        await self._notify()
+
+    async def _on_groupchat(self, message: Message) -> None:
+        room, nick = message["from"].bare, message["from"].resource
+        body = str(message["body"])
+        line_id = (room, message["stanza_id"]["id"] or message["id"])
+        if body and message["type"] == "groupchat" and line_id not in self.seen_ids:
+            self.seen_ids.add(line_id)  # a rejoin replays history: count each line once
+            notice = body.startswith(NOTICE_MARK)
+            self.messages.append((room, nick, notice,
+                                  body.removeprefix(NOTICE_MARK) if notice else body))
+        elif message["chat_state"] and not body and self._is_bot(room, nick):
+            self.states.setdefault(room, []).append(message["chat_state"] == "composing")
+        await self._notify()
+
+    async def _on_chat_state(self, message: Message) -> None:
+        if not message["body"]:  # lines with a state attached come as groupchat_message
+            await self._on_groupchat(message)
+
+    def _is_bot(self, room: str, nick: str) -> bool:
+        real = self.client.plugin["xep_0045"].get_jid_property(JID(room), nick, "jid")
+        return real is not None and JID(real).bare == self.bot_jid
+
+    async def until(self, check: Callable[[], Any], timeout: float = 15.0) -> Any:
+        async with asyncio.timeout(timeout), self._changed:
+            while not (result := check()):
+                await self._changed.wait()
+            return result
+
+    async def wait_text(self, room: str, body: str, *, notice: bool = False,
+                        timeout: float = 15.0) -> None:
+        await self.until(lambda: body in self.texts(room, notice=notice), timeout)
+
+    def texts(self, room: str, *, notice: bool = False) -> list[str]:
+        return [b for r, _n, is_notice, b in self.messages if r == room and is_notice == notice]
+
+    async def join(self, room: str) -> None:
+        await self.until(lambda: room in self.invites)
+        await self.client.plugin["xep_0045"].join_muc_wait(JID(room), self.nick,
+                                                           maxstanzas=50, timeout=10)
+        self.joined.add(room)
+
+    async def say(self, room: str, text: str) -> str:
+        message = self.client.make_message(mto=JID(room), mbody=text, mtype="groupchat")
+        message["chat_state"] = "active"
+        message.send()
+        return str(message["id"])
+
+    async def set_typing(self, room: str, active: bool) -> None:
+        message = self.client.make_message(mto=JID(room), mtype="groupchat")
+        message["chat_state"] = "composing" if active else "paused"
+        message.send()
+
+    def bot_typing(self, room: str) -> list[bool]:
+        return self.states.get(room, [])
+
+    async def room_title(self, room: str) -> str:
+        info = await self.client.plugin["xep_0030"].get_info(jid=JID(room), timeout=10)
+        identities = info["disco_info"]["identities"]
+        return next(name for category, _type, _lang, name in identities
+                    if category == "conference")
+
+    async def visitor_nick(self, room: str) -> str:
+        muc = self.client.plugin["xep_0045"]
+        return next(nick for nick in muc.get_roster(JID(room)) if self._is_bot(room, nick))
+
+    async def set_away(self, away: bool) -> None:
+        if away:
+            self.client.send_presence(pshow="dnd")
+        else:
+            self.client.send_presence()
+
+    async def close(self) -> None:
+        self._closing = True
+        self.client.disconnect(wait=0.5)
+        await asyncio.sleep(0)
+        self.client.abort()
