@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""Relay latency: a message through the bridge against a direct message on the same homeserver.
+"""Relay latency: a message through the bridge against a direct message on the same server.
 
-Starts a private Synapse and a bridge in a temporary directory, connects a visitor over the
-WebSocket and an agent, plus a second "peer" user, on Matrix clients, then measures, interleaved
-in one run (one message in flight at a time, the order of kinds rotated every round):
+Starts a private Synapse (`--backend matrix`, the default) or Prosody (`--backend xmpp`) and a
+bridge in a temporary directory, connects a visitor over the WebSocket and an agent, plus a
+second "peer" user, on Matrix (or XMPP) clients, then measures, interleaved in one run (one
+message in flight at a time, the order of kinds rotated every round):
 
-    visitor_to_agent   visitor's ws send of a `message` frame -> the agent's sync returns it
-    agent_to_visitor   the agent's room_send starts -> the visitor's socket receives `message`
-    direct_to_agent    the peer's room_send starts -> the agent's sync returns it
-    direct_from_agent  the agent's room_send starts -> the peer's sync returns it
+    visitor_to_agent   visitor's ws send of a `message` frame -> the agent's client receives it
+    agent_to_visitor   the agent's send starts -> the visitor's socket receives `message`
+    direct_to_agent    the peer's send starts -> the agent's client receives it
+    direct_from_agent  the agent's send starts -> the peer's client receives it
 
 Each bridged direction is compared with the direct one that ends (or starts) at the same
 agent client. Prints one JSON object on stdout, logs on stderr (docs: bench/README.md).
@@ -26,6 +27,7 @@ import logging
 import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,12 +49,15 @@ from nio import (
     RoomSendResponse,
     SyncResponse,
 )
+from slixmpp import JID, ClientXMPP, Message
+from slixmpp.exceptions import PresenceError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("bridge") is None:  # run from a checkout, package not installed
     sys.path.insert(0, str(REPO_ROOT))
 
 from bridge.devserver.ports import free_port  # noqa: E402
+from bridge.devserver.prosody import ProsodyServer, prepare_prosody  # noqa: E402
 from bridge.devserver.synapse import SynapseServer, prepare_synapse  # noqa: E402
 
 log = logging.getLogger("relay_latency")
@@ -63,6 +68,10 @@ SAMPLE_TIMEOUT_S = 30.0
 ROOM_TIMEOUT_S = 30.0
 SYNC_TIMEOUT_MS = 30_000
 TARGET = {"median": 1.05, "p99": 1.10}
+# On XMPP a direct group chat line takes a few ms, so the bar is absolute: what the bridge
+# adds at the median, bridged minus direct.
+XMPP_TARGET = {"added_median_ms": 1.0}
+XMPP_DIRECT_ROOM = "direct-bench"
 # Each bridged direction and the direct one it is judged against.
 BASELINES = {"visitor_to_agent": "direct_to_agent", "agent_to_visitor": "direct_from_agent"}
 KINDS = ("visitor_to_agent", "agent_to_visitor", "direct_to_agent", "direct_from_agent")
@@ -97,9 +106,55 @@ def register_accounts(server: SynapseServer) -> Accounts:
                     peer_token)
 
 
-def bridge_config_toml(accounts: Accounts, db: Path, port: int) -> str:
+@dataclass(frozen=True)
+class XmppAccounts:
+    port: int
+    muc_service: str
+    bot_jid: str
+    bot_password: str
+    agent_jid: str
+    agent_password: str
+    peer_jid: str
+    peer_password: str
+
+
+def register_xmpp_accounts(server: ProsodyServer) -> XmppAccounts:
+    return XmppAccounts(
+        port=server.c2s_port,
+        muc_service=server.muc_domain,
+        bot_jid=server.register("support", "bot-pw-1"),
+        bot_password="bot-pw-1",
+        agent_jid=server.register("alice", "alice-pw-1"),
+        agent_password="alice-pw-1",
+        peer_jid=server.register("peer", "peer-pw-1"),
+        peer_password="peer-pw-1",
+    )
+
+
+def bridge_config_toml(accounts: Accounts | XmppAccounts, db: Path, port: int) -> str:
     """The bridge's config file; strings are JSON-quoted, which TOML reads as basic strings."""
     q = json.dumps
+    if isinstance(accounts, XmppAccounts):
+        backend = [
+            'type = "xmpp"',
+            "[xmpp]",
+            f"jid = {q(accounts.bot_jid)}",
+            f"password = {q(accounts.bot_password)}",
+            f"muc_service = {q(accounts.muc_service)}",
+            'host = "127.0.0.1"',
+            f"port = {accounts.port}",
+            "plaintext = true",
+        ]
+        agent_address = accounts.agent_jid
+    else:
+        backend = [
+            'type = "matrix"',
+            "[matrix]",
+            f"homeserver = {q(accounts.homeserver)}",
+            f"user_id = {q(accounts.bot_id)}",
+            f"password = {q(accounts.bot_password)}",
+        ]
+        agent_address = accounts.agent_id
     return "\n".join([
         "[server]",
         f"listen = {q(f'127.0.0.1:{port}')}",
@@ -108,14 +163,10 @@ def bridge_config_toml(accounts: Accounts, db: Path, port: int) -> str:
         "[storage]",
         f"path = {q(str(db))}",
         "[backend]",
-        'type = "matrix"',
-        "[matrix]",
-        f"homeserver = {q(accounts.homeserver)}",
-        f"user_id = {q(accounts.bot_id)}",
-        f"password = {q(accounts.bot_password)}",
+        *backend,
         "[[agents]]",
         'id = "alice"',
-        f"address = {q(accounts.agent_id)}",
+        f"address = {q(agent_address)}",
         'name = "Alice"',
         "[[queues]]",
         'id = "support"',
@@ -129,7 +180,7 @@ class BridgeProcess:
     """The bridge as its own process, as in production: its work never delays the clients'
     event loop, so the timings compare like with like."""
 
-    def __init__(self, workdir: Path, accounts: Accounts) -> None:
+    def __init__(self, workdir: Path, accounts: Accounts | XmppAccounts) -> None:
         self.port = free_port()
         self.db = workdir / "livechat.sqlite3"
         self.config_path = workdir / "bridge.toml"
@@ -331,6 +382,100 @@ class MatrixUser:
         await self.client.close()
 
 
+class XmppUser:
+    """A plain XMPP client (slixmpp, plaintext on the private server) in group chats: it
+    accepts direct invitations (XEP-0249) and stamps the group chat lines others send."""
+
+    def __init__(self, jid: str, password: str, port: int, label: str) -> None:
+        self.jid = jid
+        self.port = port
+        self.nick = label
+        self.inbox = Inbox(label)
+        self.client = ClientXMPP(jid, password)
+        for plugin in ("xep_0030", "xep_0045", "xep_0203", "xep_0249"):
+            self.client.register_plugin(plugin)
+        self.client.enable_direct_tls = False
+        self.client.enable_starttls = False
+        self.client.enable_plaintext = True
+        self.client.plugin["feature_mechanisms"].unencrypted_scram = True
+        self.client.auto_authorize = True  # the bot asks for the agent's presence
+        self.client.auto_subscribe = False
+        self._session: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._invites: dict[str, asyncio.Future[None]] = {}
+        self._nicks: dict[str, str] = {}  # room -> our nick there
+        self._closing = False
+        self.client.add_event_handler("session_start", self._on_session_start)
+        self.client.add_event_handler("failed_auth", self._on_failed_auth)
+        self.client.add_event_handler("disconnected", self._on_disconnected)
+        self.client.add_event_handler("groupchat_direct_invite", self._on_invite)
+        self.client.add_event_handler("groupchat_message", self._on_groupchat)
+
+    async def start(self) -> None:
+        self.client.connect("127.0.0.1", self.port)
+        async with asyncio.timeout(ROOM_TIMEOUT_S):
+            await self._session
+
+    # Plain functions, not coroutines: slixmpp calls them as it parses the stanza, while a
+    # coroutine handler would only run one loop iteration later.
+    def _on_session_start(self, _event: Any) -> None:
+        self.client.send_presence()
+        if not self._session.done():
+            self._session.set_result(None)
+
+    def _on_failed_auth(self, _event: Any) -> None:
+        if not self._session.done():
+            self._session.set_exception(BenchError(f"{self.jid}: login refused"))
+
+    def _on_disconnected(self, reason: Any) -> None:
+        if self._closing:
+            return
+        error = BenchError(f"{self.jid}: disconnected ({reason})")
+        if not self._session.done():
+            self._session.set_exception(error)
+        self.inbox.fail(error)
+
+    def _on_invite(self, message: Message) -> None:
+        room = JID(message["groupchat_invite"]["jid"]).bare
+        invited = self._invites.setdefault(room, asyncio.get_running_loop().create_future())
+        if not invited.done():
+            invited.set_result(None)
+
+    def _on_groupchat(self, message: Message) -> None:
+        at = time.perf_counter()
+        sender = message["from"]
+        if message["type"] != "groupchat" or sender.resource == self._nicks.get(sender.bare):
+            return  # our own line reflected by the room: the sender's side, not an arrival
+        if message.get_plugin("delay", check=True) is not None:
+            return  # room history replayed on join
+        self.inbox.arrived(str(message["body"]), at)
+
+    async def join_when_invited(self, room: str) -> None:
+        invited = self._invites.setdefault(room, asyncio.get_running_loop().create_future())
+        async with asyncio.timeout(ROOM_TIMEOUT_S):
+            await invited
+        await self.join(room)
+
+    async def join(self, room: str) -> None:
+        try:
+            presence, *_ = await self.client.plugin["xep_0045"].join_muc_wait(
+                JID(room), self.nick, maxstanzas=0, timeout=ROOM_TIMEOUT_S)
+        except TimeoutError:
+            raise BenchError(f"{self.jid}: joining {room} timed out") from None
+        except PresenceError as exc:
+            raise BenchError(f"{self.jid}: cannot join {room}: {exc.condition}") from None
+        self._nicks[room] = presence["from"].resource
+
+    async def send(self, room: str, body: str) -> None:
+        self.client.make_message(mto=JID(room), mbody=body, mtype="groupchat").send()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self.client.transport is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.client.disconnect(wait=1.0), 3.0)
+        self.client.abort()
+
+
 # -- the measurement -------------------------------------------------------------------------
 
 
@@ -377,9 +522,12 @@ async def room_of(bridge: BridgeProcess, conversation_id: str) -> str:
         return room
 
 
-async def measure(accounts: Accounts, workdir: Path, rounds: int) -> Samples:
+async def measure(accounts: Accounts | XmppAccounts, workdir: Path, rounds: int) -> Samples:
     async with contextlib.AsyncExitStack() as stack:
-        probes = await set_up(stack, accounts, workdir)
+        if isinstance(accounts, XmppAccounts):
+            probes = await set_up_xmpp(stack, accounts, workdir)
+        else:
+            probes = await set_up(stack, accounts, workdir)
         samples = await run_rounds(probes, rounds)
     return samples
 
@@ -419,6 +567,43 @@ async def start_user(stack: contextlib.AsyncExitStack, homeserver: str, user_id:
     return user
 
 
+async def set_up_xmpp(stack: contextlib.AsyncExitStack, accounts: XmppAccounts, workdir: Path
+                      ) -> list[Probe]:
+    """The same four probes on XMPP: the bridge's group chat for the conversation, and a
+    second group chat that the agent and the peer share for the baseline."""
+    bridge = BridgeProcess(workdir, accounts)
+    stack.push_async_callback(bridge.stop)
+    await bridge.start()
+    agent = await start_xmpp_user(stack, accounts.agent_jid, accounts.agent_password,
+                                  accounts.port, "alice")
+    peer = await start_xmpp_user(stack, accounts.peer_jid, accounts.peer_password,
+                                 accounts.port, "peer")
+    visitor = Visitor(bridge.base_url)
+    stack.push_async_callback(visitor.close)
+    await visitor.connect()
+
+    conversation_room = await room_of(bridge, await visitor.start_conversation())
+    await agent.join_when_invited(conversation_room)
+    direct_room = f"{XMPP_DIRECT_ROOM}@{accounts.muc_service}"
+    await agent.join(direct_room)  # first, so the agent creates it (rooms are not locked)
+    await peer.join(direct_room)
+    log.info("conversation room %s, direct room %s", conversation_room, direct_room)
+    return [
+        Probe("visitor_to_agent", visitor.say, agent.inbox),
+        Probe("agent_to_visitor", partial(agent.send, conversation_room), visitor.inbox),
+        Probe("direct_to_agent", partial(peer.send, direct_room), agent.inbox),
+        Probe("direct_from_agent", partial(agent.send, direct_room), peer.inbox),
+    ]
+
+
+async def start_xmpp_user(stack: contextlib.AsyncExitStack, jid: str, password: str, port: int,
+                          label: str) -> XmppUser:
+    user = XmppUser(jid, password, port, label)
+    stack.push_async_callback(user.close)
+    await user.start()
+    return user
+
+
 # -- the report ------------------------------------------------------------------------------
 
 
@@ -447,6 +632,22 @@ def report(samples: Samples, messages: int, backend: str) -> dict[str, Any]:
                     for bridged, direct in BASELINES.items()}
     ratio_p99 = {bridged: round(stats[bridged]["p99_ms"] / stats[direct]["p99_ms"], 3)
                  for bridged, direct in BASELINES.items()}
+    if backend == "xmpp":
+        # Differences of the unrounded medians, so that rounding never decides pass or fail.
+        added = {bridged: (statistics.median(samples[bridged])
+                           - statistics.median(samples[direct])) * 1000
+                 for bridged, direct in BASELINES.items()}
+        return {
+            "backend": backend,
+            "messages": messages,
+            **stats,
+            "ratio_median": ratio_median,
+            "ratio_p99": ratio_p99,
+            "added_median_ms": {bridged: round(ms, 2) for bridged, ms in added.items()},
+            "target": XMPP_TARGET,
+            "pass": all(ms <= XMPP_TARGET["added_median_ms"] for ms in added.values()),
+            "server": f"prosody {prosody_version()}",
+        }
     passed = (all(r <= TARGET["median"] for r in ratio_median.values())
               and all(r <= TARGET["p99"] for r in ratio_p99.values()))
     return {
@@ -461,14 +662,29 @@ def report(samples: Samples, messages: int, backend: str) -> dict[str, Any]:
     }
 
 
+def prosody_version() -> str:
+    """Debian's package version of the prosody that ran (the bench uses Debian's prosody)."""
+    result = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "prosody"],
+                            capture_output=True, text=True, check=False)
+    return result.stdout.strip() or "unknown"
+
+
 # -- running it ------------------------------------------------------------------------------
 
 
 def run(messages: int, backend: str, workdir: Path) -> dict[str, Any]:
-    server = prepare_synapse(workdir / "synapse")
+    server: SynapseServer | ProsodyServer
+    accounts: Accounts | XmppAccounts
+    if backend == "xmpp":
+        server = prepare_prosody(workdir / "prosody")
+    else:
+        server = prepare_synapse(workdir / "synapse")
     try:
         server.start()
-        accounts = register_accounts(server)
+        if isinstance(server, ProsodyServer):
+            accounts = register_xmpp_accounts(server)
+        else:
+            accounts = register_accounts(server)
         samples = asyncio.run(measure(accounts, workdir, messages))
     finally:
         server.stop()
@@ -488,8 +704,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=at_least_two, default=200,
                         help="measured samples per kind (default 200, after 10 warm-up)")
-    parser.add_argument("--backend", choices=["matrix"], default="matrix",
-                        help="only matrix in this version")
+    parser.add_argument("--backend", choices=["matrix", "xmpp"], default="matrix",
+                        help="matrix (a private Synapse, the default) or xmpp (a private "
+                             "Prosody)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log the bridge's INFO lines too")
     return parser.parse_args(argv)

@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from bridge.backends.base import Backend
+from bridge.backends.base import Backend, BackendError
 from bridge.config import Config
 from bridge.hub import Hub
 from bridge.store import Store, StoreBackendState
@@ -21,7 +21,12 @@ def make_backend(config: Config, store: Store) -> Backend:
 
         return MatrixBackend(config.matrix, StoreBackendState(store, "matrix"))
     if config.backend == "xmpp" and config.xmpp is not None:
-        from bridge.backends.xmpp import XmppBackend
+        try:
+            from bridge.backends.xmpp import XmppBackend
+        except ImportError as exc:
+            raise BackendError(
+                "the XMPP backend needs slixmpp: pip install 'livechat-bridge[xmpp]'"
+            ) from exc
 
         return XmppBackend(config.xmpp, tuple(agent.address for agent in config.agents))
     raise ValueError(f"backend {config.backend!r} is not available in this version")

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="private homeserver + bridge + demo shop page")
     demo.add_argument("--state", type=Path, default=Path("state/demo"))
     demo.add_argument("--listen", default="127.0.0.1:8080")
-    demo.add_argument("--backend", choices=["matrix"], default="matrix")
+    demo.add_argument("--backend", choices=["matrix", "xmpp"], default="matrix")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_serve(config))
     from bridge.demo import run_demo
 
-    return asyncio.run(run_demo(args.state, args.listen))
+    return asyncio.run(run_demo(args.state, args.listen, args.backend))
 
 
 def _check(path: Path) -> int:
@@ -67,9 +67,14 @@ def _print_problems(path: Path, exc: ConfigError) -> None:
 
 async def _serve(config: Config) -> int:
     from bridge.app import Bridge
+    from bridge.backends.base import BackendError
 
-    bridge = Bridge(config)
-    await bridge.start()
+    try:
+        bridge = Bridge(config)
+        await bridge.start()
+    except BackendError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     try:
         await wait_for_signal()
     finally:

@@ -76,6 +76,9 @@ class XmppBackend:
         self._reflections: dict[str, asyncio.Future[str]] = {}
         self._session = asyncio.Event()
         self._auth_failed = False
+        self._connecting = False
+        self._failure: Any = None
+        self._attempt_failed = asyncio.Event()
         self._stopping = False
         self._ever_connected = False
         self._tasks = TaskGroup()
@@ -91,7 +94,7 @@ class XmppBackend:
             await self.stop()
             if self._auth_failed:
                 raise BackendError(f"xmpp: {self.jid} could not log in (wrong password?)")
-            raise BackendUnavailable(f"xmpp: could not connect as {self.jid}")
+            raise BackendUnavailable(f"xmpp: could not connect as {self.jid}: {self._failure}")
 
     async def stop(self) -> None:
         self._stopping = True
@@ -131,6 +134,8 @@ class XmppBackend:
         client.add_event_handler("session_start", self._on_session_start)
         client.add_event_handler("session_resumed", self._on_session_resumed)
         client.add_event_handler("failed_auth", self._on_failed_auth)
+        client.add_event_handler("connection_failed", self._on_connection_failed)
+        client.add_event_handler("ssl_invalid_chain", self._on_invalid_certificate)
         client.add_event_handler("disconnected", self._on_disconnected)
         client.add_event_handler("groupchat_message", self._on_groupchat_message)
         client.add_event_handler("chatstate", self._on_chat_state)
@@ -141,20 +146,44 @@ class XmppBackend:
         return client
 
     async def _connect_once(self) -> bool:
-        """One connection attempt with a deadline; True once the session has started."""
+        """One connection attempt with a deadline; True once the session has started.
+
+        A refused connection, a certificate that does not verify or a refused password
+        ends the attempt at once, with the reason kept for the error message.
+        """
         client = self._require_client()
         self._session.clear()
-        if self.config.host:
-            client.connect(self.config.host, self.config.port)
-        else:
-            client.connect()  # the domain's SRV records
+        self._failure = None
+        self._attempt_failed = asyncio.Event()
+        self._connecting = True
         try:
-            await asyncio.wait_for(self._session.wait(), CONNECT_TIMEOUT_S)
-            return True
-        except TimeoutError:
+            if self.config.host:
+                client.connect(self.config.host, self.config.port)
+            else:
+                client.connect()  # the domain's SRV records
+            waiters = [asyncio.ensure_future(self._session.wait()),
+                       asyncio.ensure_future(self._attempt_failed.wait())]
+            _, pending = await asyncio.wait(waiters, timeout=CONNECT_TIMEOUT_S,
+                                            return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()
+            if self._session.is_set():
+                return True
             client.cancel_connection_attempt()
             client.abort()
             return False
+        finally:
+            self._connecting = False
+
+    def _attempt_ended(self, reason: Any) -> None:
+        self._failure = self._failure or reason  # the first reason is the real one
+        self._attempt_failed.set()
+
+    def _on_invalid_certificate(self, error: Exception) -> None:
+        # Handling this event keeps slixmpp from disconnecting quietly: we end the attempt.
+        log.error("xmpp: the server's certificate does not verify: %s", error)
+        self._attempt_ended(error)
+        self._require_client().abort()
 
     async def _reconnect(self) -> None:
         delays = backoff_delays(first=0.5, cap=15.0)
@@ -168,6 +197,9 @@ class XmppBackend:
     def _on_disconnected(self, reason: Any) -> None:
         if self._stopping:
             return
+        if self._connecting:
+            self._attempt_ended(reason)
+            return
         log.warning("xmpp: disconnected (%s); reconnecting", reason)
         self._session.clear()
         for room in self._rooms.values():
@@ -179,6 +211,11 @@ class XmppBackend:
 
     def _on_failed_auth(self, _event: Any) -> None:
         self._auth_failed = True
+        self._attempt_ended("authentication failed")
+
+    def _on_connection_failed(self, reason: Any) -> None:
+        if self._connecting:
+            self._attempt_ended(reason)
 
     async def _on_session_start(self, _event: Any) -> None:
         """A new session (not a resumed one): presence, roster, and every room again."""

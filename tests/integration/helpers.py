@@ -177,6 +177,13 @@ class MatrixAgent:
             room, "m.room.message", {"msgtype": "m.text", "body": text})
         return response.event_id
 
+    async def correct(self, room: str, event_id: str, text: str) -> None:
+        await self.client.room_send(room, "m.room.message", {
+            "msgtype": "m.text", "body": f"* {text}",
+            "m.new_content": {"msgtype": "m.text", "body": text},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+        })
+
     async def set_typing(self, room: str, active: bool) -> None:
         await self.client.room_typing(room, active, timeout=10_000)
 

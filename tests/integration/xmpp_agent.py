@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from slixmpp import JID, ClientXMPP, Message
@@ -15,7 +16,8 @@ NOTICE_MARK = "ℹ️ "
 class XmppAgent:
     """Connects to the private Prosody, accepts invitations, records group chat traffic."""
 
-    def __init__(self, jid: str, password: str, port: int, bot_jid: str, nick: str) -> None:
+    def __init__(self, jid: str, password: str, port: int, bot_jid: str, nick: str,
+                 ca_file: Path | None = None) -> None:
         self.address = jid
         self.bot_jid = bot_jid
         self.nick = nick
@@ -25,9 +27,12 @@ class XmppAgent:
                        "xep_0308", "xep_0359"):
             self.client.register_plugin(plugin)
         self.client.enable_direct_tls = False
-        self.client.enable_starttls = False
-        self.client.enable_plaintext = True
-        self.client.plugin["feature_mechanisms"].unencrypted_scram = True
+        if ca_file is None:
+            self.client.enable_starttls = False
+            self.client.enable_plaintext = True
+            self.client.plugin["feature_mechanisms"].unencrypted_scram = True
+        else:
+            self.client.ca_certs = ca_file
         self.client.auto_authorize = True
         self.client.auto_subscribe = True
         self.messages: list[tuple[str, str, bool, str]] = []  # room, nick, notice, body
@@ -119,6 +124,11 @@ class XmppAgent:
         message["chat_state"] = "active"
         message.send()
         return str(message["id"])
+
+    async def correct(self, room: str, message_id: str, text: str) -> None:
+        message = self.client.make_message(mto=JID(room), mbody=text, mtype="groupchat")
+        message["replace"]["id"] = message_id
+        message.send()
 
     async def set_typing(self, room: str, active: bool) -> None:
         message = self.client.make_message(mto=JID(room), mtype="groupchat")
