@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from bridge.backends.base import (
@@ -26,6 +27,7 @@ from bridge.backends.base import (
     MemberJoined,
     MemberLeft,
     RateLimited,
+    RoomGone,
     RoomSpec,
 )
 from bridge.config import AgentConfig, Config, QueueConfig
@@ -94,7 +96,7 @@ class Hub:
         await self.backend.start(self.on_inbound)
         open_conversations = self.store.open_conversations()
         await self.backend.attach_rooms({
-            c.room: visitor_nick(c) for c in open_conversations if c.room is not None
+            c.room: self._room_spec(c) for c in open_conversations if c.room is not None
         })
         for conversation in open_conversations:
             if conversation.room is None:
@@ -400,39 +402,52 @@ class Hub:
                 if not pending:
                     return  # no await since the query: no item can slip in unseen
                 for item in pending:
-                    event_id = await self._retrying(
-                        conversation_id, f"post seq {item.seq}", self._post, room, item
-                    )
+                    try:
+                        event_id = await self._retrying(
+                            conversation_id, f"post seq {item.seq}", self._post, room, item
+                        )
+                    except RoomGone as exc:
+                        log.warning("conversation %s: room %s is gone (%s); opening a new one",
+                                    conversation_id, room, exc)
+                        room = await self._retrying(
+                            conversation_id, "reopen room", self._open_room, conversation, True
+                        )
+                        break  # the same items again, in the new room
                     self.store.mark_delivered(conversation_id, item.seq, event_id)
         finally:
             if self._couriers.get(conversation_id) is asyncio.current_task():
                 del self._couriers[conversation_id]
 
-    async def _open_room(self, conversation: Conversation) -> RoomRef:
+    async def _open_room(self, conversation: Conversation, again: bool = False) -> RoomRef:
+        spec = self._room_spec(conversation)
+        if again:  # a room that disappeared may leave its address taken (XMPP tombstones)
+            spec = replace(spec, key=f"{conversation.id}-{secrets.token_hex(3)}")
+        room = await self.backend.open_room(spec)
+        self.store.set_room(conversation.id, room)
+        log.info("conversation %s: room %s opened, invited %d agents", conversation.id, room,
+                 len(spec.invite))
+        return room
+
+    def _room_spec(self, conversation: Conversation) -> RoomSpec:
+        """How the conversation's room looks and who is invited: the queue's agents."""
         queue = self._queue(conversation.queue_id)
         invite = tuple(
             agent.address
             for agent_id in (queue.agents if queue else ())
             if (agent := self.config.agent(agent_id)) is not None
         )
-        queue_name = queue.name if queue else conversation.queue_id
         topic = " · ".join(
             part for part in (conversation.visitor.email, conversation.page.title,
                               conversation.page.url) if part
         )
-        room = await self.backend.open_room(
-            RoomSpec(
-                name=f"💬 {conversation.visitor.name} · {queue_name}",
-                topic=topic,
-                visitor_nick=visitor_nick(conversation),
-                invite=invite,
-                key=conversation.id,
-            )
+        queue_name = queue.name if queue else conversation.queue_id  # a queue since removed
+        return RoomSpec(
+            name=f"💬 {conversation.visitor.name} · {queue_name}",
+            topic=topic,
+            visitor_nick=visitor_nick(conversation),
+            invite=invite,
+            key=conversation.id,
         )
-        self.store.set_room(conversation.id, room)
-        log.info("conversation %s: room %s opened, invited %d agents", conversation.id, room,
-                 len(invite))
-        return room
 
     async def _post(self, room: RoomRef, item: Item) -> str:
         key = item.txn_id or f"lcb.{item.conversation_id}.{item.seq}"
@@ -450,6 +465,8 @@ class Hub:
         while True:
             try:
                 return await attempt(*args)
+            except RoomGone:
+                raise  # retrying cannot help: the caller opens a new room
             except RateLimited as exc:
                 delay = exc.retry_after
             except BackendUnavailable as exc:

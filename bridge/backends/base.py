@@ -17,9 +17,16 @@ from bridge.core.models import RoomRef
 class BackendError(Exception):
     """A request failed for good (forbidden, unknown room, bad request); retrying won't help."""
 
+    status: int | None = None  # the server's status code, where the protocol has one
+
 
 class BackendUnavailable(BackendError):
     """The server could not be reached or answered 5xx; the same request may work later."""
+
+
+class RoomGone(BackendError):
+    """The room no longer exists, or the bot was removed from it: the conversation needs a
+    new room."""
 
 
 class RateLimited(BackendUnavailable):
@@ -121,9 +128,10 @@ class Backend(Protocol):
     async def stop(self) -> None:
         """Stop receiving and close connections; safe to call twice."""
 
-    async def attach_rooms(self, rooms: dict[RoomRef, str]) -> None:
-        """Be present in these rooms (room → the visitor's nick) after a (re)start, so
-        agents' lines reach the bridge even before anything is posted there."""
+    async def attach_rooms(self, rooms: dict[RoomRef, RoomSpec]) -> None:
+        """Be present in these rooms of open conversations after a (re)start, so agents'
+        lines reach the bridge even before anything is posted there. The specs say how to
+        set a room up again should it have disappeared."""
 
     async def open_room(self, spec: RoomSpec) -> RoomRef:
         """Create the conversation's room, show the bot as the visitor there, invite agents."""

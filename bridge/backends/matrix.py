@@ -43,6 +43,7 @@ from bridge.backends.base import (
     MemberJoined,
     MemberLeft,
     RateLimited,
+    RoomGone,
     RoomSpec,
 )
 from bridge.config import MatrixConfig
@@ -179,7 +180,7 @@ class MatrixBackend:
 
     # -- outbound ------------------------------------------------------------------------
 
-    async def attach_rooms(self, rooms: dict[RoomRef, str]) -> None:
+    async def attach_rooms(self, rooms: dict[RoomRef, RoomSpec]) -> None:
         """Room membership is server state in Matrix: the bot is still in its rooms."""
 
     async def open_room(self, spec: RoomSpec) -> RoomRef:
@@ -223,9 +224,14 @@ class MatrixBackend:
 
     async def _send(self, room: RoomRef, content: dict[str, str], key: str) -> str:
         # Plain `body` only, never `formatted_body`: visitor text is text in every client.
-        response = await self._call(
-            self._require_client().room_send(room, "m.room.message", content, tx_id=key)
-        )
+        try:
+            response = await self._call(
+                self._require_client().room_send(room, "m.room.message", content, tx_id=key)
+            )
+        except BackendError as exc:
+            if exc.status in (403, 404):  # kicked, banned, or the room is unknown
+                raise RoomGone(str(exc)) from None
+            raise
         return str(response.event_id)
 
     async def _call(self, request: Any) -> Any:
@@ -325,5 +331,8 @@ def _error(response: ErrorResponse) -> BackendError:
     if response.status_code == "M_LIMIT_EXCEEDED" or status == 429:
         return RateLimited((response.retry_after_ms or 1000) / 1000)
     if status is None or status >= 500:
-        return BackendUnavailable(f"matrix: {response}")
-    return BackendError(f"matrix: {response}")
+        error: BackendError = BackendUnavailable(f"matrix: {response}")
+    else:
+        error = BackendError(f"matrix: {response}")
+    error.status = status
+    return error

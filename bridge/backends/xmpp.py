@@ -21,6 +21,8 @@ from typing import Any
 
 from slixmpp import JID, ClientXMPP, Message, Presence
 from slixmpp.exceptions import IqError, IqTimeout, PresenceError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXMLMask
 
 from bridge.backends.base import (
     AgentMessage,
@@ -33,6 +35,7 @@ from bridge.backends.base import (
     InboundEvent,
     MemberJoined,
     MemberLeft,
+    RoomGone,
     RoomSpec,
 )
 from bridge.config import XmppConfig
@@ -47,13 +50,16 @@ REFLECTION_TIMEOUT_S = 10.0
 JOIN_TIMEOUT_S = 15.0
 HISTORY_STANZAS = 50
 BUSY_SHOWS = {"away", "xa", "dnd"}
+# A room that was destroyed (Prosody keeps a tombstone), never existed, or banned the bot.
+ROOM_GONE_CONDITIONS = {"gone", "item-not-found", "forbidden", "registration-required"}
 
 
 @dataclass
 class _Room:
     """What the bot knows of one group chat it speaks in."""
 
-    nick: str
+    spec: RoomSpec
+    nick: str = ""  # as the room confirmed it
     joined: bool = False
     delivered: dict[str, str] = field(default_factory=dict)  # our message id -> event id
     real_jids: dict[str, str] = field(default_factory=dict)  # occupant nick -> bare JID
@@ -83,6 +89,7 @@ class XmppBackend:
         self._ever_connected = False
         self._tasks = TaskGroup()
         self._join_locks: dict[str, asyncio.Lock] = {}
+        self._join_refusals: dict[str, asyncio.Future[str]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -143,6 +150,12 @@ class XmppBackend:
         client.add_event_handler("presence_subscribe", self._on_subscribe_request)
         client.add_event_handler("changed_status", self._on_changed_status)
         client.add_event_handler("message_error", self._on_message_error)
+        # Not the "presence_error" event: slixmpp drops it for addresses inside group chats.
+        client.register_handler(Callback(
+            "livechat room refusals",
+            MatchXMLMask("<presence xmlns='jabber:client' type='error'/>"),
+            self._on_presence_error,
+        ))
         return client
 
     async def _connect_once(self) -> bool:
@@ -242,9 +255,9 @@ class XmppBackend:
 
     # -- rooms ---------------------------------------------------------------------------
 
-    async def attach_rooms(self, rooms: dict[RoomRef, str]) -> None:
-        for room, nick in rooms.items():
-            self._rooms.setdefault(room, _Room(nick=nick))
+    async def attach_rooms(self, rooms: dict[RoomRef, RoomSpec]) -> None:
+        for room, spec in rooms.items():
+            self._rooms.setdefault(room, _Room(spec=spec))
             self._tasks.spawn(self._join_quietly(room), name=f"xmpp-join-{room}")
 
     async def _join_quietly(self, room_jid: str) -> None:
@@ -255,40 +268,74 @@ class XmppBackend:
 
     async def open_room(self, spec: RoomSpec) -> RoomRef:
         room = RoomRef(f"lc-{spec.key}@{self.config.muc_service}")
-        state = self._rooms.setdefault(room, _Room(nick=spec.visitor_nick))
-        state.nick = spec.visitor_nick
-        await self._ensure_joined(room, spec)
+        self._rooms[room] = _Room(spec=spec)
+        await self._ensure_joined(room, configure=True)
         return room
 
-    async def _ensure_joined(self, room: RoomRef, spec: RoomSpec | None = None) -> _Room:
-        state = self._rooms.setdefault(room, _Room(nick=""))
+    async def _ensure_joined(self, room: RoomRef, *, configure: bool = False) -> _Room:
+        """Join (creating and setting up the group chat when it does not exist)."""
+        state = self._rooms.get(room)
+        if state is None:
+            raise BackendError(f"xmpp: {room} is not a conversation room of this bridge")
         async with self._join_locks.setdefault(room, asyncio.Lock()):
             if state.joined:
                 return state
             await self._wait_session()
             client = self._require_client()
-            nick = state.nick or "visitor"
-            try:
-                presence, _subject, _occupants, history = await client.plugin[
-                    "xep_0045"].join_muc_wait(JID(room), nick, maxstanzas=HISTORY_STANZAS,
-                                              timeout=JOIN_TIMEOUT_S)
-            except PresenceError as exc:
-                raise BackendError(f"xmpp: cannot join {room}: {exc.condition}") from None
-            except TimeoutError:
-                raise BackendUnavailable(f"xmpp: joining {room} timed out") from None
+            nick = state.nick or state.spec.visitor_nick
+            presence, history = await self._join(client, room, nick)
             state.nick = presence["from"].resource
             state.joined = True
             for message in history:
                 self._note_reflection(state, message)
-            if 201 in presence["muc"]["status_codes"] or spec is not None:
-                await self._configure(room, spec)
+            if configure or 201 in presence["muc"]["status_codes"]:
+                # 201: the room did not exist (any more): set it up and invite again.
+                await self._configure(room, state.spec)
             log.info("xmpp: in %s as %r", room, state.nick)
             return state
 
-    async def _configure(self, room: RoomRef, spec: RoomSpec | None) -> None:
+    async def _join(self, client: ClientXMPP, room: RoomRef, nick: str
+                    ) -> tuple[Presence, list[Message]]:
+        """Join with recent history; a refusal ends the wait at once.
+
+        slixmpp only sees refusals that carry the MUC payload; Prosody's "gone" for a
+        destroyed room does not, so refusals are also caught here by the room's address.
+        """
+        loop = asyncio.get_running_loop()
+        refused: asyncio.Future[str] = loop.create_future()
+        self._join_refusals[room] = refused
+        joining = asyncio.ensure_future(client.plugin["xep_0045"].join_muc_wait(
+            JID(room), nick, maxstanzas=HISTORY_STANZAS, timeout=JOIN_TIMEOUT_S))
+        try:
+            await asyncio.wait([joining, refused], timeout=JOIN_TIMEOUT_S,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if refused.done():
+                condition = refused.result()
+            elif not joining.done():
+                raise BackendUnavailable(f"xmpp: joining {room} timed out")
+            else:
+                try:
+                    presence, _subject, _occupants, history = joining.result()
+                    return presence, history
+                except PresenceError as exc:
+                    condition = str(exc.condition)
+                except TimeoutError:
+                    raise BackendUnavailable(f"xmpp: joining {room} timed out") from None
+        finally:
+            self._join_refusals.pop(room, None)
+            if not joining.done():
+                joining.cancel()
+        if condition in ROOM_GONE_CONDITIONS:
+            raise RoomGone(f"xmpp: {room} refused the bot: {condition}")
+        raise BackendError(f"xmpp: cannot join {room}: {condition}")
+
+    def _on_presence_error(self, presence: Presence) -> None:
+        refused = self._join_refusals.get(presence["from"].bare)
+        if refused is not None and not refused.done():
+            refused.set_result(str(presence["error"]["condition"]))
+
+    async def _configure(self, room: RoomRef, spec: RoomSpec) -> None:
         """Members-only, non-anonymous, persistent; the agents made members and invited."""
-        if spec is None:
-            return
         muc = self._require_client().plugin["xep_0045"]
         try:
             form = await muc.get_room_config(JID(room))

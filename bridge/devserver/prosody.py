@@ -236,6 +236,18 @@ class ProsodyServer:
 
     # -- accounts ------------------------------------------------------------------
 
+    def destroy_room(self, room_jid: str) -> None:
+        """Destroy a group chat as a server admin would (the admin shell), for tests of a
+        room that disappears under the bridge."""
+        lua = (f'>prosody.hosts[{_lua(self.muc_domain)}].modules.muc'
+               f'.get_room_from_jid({_lua(room_jid)}):destroy()')
+        result = subprocess.run(
+            [_which("prosodyctl"), "--config", str(self.config_path), "shell", lua],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        if result.returncode != 0 or "true" not in result.stdout:
+            raise ProsodyError(f"destroying {room_jid} failed: {result.stdout} {result.stderr}")
+
     def register(self, localpart: str, password: str) -> str:
         """Create the account ``localpart@domain`` (or reset its password); return the JID.
 

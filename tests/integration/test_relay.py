@@ -179,3 +179,26 @@ async def test_waiting_visitors_learn_their_new_place(make_bridge, agent: TestAg
     await first.wait("agent", lambda f: f["event"] == "joined")
     moved = await second.wait("queue", lambda f: f["position"] == 1)
     assert moved["wait_s"] is None
+
+
+async def test_a_room_that_disappears_is_replaced(make_bridge, agent: TestAgent, visitors,
+                                                  messenger: Messenger) -> None:
+    bridge = await make_bridge()
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await visitor.say("before it vanished")
+    await agent.wait_text(room, "before it vanished")
+
+    await asyncio.to_thread(messenger.destroy_room, room)
+    await visitor.say("after it vanished")  # the bridge opens a new room and invites again
+    async with asyncio.timeout(20):
+        while (new_room := bridge.store.conversation(started["conversation"]).room) == room:
+            await asyncio.sleep(0.1)
+    await agent.join(new_room)
+    await agent.wait_text(new_room, "after it vanished")
+    await agent.say(new_room, "still here")
+    answer = await visitor.wait("message", lambda f: f["from"] == "agent")
+    assert answer["text"] == "still here"
+    assert await agent.room_title(new_room) == "💬 Anna · Support"
