@@ -30,8 +30,10 @@ from bridge.backends.base import (
     RoomGone,
     RoomSpec,
 )
+from bridge.commands import Commands
 from bridge.config import AgentConfig, Config, QueueConfig
 from bridge.core import frames
+from bridge.core.commands import Command, CommandError, Literal, parse_line
 from bridge.core.models import (
     AgentId,
     Conversation,
@@ -46,12 +48,12 @@ from bridge.core.models import (
 from bridge.core.protocol import MessageFrame, ProtocolError, ResumeFrame, StartFrame
 from bridge.core.states import Happening, InvalidTransition, next_status
 from bridge.core.templates import render
+from bridge.core.transcript import render_transcript
 from bridge.store import Store
 from bridge.tasks import TaskGroup, backoff_delays
 
 log = logging.getLogger(__name__)
 
-COMMAND_PREFIX = "!"
 T = TypeVar("T")
 
 
@@ -90,6 +92,7 @@ class Hub:
         self._retry_now = asyncio.Event()
         self._tasks = TaskGroup()
         self._presence: dict[str, bool] = {}
+        self.commands = Commands(self)
 
     async def start(self) -> None:
         """Start the backend, then resume every delivery a previous run left unfinished."""
@@ -272,50 +275,111 @@ class Hub:
         if found is None:
             return
         conversation, agent = found
-        if event.text.startswith(COMMAND_PREFIX) and not event.text.startswith("!!"):
-            await self._on_command(conversation, agent, event)
+        try:
+            parsed = parse_line(event.text, self.commands.registry.prefix)
+        except CommandError as exc:
+            await self._notice(conversation, str(exc), key=f"cmd-{event.event_id}")
+            return
+        if isinstance(parsed, Command):
+            log.info("conversation %s: agent %s runs %s", conversation.id, agent.id, parsed.name)
+            reply = await self.commands.run(parsed, agent, conversation, event.event_id)
+            if reply.to_agents:
+                await self._notice(conversation, reply.to_agents, key=f"cmd-{event.event_id}")
             return
         if conversation.status is Status.ENDED:
             await self._notice(conversation, "This chat has ended; the visitor no longer sees "
                                "new messages.", key=f"ended-{event.event_id}")
             return
-        text = event.text[1:] if event.text.startswith("!!") else event.text
+        text = parsed.text if isinstance(parsed, Literal) else event.text
+        name = self._agent_name(agent, event.sender_name)
+        await self._agent_item(conversation, agent, name, text, event.event_id, event.ts)
+
+    async def _agent_item(self, conversation: Conversation, agent: AgentConfig, name: str,
+                          text: str, event_id: str, ts: float) -> None:
+        """Store an agent's line for the visitor (once per event id) and push it."""
         item, created = self.store.append_item(
-            conversation.id,
-            ItemKind.TEXT,
-            Sender.AGENT,
-            self._agent_name(agent, event.sender_name),
-            text,
-            event.ts,
-            sender_id=agent.id,
-            event_id=event.event_id,
-            delivered=True,
+            conversation.id, ItemKind.TEXT, Sender.AGENT, name, text, ts,
+            sender_id=agent.id, event_id=event_id, delivered=True,
         )
         if not created:
             return
         log.debug("conversation %s: agent %s line seq %d", conversation.id, agent.id, item.seq)
         await self._push(conversation.id, frames.item_frame(item))
-        self.store.set_first_response(conversation.id, event.ts)
+        self.store.set_first_response(conversation.id, ts)
         await self._agent_engaged(conversation, agent, Happening.AGENT_REPLIED)
 
-    async def _on_command(
-        self, conversation: Conversation, agent: AgentConfig, event: AgentMessage
-    ) -> None:
-        # The command layer arrives with its own module; until then a command is never
-        # relayed to the visitor, and the agent learns why.
-        name = event.text[1:].split(maxsplit=1)[0] if len(event.text) > 1 else ""
-        log.info("conversation %s: agent %s sent command %r", conversation.id, agent.id, name)
-        if name == "end":
-            if conversation.status is not Status.ENDED:
-                await self._end(conversation, Sender.AGENT, self._agent_name(agent, ""))
-                await self._notice(conversation, "Chat ended.", key=f"cmd-{event.event_id}")
-            return
-        await self._notice(
-            conversation,
-            f"Unknown command {COMMAND_PREFIX}{name}. Available: !end. "
-            "Write !!text to send a line that starts with '!'.",
-            key=f"cmd-{event.event_id}",
-        )
+    # -- effects that commands ask for ---------------------------------------------------
+
+    def placeholders(self, conversation: Conversation | None, agent: AgentConfig
+                     ) -> dict[str, str]:
+        """Values for {visitor}, {visitor_email}, {agent}, {queue}, {site} in canned texts."""
+        queue = self._queue(conversation.queue_id) if conversation else None
+        return {
+            "visitor": conversation.visitor.name if conversation else "",
+            "visitor_email": conversation.visitor.email if conversation else "",
+            "agent": self._agent_name(agent, ""),
+            "queue": queue.name if queue else "",
+            "site": self.config.widget.title,
+        }
+
+    async def agent_line(self, conversation: Conversation, agent: AgentConfig, text: str,
+                         key: str) -> None:
+        """A line an agent sends through a command (a canned reply): to the visitor, and
+        shown in the room so the other agents see what the visitor got. `key` (the command's
+        event id) keeps a replayed command from sending it twice."""
+        await self._agent_item(conversation, agent, self._agent_name(agent, ""), text, key,
+                               self.clock())
+        await self._notice(conversation, f"{self._agent_name(agent, '')} → visitor: {text}",
+                           key=f"said-{key}")
+
+    async def invite_agent(self, conversation: Conversation, agent: AgentConfig) -> None:
+        if conversation.room is None:
+            raise CommandError("The room is still being set up; try again in a moment.")
+        try:
+            await self.backend.invite(conversation.room, agent.address)
+        except BackendError as exc:
+            raise CommandError(f"Could not invite {agent.id}: {exc}") from None
+
+    async def transfer(self, conversation: Conversation, current: AgentConfig,
+                       target: AgentConfig, queue: QueueConfig | None, *, stay: bool) -> None:
+        """Hand the chat to `target`: invite, tell the visitor, let the previous agent go."""
+        await self.invite_agent(conversation, target)
+        self.store.set_agent(conversation.id, AgentId(target.id))
+        if queue is not None:
+            self.store.set_queue(conversation.id, QueueId(queue.id))
+        name = self._agent_name(target, "")
+        item, _ = self.store.append_item(conversation.id, ItemKind.TRANSFERRED, Sender.AGENT,
+                                         name, "", self.clock(), sender_id=target.id,
+                                         delivered=True)
+        await self._push(conversation.id, frames.item_frame(item))
+        if not stay and conversation.room is not None:
+            try:
+                await self.backend.remove(conversation.room, current.address)
+            except BackendError as exc:
+                log.warning("conversation %s: could not remove %s (%s)", conversation.id,
+                            current.id, exc)
+        log.info("conversation %s: transferred from %s to %s", conversation.id, current.id,
+                 target.id)
+
+    async def end_by_agent(self, conversation: Conversation, agent: AgentConfig) -> None:
+        await self._end(conversation, Sender.AGENT, self._agent_name(agent, ""))
+
+    def open_chats(self, agent: AgentConfig) -> int:
+        return self.store.open_chats_of(agent.id)
+
+    def can_take(self, agent: AgentConfig) -> bool:
+        return self.agent_available(agent) and self.open_chats(agent) < agent.max_chats
+
+    def summary(self, conversation_id: ConversationId) -> str:
+        conversation = self.store.conversation(conversation_id)
+        assert conversation is not None
+        end = conversation.ended_at or self.clock()
+        rating = f"{conversation.rating}/5" if conversation.rating else "not rated yet"
+        return (f"Chat ended after {round((end - conversation.created_at) / 60, 1)} min, "
+                f"{self.store.message_count(conversation_id)} messages; rating: {rating}.")
+
+    def transcript_text(self, conversation: Conversation) -> str:
+        return render_transcript(conversation, self.store.items_after(conversation.id, 0))
 
     async def _on_agent_typing(self, event: AgentTyping) -> None:
         found = self._agent_in_room(event.room, event.sender, "typing")

@@ -92,9 +92,34 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_commands(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            conversation_id TEXT REFERENCES conversations(id),
+            ts REAL NOT NULL,
+            agent_id TEXT,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX events_conversation ON events(conversation_id, ts);
+        CREATE TABLE canned (
+            agent_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            text TEXT NOT NULL,
+            PRIMARY KEY (agent_id, name)
+        );
+        ALTER TABLE conversations ADD COLUMN rating INTEGER;
+        ALTER TABLE conversations ADD COLUMN comment TEXT;
+        """
+    )
+
+
 _CONVERSATION_COLUMNS = """
     c.id, c.queue_id, c.status, c.room, c.agent_id, c.page_url, c.page_title, c.referrer,
-    c.created_at, c.first_response_at, c.ended_at, c.last_seq,
+    c.created_at, c.first_response_at, c.ended_at, c.last_seq, c.rating, c.comment,
     v.name AS visitor_name, v.email AS visitor_email, v.lang, v.user_agent
 """
 
@@ -209,6 +234,15 @@ class Store:
 
     def set_agent(self, conversation_id: ConversationId, agent_id: AgentId) -> None:
         self._update(conversation_id, agent_id=agent_id)
+
+    def set_queue(self, conversation_id: ConversationId, queue_id: QueueId) -> None:
+        self._update(conversation_id, queue_id=queue_id)
+
+    def open_chats_of(self, agent_id: str) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM conversations WHERE agent_id = ? AND status != ?",
+            (agent_id, Status.ENDED.value)).fetchone()
+        return int(row[0])
 
     def set_first_response(self, conversation_id: ConversationId, now: float) -> None:
         with self.db.atomic():
@@ -344,6 +378,57 @@ class Store:
         sql = f"SELECT * FROM items WHERE {where} ORDER BY seq"
         return [_item(row) for row in self.db.query(sql, params)]
 
+    # -- agent actions -----------------------------------------------------------------
+
+    def add_event(self, conversation_id: str | None, agent_id: str | None, kind: str,
+                  detail: str, now: float) -> None:
+        """Who did what, when: the audit trail that history and reports read."""
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO events (conversation_id, ts, agent_id, kind, detail)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (conversation_id, now, agent_id, kind, detail),
+            )
+
+    def events(self, conversation_id: str) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT ts, agent_id, kind, detail FROM events WHERE conversation_id = ?"
+            " ORDER BY id", (conversation_id,)))
+
+    def personal_canned(self, agent_id: str) -> dict[str, str]:
+        rows = self.db.execute(
+            "SELECT name, text FROM canned WHERE agent_id = ? ORDER BY name", (agent_id,))
+        return {name: text for name, text in rows}
+
+    def set_canned(self, agent_id: str, name: str, text: str | None) -> bool:
+        """Save (or with text None delete) a personal canned reply; False if none to delete."""
+        with self.db.atomic():
+            if text is None:
+                return self.db.execute(
+                    "DELETE FROM canned WHERE agent_id = ? AND name = ?", (agent_id, name)
+                ).rowcount > 0
+            self.db.execute(
+                "INSERT INTO canned (agent_id, name, text) VALUES (?, ?, ?)"
+                " ON CONFLICT(agent_id, name) DO UPDATE SET text = excluded.text",
+                (agent_id, name, text),
+            )
+        return True
+
+    def set_rating(self, conversation_id: str, rating: int, comment: str) -> None:
+        self._update(ConversationId(conversation_id), rating=rating, comment=comment)
+
+    def earlier_conversations(self, conversation: Conversation) -> list[Conversation]:
+        """The same visitor's other conversations (matched by email), newest first."""
+        return list(reversed(list(self._conversations(
+            "v.email = ? AND c.id != ? AND c.created_at < ?",
+            conversation.visitor.email, conversation.id, conversation.created_at))))
+
+    def message_count(self, conversation_id: str) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM items WHERE conversation_id = ? AND kind = ?",
+            (conversation_id, ItemKind.TEXT.value)).fetchone()
+        return int(row[0])
+
     # -- backend state -----------------------------------------------------------------
 
     def kv_get(self, key: str) -> str | None:
@@ -391,6 +476,8 @@ def _conversation(row: dict[str, Any]) -> Conversation:
         first_response_at=row["first_response_at"],
         ended_at=row["ended_at"],
         last_seq=row["last_seq"],
+        rating=row["rating"],
+        comment=row["comment"] or "",
     )
 
 

@@ -139,6 +139,9 @@ class Backend(Protocol):
     async def invite(self, room: RoomRef, address: str) -> None:
         """Invite one more agent into the room."""
 
+    async def remove(self, room: RoomRef, address: str) -> None:
+        """Take an agent out of the room (after a transfer)."""
+
     async def post_text(self, room: RoomRef, text: str, *, key: str) -> str:
         """Post a visitor line. `key` is stored before the first attempt and makes a retry
         idempotent (the same key never shows twice). Returns the backend's event id."""

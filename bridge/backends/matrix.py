@@ -211,6 +211,9 @@ class MatrixBackend:
     async def invite(self, room: RoomRef, address: str) -> None:
         await self._call(self._require_client().room_invite(room, address))
 
+    async def remove(self, room: RoomRef, address: str) -> None:
+        await self._call(self._require_client().room_kick(room, address, "chat transferred"))
+
     async def post_text(self, room: RoomRef, text: str, *, key: str) -> str:
         return await self._send(room, {"msgtype": "m.text", "body": text}, key)
 

@@ -376,6 +376,17 @@ class XmppBackend:
             raise BackendUnavailable("xmpp: affiliation change timed out") from None
         self._invite(room, address, "")
 
+    async def remove(self, room: RoomRef, address: str) -> None:
+        """No longer a member, and out of the room if present (members-only: for good)."""
+        await self._ensure_joined(room)
+        muc = self._require_client().plugin["xep_0045"]
+        try:
+            await muc.set_affiliation(JID(room), "none", jid=JID(address))
+        except IqError as exc:
+            raise BackendError(f"xmpp: cannot remove {address}: {exc}") from None
+        except IqTimeout:
+            raise BackendUnavailable("xmpp: affiliation change timed out") from None
+
     # -- outbound ------------------------------------------------------------------------
 
     async def post_text(self, room: RoomRef, text: str, *, key: str) -> str:

@@ -30,6 +30,7 @@ class ItemKind(StrEnum):
     TEXT = "text"
     JOINED = "joined"
     LEFT = "left"
+    TRANSFERRED = "transferred"
     ENDED = "ended"
 
 
@@ -61,6 +62,8 @@ class Conversation:
     first_response_at: float | None = None
     ended_at: float | None = None
     last_seq: int = 0
+    rating: int | None = None
+    comment: str = ""
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,9 @@ def bridge_config(messenger: Messenger, db: Path, **server: Any) -> Config:
             {"id": "bob", "address": messenger.address("bob")},
         ],
         "queues": [{"id": "support", "name": "Support", "agents": ["alice"],
-                    "welcome": "Hi {visitor}, {agent} will be with you shortly."}],
+                    "welcome": "Hi {visitor}, {agent} will be with you shortly."},
+                   {"id": "sales", "name": "Sales", "agents": ["bob"]}],
+        "canned": {"greeting": "Hello {visitor}, I'm {agent} from {queue}."},
     })
 
 

@@ -1,0 +1,277 @@
+"""What agents' commands do. Parsing and usage texts are in bridge/core/commands.py.
+
+Every handler gets a `Context` and returns a `Reply`: text for the agents (a notice in the
+room) and, rarely, text for the visitor. Handlers act through the hub and the store; they
+never talk to a backend library directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from bridge.config import AgentConfig, QueueConfig
+from bridge.core.commands import Command, CommandError, Registry, Spec, unknown
+from bridge.core.models import Conversation, Sender, Status
+from bridge.core.templates import TemplateError, render
+
+if TYPE_CHECKING:
+    from bridge.hub import Hub
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 10
+FIRST_LINES = 2
+
+
+@dataclass(frozen=True)
+class Context:
+    command: Command
+    agent: AgentConfig
+    conversation: Conversation | None  # None in a room that is not a conversation's
+    now: float
+    key: str  # the command line's event id: makes a replayed command's effects idempotent
+
+
+@dataclass(frozen=True)
+class Reply:
+    to_agents: str = ""
+
+
+Handler = Callable[[Context], Awaitable[Reply]]
+
+
+class Commands:
+    """The command set, bound to one hub."""
+
+    def __init__(self, hub: Hub, prefix: str = "!") -> None:
+        self.hub = hub
+        self.registry = Registry(prefix=prefix)
+        self._handlers: dict[str, Handler] = {}
+        for spec, handler in (
+            (Spec("help", "help [command]", "this list, or one command's usage", False),
+             self.help),
+            (Spec("c", "c NAME", "send a canned reply to the visitor"), self.canned_reply),
+            (Spec("canned", "canned [add NAME TEXT | del NAME]",
+                  "list canned replies, or save/delete your own", False), self.canned),
+            (Spec("note", "note TEXT", "an internal note; the visitor never sees it"),
+             self.note),
+            (Spec("info", "info", "who the visitor is and where they came from"), self.info),
+            (Spec("history", "history [N]",
+                  "the visitor's earlier chats, or the transcript of number N"), self.history),
+            (Spec("invite", "invite AGENT", "bring another agent into this chat"), self.invite),
+            (Spec("transfer", "transfer AGENT|QUEUE [note] [--stay]",
+                  "hand the chat over; --stay keeps you in the room"), self.transfer),
+            (Spec("end", "end", "end the chat; the visitor gets the survey"), self.end),
+        ):
+            self.registry.add(spec)
+            self._handlers[spec.name] = handler
+
+    async def run(self, command: Command, agent: AgentConfig,
+                  conversation: Conversation | None, key: str) -> Reply:
+        """Run one command; CommandError text goes back as it is, anything else is logged
+        with a reference and the agents see only that reference."""
+        try:
+            spec = self.registry.find(command.name)
+            if spec.in_chat_only and conversation is None:
+                raise CommandError(f"{self.registry.prefix}{spec.name} works in a chat's room")
+            return await self._handlers[spec.name](
+                Context(command, agent, conversation, time.time(), key))
+        except CommandError as exc:
+            return Reply(str(exc))
+        except Exception:
+            ref = f"{time.time_ns() & 0xFFFFFF:06x}"
+            log.exception("conversation %s: command %s by %s failed (ref %s)",
+                          conversation.id if conversation else "-", command.name, agent.id, ref)
+            return Reply(f"internal error (ref {ref})")
+
+    def _usage(self, name: str) -> CommandError:
+        return CommandError(self.registry.usage(name))
+
+    def _open(self, ctx: Context) -> Conversation:
+        assert ctx.conversation is not None
+        if ctx.conversation.status is Status.ENDED:
+            raise CommandError("This chat has ended.")
+        return ctx.conversation
+
+    # -- handlers ------------------------------------------------------------------------
+
+    async def help(self, ctx: Context) -> Reply:
+        if ctx.command.args:
+            return Reply(self.registry.usage(ctx.command.args[0].lstrip(self.registry.prefix)))
+        return Reply(self.registry.help_text())
+
+    def _canned_texts(self, agent: AgentConfig) -> dict[str, str]:
+        return {**self.hub.config.canned, **self.hub.store.personal_canned(agent.id)}
+
+    async def canned_reply(self, ctx: Context) -> Reply:
+        if len(ctx.command.args) != 1:
+            raise self._usage("c")
+        conversation = self._open(ctx)
+        name = ctx.command.args[0]
+        texts = self._canned_texts(ctx.agent)
+        if name not in texts:
+            raise unknown("canned reply", name, list(texts))
+        try:
+            text = render(texts[name], self.hub.placeholders(conversation, ctx.agent))
+        except TemplateError as exc:
+            raise CommandError(f"Canned reply {name!r} cannot be filled in: {exc}") from None
+        await self.hub.agent_line(conversation, ctx.agent, text, ctx.key)
+        return Reply()
+
+    async def canned(self, ctx: Context) -> Reply:
+        args = ctx.command.args
+        if not args:
+            return Reply(self._canned_listing(ctx.agent))
+        action = args[0]
+        if action == "add" and len(args) >= 3:
+            name = args[1]
+            text = ctx.command.rest.split(None, 2)[2]  # as typed, quotes and all
+            try:
+                render(text, self.hub.placeholders(None, ctx.agent))
+            except TemplateError as exc:
+                raise CommandError(f"Not saved: {exc}") from None
+            self.hub.store.set_canned(ctx.agent.id, name, text)
+            self._event(ctx, "canned_add", name)
+            return Reply(f"Saved your canned reply {name!r}; send it with "
+                         f"{self.registry.prefix}c {name}")
+        if action == "del" and len(args) == 2:
+            if not self.hub.store.set_canned(ctx.agent.id, args[1], None):
+                raise unknown("personal canned reply", args[1],
+                              list(self.hub.store.personal_canned(ctx.agent.id)))
+            self._event(ctx, "canned_del", args[1])
+            return Reply(f"Deleted your canned reply {args[1]!r}.")
+        raise self._usage("canned")
+
+    def _canned_listing(self, agent: AgentConfig) -> str:
+        shared = self.hub.config.canned
+        personal = self.hub.store.personal_canned(agent.id)
+        lines = ["Canned replies (send with !c NAME):"]
+        lines += [f"  {name}: {text}" for name, text in sorted(shared.items())]
+        lines += [f"  {name} (yours): {text}" for name, text in personal.items()]
+        if len(lines) == 1:
+            lines.append("  none yet; add one with !canned add NAME TEXT")
+        return "\n".join(lines)
+
+    async def note(self, ctx: Context) -> Reply:
+        if not ctx.command.rest:
+            raise self._usage("note")
+        assert ctx.conversation is not None
+        self._event(ctx, "note", ctx.command.rest)
+        return Reply(f"📝 Note saved (agents only): {ctx.command.rest}")
+
+    async def info(self, ctx: Context) -> Reply:
+        conversation = ctx.conversation
+        assert conversation is not None
+        earlier = self.hub.store.earlier_conversations(conversation)
+        visitor, page = conversation.visitor, conversation.page
+        waited = (conversation.first_response_at or ctx.now) - conversation.created_at
+        lines = [
+            f"Visitor: {visitor.name} <{visitor.email}> (unverified)",
+            f"Page: {page.title or '-'} {page.url or ''}".rstrip(),
+            f"Came from: {page.referrer or '-'}",
+            f"Language: {visitor.lang or '-'}",
+            f"Browser: {visitor.user_agent or '-'}",
+            f"Queue: {conversation.queue_id}; status {conversation.status.value}",
+            f"Waiting time: {_duration(waited)}",
+            f"Earlier chats: {len(earlier)} (see !history)",
+        ]
+        return Reply("\n".join(lines))
+
+    async def history(self, ctx: Context) -> Reply:
+        conversation = ctx.conversation
+        assert conversation is not None
+        earlier = self.hub.store.earlier_conversations(conversation)[:HISTORY_LIMIT]
+        if not ctx.command.args:
+            if not earlier:
+                return Reply(f"No earlier chats with {conversation.visitor.email}.")
+            return Reply("\n".join(
+                [f"Earlier chats with {conversation.visitor.email} (newest first):"]
+                + [self._history_line(n, c) for n, c in enumerate(earlier, 1)]))
+        choice = ctx.command.args[0]
+        if not choice.isdigit() or not 1 <= int(choice) <= len(earlier):
+            raise CommandError(f"No earlier chat number {choice}; there are {len(earlier)}.")
+        return Reply(self.hub.transcript_text(earlier[int(choice) - 1]))
+
+    def _history_line(self, number: int, conversation: Conversation) -> str:
+        lines = [i.text for i in self.hub.store.items_after(conversation.id, 0)
+                 if i.sender is Sender.VISITOR][:FIRST_LINES]
+        rating = f"{conversation.rating}/5" if conversation.rating else "not rated"
+        return (f"{number}. {_date(conversation.created_at)} · {conversation.queue_id} · "
+                f"{conversation.agent_id or 'unanswered'} · {rating} · "
+                f"{' / '.join(lines) or '(no lines)'}")
+
+    async def invite(self, ctx: Context) -> Reply:
+        if len(ctx.command.args) != 1:
+            raise self._usage("invite")
+        conversation = self._open(ctx)
+        target = self._agent(ctx.command.args[0])
+        await self.hub.invite_agent(conversation, target)
+        self._event(ctx, "invite", target.id)
+        return Reply(f"Invited {target.name or target.id}.")
+
+    async def transfer(self, ctx: Context) -> Reply:
+        if not ctx.command.args:
+            raise self._usage("transfer")
+        conversation = self._open(ctx)
+        wanted, note = ctx.command.args[0], " ".join(ctx.command.args[1:])
+        queue = self.hub.config.queue(wanted)
+        target = self._queue_agent(queue, ctx.agent) if queue else self._agent(wanted)
+        if target.id in (ctx.agent.id, conversation.agent_id):
+            raise CommandError(f"{target.name or target.id} already has this chat; "
+                               "nothing changed.")
+        self._check_can_take(target)
+        await self.hub.transfer(conversation, ctx.agent, target, queue,
+                                stay="stay" in ctx.command.flags)
+        self._event(ctx, "transfer", f"{target.id} {note}".strip())
+        who = target.name or target.id
+        return Reply(f"Transferred to {who}." + (f" Note: {note}" if note else ""))
+
+    async def end(self, ctx: Context) -> Reply:
+        conversation = self._open(ctx)
+        await self.hub.end_by_agent(conversation, ctx.agent)
+        self._event(ctx, "end", "")
+        return Reply(self.hub.summary(conversation.id))
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _agent(self, wanted: str) -> AgentConfig:
+        for agent in self.hub.config.agents:
+            if wanted in (agent.id, agent.address) or wanted.lower() == agent.name.lower():
+                return agent
+        known = [a.id for a in self.hub.config.agents] + [q.id for q in self.hub.config.queues]
+        raise unknown("agent or queue", wanted, known)
+
+    def _queue_agent(self, queue: QueueConfig, current: AgentConfig) -> AgentConfig:
+        """The queue's available agent with the fewest open chats (not the current one)."""
+        candidates = [a for agent_id in queue.agents
+                      if (a := self.hub.config.agent(agent_id)) is not None
+                      and a.id != current.id and self.hub.can_take(a)]
+        if not candidates:
+            raise CommandError(f"Nobody in {queue.name} can take a chat now; nothing changed.")
+        return min(candidates, key=self.hub.open_chats)
+
+    def _check_can_take(self, agent: AgentConfig) -> None:
+        if not self.hub.agent_available(agent):
+            raise CommandError(f"{agent.name or agent.id} is away; nothing changed.")
+        if self.hub.open_chats(agent) >= agent.max_chats:
+            raise CommandError(f"{agent.name or agent.id} already has {agent.max_chats} chats; "
+                               "nothing changed.")
+
+    def _event(self, ctx: Context, kind: str, detail: str) -> None:
+        self.hub.store.add_event(ctx.conversation.id if ctx.conversation else None,
+                                 ctx.agent.id, kind, detail, ctx.now)
+
+
+def _date(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"

@@ -1,0 +1,33 @@
+"""A conversation as plain text: for emails, downloads and agents' !history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bridge.core.models import Conversation, Item, ItemKind, Sender
+
+
+def render_transcript(conversation: Conversation, items: list[Item]) -> str:
+    """Plain text, one line per item, times in UTC; internal notes are never in it."""
+    started = _stamp(conversation.created_at, with_date=True)
+    lines = [f"Chat with {conversation.visitor.name} <{conversation.visitor.email}>",
+             f"Started {started} UTC", ""]
+    for item in items:
+        lines.append(f"[{_stamp(item.ts)}] {_line(item)}")
+    return "\n".join(lines) + "\n"
+
+
+def _line(item: Item) -> str:
+    if item.kind is ItemKind.TEXT:
+        who = {Sender.SYSTEM: "—"}.get(item.sender, item.name)
+        return f"{who}: {item.text}"
+    if item.kind is ItemKind.ENDED:
+        return f"— {item.name} ended the chat"
+    if item.kind is ItemKind.TRANSFERRED:
+        return f"— {item.name} took over the chat"
+    return f"— {item.name} {item.kind.value}"
+
+
+def _stamp(ts: float, *, with_date: bool = False) -> str:
+    fmt = "%Y-%m-%d %H:%M" if with_date else "%H:%M:%S"
+    return datetime.fromtimestamp(ts, UTC).strftime(fmt)

@@ -1,0 +1,147 @@
+"""Agent commands typed in the conversation room, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.integration.conftest import Messenger, TestAgent, room_of
+
+
+async def chat(make_bridge, visitors, agent: TestAgent, **start: str):
+    bridge = await make_bridge()
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start(**start)
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await visitor.wait("agent", lambda f: f["event"] == "joined")
+    return bridge, visitor, started, room
+
+
+async def notice(agent: TestAgent, room: str, fragment: str) -> str:
+    return await agent.until(lambda: next(
+        (t for t in agent.texts(room, notice=True) if fragment in t), None))
+
+
+async def test_help_and_usage_lines_stay_with_the_agents(make_bridge, agent: TestAgent,
+                                                         visitors) -> None:
+    _, visitor, _, room = await chat(make_bridge, visitors, agent)
+    await agent.say(room, "!help")
+    listing = await notice(agent, room, "!transfer AGENT|QUEUE")
+    assert "!c NAME" in listing and "!!text" in listing
+    await agent.say(room, "!help transfer")
+    await notice(agent, room, "Usage: !transfer AGENT|QUEUE [note] [--stay]")
+    await agent.say(room, "!c")
+    await notice(agent, room, "Usage: !c NAME")
+    await agent.say(room, '!note "unbalanced')
+    await notice(agent, room, "cannot read the arguments")
+    await agent.say(room, "!trasnfer bob")
+    await notice(agent, room, "Did you mean: !transfer")
+    await agent.say(room, "visible line")
+    await visitor.wait("message", lambda f: f["text"] == "visible line")
+    assert all("!" not in f.get("text", "")[:1] for f in visitor.of("message"))
+    assert not any("Usage" in f.get("text", "") for f in visitor.frames)
+
+
+async def test_canned_replies_shared_and_personal(make_bridge, agent: TestAgent,
+                                                  visitors) -> None:
+    bridge, visitor, started, room = await chat(make_bridge, visitors, agent, name="Zoë")
+    await agent.say(room, "!c greeting")
+    line = await visitor.wait("message", lambda f: f["from"] == "agent")
+    assert line["text"] == "Hello Zoë, I'm Alice from Support."
+    await notice(agent, room, "Alice → visitor: Hello Zoë")
+
+    await agent.say(room, '!canned add bye Thanks {visitor}, have a "great" day!')
+    await notice(agent, room, "Saved your canned reply 'bye'")
+    await agent.say(room, "!canned")
+    await notice(agent, room, "bye (yours)")
+    await agent.say(room, "!c bye")
+    bye = await visitor.wait("message", lambda f: f["text"].startswith("Thanks"))
+    assert bye["text"] == 'Thanks Zoë, have a "great" day!'
+    await agent.say(room, "!c gretting")
+    await notice(agent, room, "Did you mean: greeting")
+    await agent.say(room, "!canned add broken Hi {nobody}")
+    await notice(agent, room, "unknown placeholder {nobody}")
+    await agent.say(room, "!canned del bye")
+    await notice(agent, room, "Deleted your canned reply 'bye'")
+    kinds = [e["kind"] for e in bridge.store.events(started["conversation"])]
+    assert kinds == ["canned_add", "canned_del"]
+
+
+async def test_notes_info_and_history(make_bridge, agent: TestAgent, visitors) -> None:
+    bridge, first, started, room = await chat(make_bridge, visitors, agent,
+                                              email="repeat@example.com")
+    await first.say("my first question")
+    await agent.say(room, "!end")
+    await first.wait("ended")
+
+    second = await visitors(bridge.base_url)
+    again = await second.start(email="repeat@example.com", name="Anna")
+    room2 = await room_of(bridge, again["conversation"])
+    await agent.join(room2)
+    await agent.say(room2, "!note VIP customer, ordered twice")
+    await notice(agent, room2, "Note saved (agents only): VIP customer")
+    await agent.say(room2, "!info")
+    info = await notice(agent, room2, "Earlier chats: 1")
+    assert "repeat@example.com" in info and "Pricing" in info
+    await agent.say(room2, "!history")
+    listing = await notice(agent, room2, "Earlier chats with repeat@example.com")
+    assert "my first question" in listing
+    await agent.say(room2, "!history 1")
+    await notice(agent, room2, "Anna: my first question")
+    await agent.say(room2, "plain line")
+    await second.wait("message", lambda f: f["text"] == "plain line")
+    assert not any("VIP" in f.get("text", "") for f in second.frames)
+    notes = [e for e in bridge.store.events(again["conversation"]) if e["kind"] == "note"]
+    assert notes[0]["detail"] == "VIP customer, ordered twice"
+
+
+async def test_transfer_to_an_agent_and_to_a_queue(make_bridge, agent: TestAgent, visitors,
+                                                   messenger: Messenger) -> None:
+    bob = await messenger.agent("bob", "Bob")
+    try:
+        await bob.set_away(False)
+        bridge, visitor, started, room = await chat(make_bridge, visitors, agent)
+        await asyncio.sleep(0.3)  # presence settles (XMPP reports it after subscription)
+        await agent.say(room, "!transfer sales please check the refund --stay")
+        await notice(agent, room, "Transferred to bob. Note: please check the refund")
+        moved = await visitor.wait("agent", lambda f: f["event"] == "transferred")
+        assert moved["name"] == "bob"
+        await bob.join(room)
+        await bob.say(room, "Bob here")
+        answer = await visitor.wait("message", lambda f: f["text"] == "Bob here")
+        assert answer["seq"] > moved["seq"]
+        conversation = bridge.store.conversation(started["conversation"])
+        assert (conversation.agent_id, conversation.queue_id) == ("bob", "sales")
+        await agent.say(room, "!transfer bob")
+        await notice(agent, room, "bob already has this chat; nothing changed.")
+        transfers = [e for e in bridge.store.events(started["conversation"])
+                     if e["kind"] == "transfer"]
+        assert [(e["agent_id"], e["detail"]) for e in transfers] == [
+            ("alice", "bob please check the refund")]
+    finally:
+        await bob.close()
+
+
+async def test_a_transfer_that_cannot_happen_changes_nothing(make_bridge, agent: TestAgent,
+                                                             visitors) -> None:
+    bridge, visitor, started, room = await chat(make_bridge, visitors, agent)
+    await agent.say(room, "!transfer nobody")
+    await notice(agent, room, "No agent or queue 'nobody'")
+    await agent.set_away(True)
+    await agent.say(room, "!transfer support")
+    await notice(agent, room, "Nobody in Support can take a chat now; nothing changed.")
+    conversation = bridge.store.conversation(started["conversation"])
+    assert conversation.agent_id == "alice" and conversation.queue_id == "support"
+    assert not visitor.of("agent")[1:]
+
+
+async def test_end_gives_a_summary(make_bridge, agent: TestAgent, visitors) -> None:
+    bridge, visitor, started, room = await chat(make_bridge, visitors, agent)
+    await visitor.say("thanks!")
+    await agent.say(room, "!end")
+    ended = await visitor.wait("ended")
+    assert ended["by"] == "agent"
+    summary = await notice(agent, room, "Chat ended after")
+    assert "messages; rating: not rated yet." in summary
+    await agent.say(room, "!end")
+    await notice(agent, room, "This chat has ended.")
