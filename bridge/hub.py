@@ -55,6 +55,7 @@ from bridge.tasks import TaskGroup, backoff_delays
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+COURIER_RESTART_S = 5.0
 
 
 class VisitorSink(Protocol):
@@ -108,8 +109,9 @@ class Hub:
             self._kick(conversation_id)
 
     async def stop(self) -> None:
-        await self._tasks.close()
+        # The backend first: once it is quiet, no event can start a new task behind us.
         await self.backend.stop()
+        await self._tasks.close()
 
     # -- visitor side --------------------------------------------------------------------
 
@@ -478,9 +480,18 @@ class Hub:
                         )
                         break  # the same items again, in the new room
                     self.store.mark_delivered(conversation_id, item.seq, event_id)
+        except Exception:
+            # A bug (or a locked database) must not leave this outbox stuck: try later.
+            log.exception("conversation %s: delivery failed; retrying in %.0fs",
+                          conversation_id, COURIER_RESTART_S)
+            self._tasks.spawn(self._kick_later(conversation_id), name=f"rekick-{conversation_id}")
         finally:
             if self._couriers.get(conversation_id) is asyncio.current_task():
                 del self._couriers[conversation_id]
+
+    async def _kick_later(self, conversation_id: ConversationId) -> None:
+        await asyncio.sleep(COURIER_RESTART_S)
+        self._kick(conversation_id)
 
     async def _open_room(self, conversation: Conversation, again: bool = False) -> RoomRef:
         spec = self._room_spec(conversation)

@@ -230,7 +230,14 @@ class Store:
     def set_status(
         self, conversation_id: ConversationId, status: Status, *, ended_at: float | None = None
     ) -> None:
-        self._update(conversation_id, status=status.value, ended_at=ended_at)
+        """Change the status; an ended conversation stays ended (a late event read the
+        conversation before it ended must not reopen it)."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE conversations SET status = ?, ended_at = COALESCE(?, ended_at)"
+                " WHERE id = ? AND status != ?",
+                (status.value, ended_at, conversation_id, Status.ENDED.value),
+            )
 
     def set_agent(self, conversation_id: ConversationId, agent_id: AgentId) -> None:
         self._update(conversation_id, agent_id=agent_id)

@@ -54,6 +54,7 @@ from bridge.tasks import TaskGroup, backoff_delays
 log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT_MS = 30_000
+DISPLAY_NAME_ATTEMPTS = 5
 # Only what the bridge reads: smaller syncs, less parsing, lower latency.
 SYNC_FILTER: dict[str, Any] = {
     "account_data": {"not_types": ["*"]},
@@ -173,10 +174,15 @@ class MatrixBackend:
                 connected = True
                 log.info("matrix: connected again")
                 await self._emit(Connected())
-            await self._dispatch(response)
-            # Saved only after the events were handled: a crash replays them, and the hub
-            # drops what it already stored (by event id), so nothing is lost or doubled.
-            self.state.set("sync_token", response.next_batch, durable=False)
+            try:
+                await self._dispatch(response)
+                # Saved only after the events were handled: a crash replays them, and the
+                # hub drops what it already stored (by event id): nothing lost or doubled.
+                self.state.set("sync_token", response.next_batch, durable=False)
+            except Exception:
+                # e.g. a locked database: the same batch is fetched again after a pause.
+                log.exception("matrix: handling a sync batch failed; fetching it again")
+                await asyncio.sleep(next(delays))
 
     # -- outbound ------------------------------------------------------------------------
 
@@ -197,15 +203,22 @@ class MatrixBackend:
         )
         assert isinstance(created, RoomCreateResponse)
         room = RoomRef(created.room_id)
-        # The bot speaks for the visitor in this room only: a per-room display name.
-        await self._call(
-            client.room_put_state(
-                room,
-                "m.room.member",
-                {"membership": "join", "displayname": spec.visitor_nick},
-                state_key=self.user_id,
-            )
-        )
+        # The room exists now: retrying the whole call would make a second one, so this
+        # step is retried on its own. The bot speaks for the visitor in this room only.
+        delays = backoff_delays(first=0.5, cap=5.0)
+        for _ in range(DISPLAY_NAME_ATTEMPTS):
+            try:
+                await self._call(client.room_put_state(
+                    room, "m.room.member",
+                    {"membership": "join", "displayname": spec.visitor_nick},
+                    state_key=self.user_id,
+                ))
+                break
+            except BackendUnavailable as exc:
+                delay = exc.retry_after if isinstance(exc, RateLimited) else next(delays)
+                await asyncio.sleep(delay)
+        else:
+            log.warning("matrix: %s keeps the bot's own name (display name not set)", room)
         return room
 
     async def invite(self, room: RoomRef, address: str) -> None:
@@ -232,10 +245,21 @@ class MatrixBackend:
                 self._require_client().room_send(room, "m.room.message", content, tx_id=key)
             )
         except BackendError as exc:
-            if exc.status in (403, 404):  # kicked, banned, or the room is unknown
-                raise RoomGone(str(exc)) from None
+            if exc.status in (403, 404) and not await self._still_joined(room):
+                raise RoomGone(str(exc)) from None  # kicked, banned, or the room is gone
             raise
         return str(response.event_id)
+
+    async def _still_joined(self, room: RoomRef) -> bool:
+        """Whether the bot is still in the room (a 403 can also be a refused message)."""
+        try:
+            member = await self._call(self._require_client().room_get_state_event(
+                room, "m.room.member", self.user_id))
+        except BackendUnavailable:
+            return True  # cannot tell: keep the room and retry later
+        except BackendError:
+            return False
+        return (member.content or {}).get("membership") == "join"
 
     async def _call(self, request: Any) -> Any:
         """Await a nio request and translate every failure into our exceptions."""

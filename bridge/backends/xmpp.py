@@ -90,6 +90,9 @@ class XmppBackend:
         self._tasks = TaskGroup()
         self._join_locks: dict[str, asyncio.Lock] = {}
         self._join_refusals: dict[str, asyncio.Future[str]] = {}
+        self._session_number = 0
+        self._sent_in_session: dict[str, int] = {}
+        self._reconnecting = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -199,13 +202,20 @@ class XmppBackend:
         self._require_client().abort()
 
     async def _reconnect(self) -> None:
-        delays = backoff_delays(first=0.5, cap=15.0)
-        while not self._stopping:
-            await asyncio.sleep(next(delays))
-            if self._stopping or self._session.is_set():
-                return
-            if await self._connect_once():
-                return
+        """The one reconnect loop: a second disconnect while it runs starts no other."""
+        if self._reconnecting:
+            return
+        self._reconnecting = True
+        try:
+            delays = backoff_delays(first=0.5, cap=15.0)
+            while not self._stopping:
+                await asyncio.sleep(next(delays))
+                if self._stopping or self._session.is_set():
+                    return
+                if await self._connect_once():
+                    return
+        finally:
+            self._reconnecting = False
 
     def _on_disconnected(self, reason: Any) -> None:
         if self._stopping:
@@ -233,6 +243,7 @@ class XmppBackend:
     async def _on_session_start(self, _event: Any) -> None:
         """A new session (not a resumed one): presence, roster, and every room again."""
         client = self._require_client()
+        self._session_number += 1
         client.send_presence()
         for agent in self.agents:
             if client.client_roster[agent]["subscription"] not in ("both", "to"):
@@ -402,11 +413,16 @@ class XmppBackend:
             return state.delivered[key]
         loop = asyncio.get_running_loop()
         reflected = self._reflections.setdefault(key, loop.create_future())
-        message = self._require_client().make_message(mto=JID(room), mbody=text,
-                                                      mtype="groupchat")
-        message["id"] = key
-        message["origin_id"]["id"] = key
-        message.send()
+        # Within one session a sent line is not sent again, only waited for: the stream
+        # (with stream management) delivers it or the session ends. After a new session,
+        # the rejoin history has told us whether it arrived.
+        if self._sent_in_session.get(key) != self._session_number:
+            self._sent_in_session[key] = self._session_number
+            message = self._require_client().make_message(mto=JID(room), mbody=text,
+                                                          mtype="groupchat")
+            message["id"] = key
+            message["origin_id"]["id"] = key
+            message.send()
         try:
             return await asyncio.wait_for(asyncio.shield(reflected), REFLECTION_TIMEOUT_S)
         except TimeoutError:
@@ -414,6 +430,7 @@ class XmppBackend:
         finally:
             if reflected.done():
                 self._reflections.pop(key, None)
+                self._sent_in_session.pop(key, None)
 
     async def set_typing(self, room: RoomRef, active: bool) -> None:
         state = self._rooms.get(room)
@@ -547,7 +564,9 @@ class XmppBackend:
         address = presence["from"].bare
         if address not in self.agents:
             return
-        available = presence["type"] != "unavailable" and presence["show"] not in BUSY_SHOWS
+        # An agent may be online on several devices: available if any of them is.
+        resources = self._require_client().client_roster[address].resources
+        available = any(r.get("show", "") not in BUSY_SHOWS for r in resources.values())
         self._queue_event(AgentPresence(address, available))
 
     def _on_message_error(self, message: Message) -> None:

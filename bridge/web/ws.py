@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable
 from weakref import WeakSet
 
@@ -30,16 +32,27 @@ from bridge.hub import Hub
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
+# A visitor socket this many frames behind is closed rather than buffered without end.
+MAX_QUEUED_FRAMES = 500
+_CLOSE = "\x00close"  # a marker in a socket's queue: close it there
 # A client that keeps flooding after being told is closed: it is not a widget.
 MAX_REFUSED_FRAMES = 50
 
 
 class SocketSink:
-    """A visitor connection as the hub sees it."""
+    """A visitor connection as the hub sees it.
+
+    `send` never waits on the network: frames queue per socket and one short-lived writer
+    task drains them, so a visitor whose connection stalls cannot hold up the hub (and with
+    it every other conversation). A socket that falls too far behind is closed; the widget
+    reconnects and resumes from its last seq.
+    """
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
         self.last_seq = 0  # of the conversation it follows: where to pick up again
+        self._queue: deque[str] = deque()
+        self._writer: asyncio.Task[None] | None = None
 
     async def send(self, frame: frames.Frame) -> None:
         if self.ws.closed:
@@ -47,10 +60,32 @@ class SocketSink:
         seq = frame.get("seq")
         if isinstance(seq, int) and frame["type"] != "resumed":
             self.last_seq = max(self.last_seq, seq)
-        try:
-            await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("visitor socket gone while sending: %s", exc)
+        if len(self._queue) >= MAX_QUEUED_FRAMES:
+            log.info("visitor socket too slow (%d frames queued); closing it", len(self._queue))
+            self._queue.clear()
+            self._queue.append(_CLOSE)
+        else:
+            self._queue.append(json.dumps(frame, ensure_ascii=False))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        while self._queue:
+            data = self._queue.popleft()
+            try:
+                if data is _CLOSE:
+                    await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+                    return
+                await self.ws.send_str(data)
+            except (ConnectionError, RuntimeError) as exc:
+                log.debug("visitor socket gone while sending: %s", exc)
+                self._queue.clear()
+                return
+
+    async def drain(self) -> None:
+        """Wait until everything queued was written (tests, orderly shutdown)."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
 
 
 def origin_allowed(request: web.Request, server: ServerConfig) -> bool:

@@ -120,6 +120,7 @@ class MatrixAgent:
         self.messages: list[tuple[str, str, bool, str]] = []  # room, sender, notice, body
         self.invites: set[str] = set()
         self.typing: dict[str, list[str]] = {}
+        self.presence = "online"
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
@@ -132,7 +133,9 @@ class MatrixAgent:
 
     async def _loop(self) -> None:
         while True:
-            response = await self.client.sync(timeout=30_000)
+            # Each sync sets the user's presence (like a real client, which says "online"
+            # unless the user chose otherwise).
+            response = await self.client.sync(timeout=30_000, set_presence=self.presence)
             if not isinstance(response, SyncResponse):
                 await asyncio.sleep(0.2)
                 continue
@@ -198,7 +201,8 @@ class MatrixAgent:
         return member.content["displayname"]
 
     async def set_away(self, away: bool) -> None:
-        await self.client.set_presence("unavailable" if away else "online")
+        self.presence = "unavailable" if away else "online"
+        await self.client.set_presence(self.presence)
 
     async def close(self) -> None:
         if self._task is not None:
