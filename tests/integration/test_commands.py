@@ -68,7 +68,7 @@ async def test_canned_replies_shared_and_personal(make_bridge, agent: TestAgent,
 
 
 async def test_notes_info_and_history(make_bridge, agent: TestAgent, visitors) -> None:
-    bridge, first, started, room = await chat(make_bridge, visitors, agent,
+    bridge, first, _started, room = await chat(make_bridge, visitors, agent,
                                               email="repeat@example.com")
     await first.say("my first question")
     await agent.say(room, "!end")
@@ -136,7 +136,7 @@ async def test_a_transfer_that_cannot_happen_changes_nothing(make_bridge, agent:
 
 
 async def test_end_gives_a_summary(make_bridge, agent: TestAgent, visitors) -> None:
-    bridge, visitor, started, room = await chat(make_bridge, visitors, agent)
+    _bridge, visitor, _started, room = await chat(make_bridge, visitors, agent)
     await visitor.say("thanks!")
     await agent.say(room, "!end")
     ended = await visitor.wait("ended")
