@@ -9,6 +9,7 @@ from aiohttp import web
 from bridge.backends.base import Backend, BackendError
 from bridge.config import Config
 from bridge.hub import Hub
+from bridge.mail import Mailer
 from bridge.store import Store, StoreBackendState
 from bridge.web.app import create_app
 
@@ -39,7 +40,8 @@ class Bridge:
         self.config = config
         self.store = Store(config.storage.path)
         self.backend = backend or make_backend(config, self.store)
-        self.hub = Hub(config, self.store, self.backend)
+        mailer = Mailer(config.smtp) if config.smtp is not None else None
+        self.hub = Hub(config, self.store, self.backend, mailer=mailer)
         self.app = create_app(config, self.hub)
         self._runner: web.AppRunner | None = None
         self.port = config.server.port

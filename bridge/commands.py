@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from bridge.config import AgentConfig, QueueConfig
 from bridge.core.commands import Command, CommandError, Registry, Spec, unknown
 from bridge.core.models import Conversation, Sender, Status
+from bridge.core.protocol import ProtocolError
 from bridge.core.templates import TemplateError, render
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ class Commands:
             (Spec("transfer", "transfer AGENT|QUEUE [note] [--stay]",
                   "hand the chat over; --stay keeps you in the room"), self.transfer),
             (Spec("end", "end", "end the chat; the visitor gets the survey"), self.end),
+            (Spec("transcript", "transcript [EMAIL]",
+                  "email the transcript to the visitor (or to EMAIL)"), self.transcript),
         ):
             self.registry.add(spec)
             self._handlers[spec.name] = handler
@@ -236,6 +239,19 @@ class Commands:
         await self.hub.end_by_agent(conversation, ctx.agent)
         self._event(ctx, "end", "")
         return Reply(self.hub.summary(conversation.id))
+
+    async def transcript(self, ctx: Context) -> Reply:
+        if len(ctx.command.args) > 1:
+            raise self._usage("transcript")
+        conversation = ctx.conversation
+        assert conversation is not None
+        address = ctx.command.args[0] if ctx.command.args else conversation.visitor.email
+        try:
+            await self.hub.email_transcript(conversation, address)
+        except ProtocolError as exc:
+            raise CommandError(f"Transcript not sent: {exc.message}") from None
+        self._event(ctx, "transcript", address)
+        return Reply(f"Transcript sent to {address}.")
 
     # -- helpers -------------------------------------------------------------------------
 

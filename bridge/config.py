@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from bridge.core.templates import TemplateError, render
+from bridge.mail import SmtpConfig, parse_smtp
 
 MATRIX_USER_RE = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
 BARE_JID_RE = re.compile(r"^[^@/\s\"&'/:<>]+@[A-Za-z0-9.\-]+$")
@@ -129,6 +130,7 @@ class Config:
     xmpp: XmppConfig | None = None
     canned: dict[str, str] = field(default_factory=dict)
     widget: WidgetConfig = field(default_factory=WidgetConfig)
+    smtp: SmtpConfig | None = None
 
     def agent(self, agent_id: str) -> AgentConfig | None:
         return next((a for a in self.agents if a.id == agent_id), None)
@@ -259,7 +261,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     r = _Reader()
     r.unknown_keys(
         raw,
-        {"server", "storage", "backend", "matrix", "xmpp", "agents", "queues", "canned", "widget"},
+        {"server", "storage", "backend", "matrix", "xmpp", "agents", "queues", "canned", "widget",
+         "smtp"},
         "",
     )
     server = _server(r, r.table(raw, "server", "server", False))
@@ -278,6 +281,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     queues = _queues(r, raw.get("queues", []), agents, backend)
     canned = _canned(r, r.table(raw, "canned", "canned", False))
     widget = _widget(r, r.table(raw, "widget", "widget", False))
+    smtp_t = r.table(raw, "smtp", "smtp", False)
+    smtp = parse_smtp(r, smtp_t) if isinstance(raw.get("smtp"), dict) else None
     if r.problems:
         raise ConfigError(r.problems)
     return Config(
@@ -290,6 +295,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         xmpp=xmpp,
         canned=canned,
         widget=widget,
+        smtp=smtp,
     )
 
 

@@ -45,10 +45,17 @@ from bridge.core.models import (
     Sender,
     Status,
 )
-from bridge.core.protocol import MessageFrame, ProtocolError, ResumeFrame, StartFrame
+from bridge.core.protocol import (
+    MessageFrame,
+    ProtocolError,
+    ResumeFrame,
+    StartFrame,
+    SurveyFrame,
+)
 from bridge.core.states import Happening, InvalidTransition, next_status
 from bridge.core.templates import render
 from bridge.core.transcript import render_transcript
+from bridge.mail import BadAddress, Mailer, MailError, build_message
 from bridge.store import Store
 from bridge.tasks import TaskGroup, backoff_delays
 
@@ -56,6 +63,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 COURIER_RESTART_S = 5.0
+SURVEY_QUESTION = "How was this chat?"
 
 
 class VisitorSink(Protocol):
@@ -83,8 +91,10 @@ class Hub:
         backend: Backend,
         *,
         clock: Callable[[], float] = time.time,
+        mailer: Mailer | None = None,
     ) -> None:
         self.config = config
+        self.mailer = mailer
         self.store = store
         self.backend = backend
         self.clock = clock
@@ -160,7 +170,7 @@ class Hub:
         in between, so every later item reaches it as a live push."""
         while items := self.store.items_after(conversation_id, after):
             for item in items:
-                await sink.send(frames.item_frame(item))
+                await sink.send(self._frame(item))
                 after = item.seq
         self.attach(conversation_id, sink)
 
@@ -194,7 +204,7 @@ class Hub:
         if created:
             log.debug("conversation %s: visitor line seq %d: %r", conversation.id, item.seq,
                       item.text)
-            await self._push(conversation.id, frames.item_frame(item), skip=origin)
+            await self._push(conversation.id, self._frame(item), skip=origin)
             self._kick(conversation.id)
         return item.seq
 
@@ -226,7 +236,7 @@ class Hub:
         )
         self.store.set_status(conversation.id, status, ended_at=now)
         log.info("conversation %s: ended by %s", conversation.id, by.value)
-        await self._push(conversation.id, frames.item_frame(item))
+        await self._push(conversation.id, self._frame(item))
         self._kick(conversation.id)
         if conversation.status is Status.WAITING:
             await self._line_moved(conversation.queue_id)
@@ -306,7 +316,7 @@ class Hub:
         if not created:
             return
         log.debug("conversation %s: agent %s line seq %d", conversation.id, agent.id, item.seq)
-        await self._push(conversation.id, frames.item_frame(item))
+        await self._push(conversation.id, self._frame(item))
         self.store.set_first_response(conversation.id, ts)
         await self._agent_engaged(conversation, agent, Happening.AGENT_REPLIED)
 
@@ -353,7 +363,7 @@ class Hub:
         item, _ = self.store.append_item(conversation.id, ItemKind.TRANSFERRED, Sender.AGENT,
                                          name, "", self.clock(), sender_id=target.id,
                                          delivered=True)
-        await self._push(conversation.id, frames.item_frame(item))
+        await self._push(conversation.id, self._frame(item))
         if not stay and conversation.room is not None:
             try:
                 await self.backend.remove(conversation.room, current.address)
@@ -418,7 +428,7 @@ class Hub:
             return
         log.info("conversation %s: agent %s %s", conversation.id, agent.id,
                  "joined" if joined else "left")
-        await self._push(conversation.id, frames.item_frame(item))
+        await self._push(conversation.id, self._frame(item))
         if joined:
             await self._agent_engaged(conversation, agent, Happening.AGENT_JOINED)
 
@@ -621,6 +631,56 @@ class Hub:
     @staticmethod
     def _agent_name(agent: AgentConfig, shown_name: str) -> str:
         return agent.name or shown_name or agent.id
+
+    def _frame(self, item: Item) -> frames.Frame:
+        return frames.item_frame(item, self.config.widget.strings.get("survey", SURVEY_QUESTION))
+
+    # -- after the end: survey and transcript --------------------------------------------
+
+    async def visitor_survey(self, conversation_id: ConversationId, frame: SurveyFrame) -> None:
+        """The visitor's rating, once per conversation, after it ended; agents see it."""
+        conversation = self.store.conversation(conversation_id)
+        if conversation is None:
+            raise ProtocolError("no_conversation", "start or resume a conversation first")
+        if conversation.status is not Status.ENDED:
+            raise ProtocolError("not_ended", "the survey opens when the chat has ended")
+        if conversation.rating is not None:
+            raise ProtocolError("already_rated", "this chat was already rated")
+        self.store.set_rating(conversation.id, frame.rating, frame.comment)
+        self.store.add_event(conversation.id, None, "rating", str(frame.rating), self.clock())
+        log.info("conversation %s: rated %d/5", conversation.id, frame.rating)
+        comment = f": {frame.comment}" if frame.comment else ""
+        await self._notice(conversation,
+                           f"⭐ {conversation.visitor.name} rated the chat {frame.rating}/5"
+                           f"{comment}", key=f"rating-{conversation.id}")
+
+    async def visitor_transcript(self, conversation_id: ConversationId, address: str) -> None:
+        conversation = self.store.conversation(conversation_id)
+        if conversation is None:
+            raise ProtocolError("no_conversation", "start or resume a conversation first")
+        await self.email_transcript(conversation, address)
+
+    async def email_transcript(self, conversation: Conversation, address: str) -> None:
+        """Mail the transcript; ProtocolError with a visitor-safe message when it fails."""
+        if self.mailer is None:
+            raise ProtocolError("mail_unavailable", "sending email is not set up here")
+        try:
+            message = build_message(
+                self.mailer.cfg, (conversation.visitor.name, address)
+                if address == conversation.visitor.email else address,
+                f"{self.config.widget.title}: your chat transcript",
+                self.transcript_text(conversation))
+            await self.mailer.send(message)
+        except BadAddress:
+            raise ProtocolError("bad_email", "that email address cannot be used") from None
+        except MailError as exc:
+            raise ProtocolError("mail_failed", str(exc)) from None
+        self.store.add_event(conversation.id, None, "transcript_mailed", "", self.clock())
+        log.info("conversation %s: transcript emailed", conversation.id)
+
+    def transcript_for_token(self, token: str) -> str | None:
+        conversation = self.store.conversation_by_token(hash_token(token))
+        return None if conversation is None else self.transcript_text(conversation)
 
     def status(self) -> dict[str, Any]:
         """The public availability answer behind GET /v1/status."""

@@ -9,8 +9,9 @@ from bridge.core.models import Conversation, Item, ItemKind
 Frame = dict[str, Any]
 
 
-def item_frame(item: Item) -> Frame:
-    """The frame that shows one timeline item in the widget (live or on resume)."""
+def item_frame(item: Item, survey_question: str = "") -> Frame:
+    """The frame that shows one timeline item in the widget (live or on resume); the end
+    of a chat carries the survey the widget offers."""
     if item.kind is ItemKind.TEXT:
         frame: Frame = {
             "type": "message",
@@ -24,7 +25,8 @@ def item_frame(item: Item) -> Frame:
             frame["client_id"] = item.client_id
         return frame
     if item.kind is ItemKind.ENDED:
-        return {"type": "ended", "by": item.sender.value, "seq": item.seq, "ts": item.ts}
+        return {"type": "ended", "by": item.sender.value, "seq": item.seq, "ts": item.ts,
+                "survey": {"question": survey_question, "scale": 5}}
     return {
         "type": "agent",
         "event": item.kind.value,
@@ -65,3 +67,11 @@ def error_frame(code: str, message: str, client_id: str | None = None) -> Frame:
     if client_id is not None:
         frame["client_id"] = client_id
     return frame
+
+
+def rated_frame(rating: int) -> Frame:
+    return {"type": "rated", "rating": rating}
+
+
+def transcript_sent_frame(email: str) -> Frame:
+    return {"type": "transcript", "sent": True, "email": email}

@@ -18,6 +18,8 @@ MAX_EMAIL = 254
 MAX_URL = 2048
 MAX_TITLE = 300
 MAX_TOPIC = 64
+MAX_COMMENT = 1000
+SURVEY_SCALE = 5
 EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -78,8 +80,20 @@ class PingFrame:
     pass
 
 
+@dataclass(frozen=True)
+class SurveyFrame:
+    rating: int
+    comment: str
+
+
+@dataclass(frozen=True)
+class TranscriptFrame:
+    email: str
+
+
 ClientFrame = (
     StartFrame | ResumeFrame | MessageFrame | TypingFrame | ReadFrame | EndFrame | PingFrame
+    | SurveyFrame | TranscriptFrame
 )
 
 
@@ -215,6 +229,22 @@ def _ping(data: dict[str, Any], max_text: int, user_agent: str) -> PingFrame:
     return PingFrame()
 
 
+def _survey(data: dict[str, Any], max_text: int, user_agent: str) -> SurveyFrame:
+    rating = _field(data, "rating", int)
+    if not 1 <= rating <= SURVEY_SCALE:
+        raise ProtocolError("bad_field", f"field 'rating' must be 1-{SURVEY_SCALE}")
+    comment = _field(data, "comment", str, required=False) or ""
+    return SurveyFrame(rating=rating, comment=_bounded(comment, MAX_COMMENT, "comment",
+                                                       multiline=True))
+
+
+def _transcript(data: dict[str, Any], max_text: int, user_agent: str) -> TranscriptFrame:
+    email = _bounded(_field(data, "email", str), MAX_EMAIL, "email")
+    if not EMAIL_RE.fullmatch(email):
+        raise ProtocolError("bad_email", "field 'email' is not an email address")
+    return TranscriptFrame(email=email)
+
+
 _PARSERS = {
     "start": _start,
     "resume": _resume,
@@ -223,4 +253,6 @@ _PARSERS = {
     "read": _read,
     "end": _end,
     "ping": _ping,
+    "survey": _survey,
+    "transcript": _transcript,
 }

@@ -43,6 +43,15 @@ DEFAULT_STRINGS: dict[str, str] = {
     "end": "End chat",
     "new": "New chat",
     "close": "Minimize",
+    "transferred": "You are now talking with {name}",
+    "survey": "How was this chat?",
+    "comment": "Anything to add? (optional)",
+    "rate": "Send rating",
+    "thanks": "Thank you for your feedback!",
+    "transcript": "Transcript",
+    "download": "Download transcript",
+    "mail": "Email it to me",
+    "mailed": "Transcript sent to {email}",
 }
 # The launcher is drawn before the visitor opens the chat, from /v1/status alone.
 LAUNCHER_STRINGS = ("chat", "leave")
@@ -57,6 +66,8 @@ def create_app(config: Config, hub: Hub) -> web.Application:
     app.router.add_get("/v1/config", _widget_config)
     app.router.add_get("/v1/status", _status)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/v1/transcript", _transcript)
+    app.router.add_route("OPTIONS", "/v1/transcript", _preflight)
     app.router.add_get("/widget.js", _static_file("widget.js", "application/javascript"))
     app.router.add_get("/demo", _static_file("demo.html", "text/html"))
     app.on_shutdown.append(_close_sockets)
@@ -109,6 +120,33 @@ async def _status(request: web.Request) -> web.Response:
         "strings": {key: strings[key] for key in LAUNCHER_STRINGS},
     }
     return _json(request, {**request.app[HUB].status(), **look}, max_age=10)
+
+
+TOKEN_HEADER = "X-Livechat-Token"
+
+
+async def _transcript(request: web.Request) -> web.Response:
+    """The visitor's own transcript as a text file; the token (in a header, never in the URL
+    where logs and referrers would keep it) is the only key."""
+    token = request.headers.get(TOKEN_HEADER, "")
+    text = request.app[HUB].transcript_for_token(token) if 0 < len(token) <= 128 else None
+    if text is None:
+        response = web.json_response(
+            {"error": {"code": "bad_token", "message": "unknown conversation token"}},
+            status=401)
+    else:
+        response = web.Response(text=text, content_type="text/plain", charset="utf-8")
+        response.headers["Content-Disposition"] = 'attachment; filename="chat-transcript.txt"'
+    response.headers["Cache-Control"] = "no-store"
+    return _cors(request, response, request.app[CONFIG])
+
+
+async def _preflight(request: web.Request) -> web.Response:
+    response = web.Response(status=204)
+    response.headers["Access-Control-Allow-Headers"] = TOKEN_HEADER
+    response.headers["Access-Control-Allow-Methods"] = "GET"
+    response.headers["Access-Control-Max-Age"] = "600"
+    return _cors(request, response, request.app[CONFIG])
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -23,6 +23,8 @@ from bridge.core.protocol import (
     ReadFrame,
     ResumeFrame,
     StartFrame,
+    SurveyFrame,
+    TranscriptFrame,
     TypingFrame,
     parse_frame,
 )
@@ -172,6 +174,12 @@ class VisitorConnection:
                 self._current()
             case EndFrame():
                 await self.hub.visitor_end(self._current())
+            case SurveyFrame():
+                await self.hub.visitor_survey(self._current(), frame)
+                await self.sink.send(frames.rated_frame(frame.rating))
+            case TranscriptFrame():
+                await self.hub.visitor_transcript(self._current(), frame.email)
+                await self.sink.send(frames.transcript_sent_frame(frame.email))
 
     def _current(self) -> ConversationId:
         if self.conversation_id is None:

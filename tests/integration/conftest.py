@@ -18,6 +18,7 @@ from bridge.core.models import RoomRef
 from bridge.devserver.ports import free_port
 from tests.conftest import Homeserver, XmppServer
 from tests.integration.helpers import MatrixAgent, Visitor
+from tests.integration.smtp_server import start_server  # noqa: F401  (a fixture)
 from tests.integration.xmpp_agent import XmppAgent
 
 BACKENDS = ["matrix", "xmpp"]
@@ -125,9 +126,12 @@ def matrix(homeserver: Homeserver) -> Messenger:
     return MatrixMessenger(homeserver)
 
 
-def bridge_config(messenger: Messenger, db: Path, **server: Any) -> Config:
+def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = None,
+                  **server: Any) -> Config:
     port = free_port()
+    extra = {"smtp": smtp} if smtp else {}
     return parse_config({
+        **extra,
         "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
                    "allowed_origins": ["https://shop.example.com"], **server},
         "storage": {"path": str(db)},
@@ -154,8 +158,9 @@ def _bridges(messenger_fixture: str) -> Any:
         messenger: Messenger = request.getfixturevalue(messenger_fixture)
         running: list[Bridge] = []
 
-        async def start(**server: Any) -> Bridge:
-            bridge = Bridge(bridge_config(messenger, tmp_path / "livechat.sqlite3", **server))
+        async def start(smtp: dict[str, Any] | None = None, **server: Any) -> Bridge:
+            bridge = Bridge(bridge_config(messenger, tmp_path / "livechat.sqlite3", smtp,
+                                          **server))
             await bridge.start()
             running.append(bridge)
             return bridge

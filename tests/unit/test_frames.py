@@ -105,11 +105,13 @@ def test_message_frame_does_not_leak_internal_fields() -> None:
     assert "@alice:example.com" not in json.dumps(frame)
 
 
-def test_ended_frame() -> None:
+def test_ended_frame_carries_the_survey() -> None:
     frame = roundtrip(
-        item_frame(item(kind=ItemKind.ENDED, sender=Sender.VISITOR, seq=11, text="", ts=5.0))
+        item_frame(item(kind=ItemKind.ENDED, sender=Sender.VISITOR, seq=11, text="", ts=5.0),
+                   "How was it?")
     )
-    assert frame == {"type": "ended", "by": "visitor", "seq": 11, "ts": 5.0}
+    assert frame == {"type": "ended", "by": "visitor", "seq": 11, "ts": 5.0,
+                     "survey": {"question": "How was it?", "scale": 5}}
 
 
 def test_ended_by_agent() -> None:
