@@ -188,11 +188,15 @@ class Hub:
         self, conversation_id: ConversationId, frame: MessageFrame, origin: VisitorSink
     ) -> int:
         """Store a visitor line durably and queue it for the room; returns its seq."""
-        known = self.store.item_by_client_id(conversation_id, frame.client_id)
-        if known is not None:
-            return known.seq  # a retry of a line already stored, maybe before the chat ended
-        conversation = self._open_conversation(conversation_id)
-        item, created = self.store.append_item(
+        conversation = self.store.conversation(conversation_id)
+        if conversation is None:
+            raise ProtocolError("no_conversation", "start or resume a conversation first")
+        if conversation.status is Status.ENDED:
+            known = self.store.item_by_client_id(conversation_id, frame.client_id)
+            if known is not None:
+                return known.seq  # a retry of a line stored before the chat ended
+            raise ProtocolError("ended", "this conversation has ended; start a new one")
+        item, created = self.store.append_item(  # a repeated client_id returns its first seq
             conversation.id,
             ItemKind.TEXT,
             Sender.VISITOR,
@@ -204,8 +208,8 @@ class Hub:
         if created:
             log.debug("conversation %s: visitor line seq %d: %r", conversation.id, item.seq,
                       item.text)
-            await self._push(conversation.id, self._frame(item), skip=origin)
             self._kick(conversation.id)
+            await self._push(conversation.id, self._frame(item), skip=origin)
         return item.seq
 
     async def visitor_typing(self, conversation_id: ConversationId, active: bool) -> None:

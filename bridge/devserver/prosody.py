@@ -357,6 +357,9 @@ def _prosody_config(data_dir: Path, port: int, tls: bool, cert: Path, key: Path)
         "\n"
         'interfaces = { "127.0.0.1" }\n'
         f"c2s_ports = {{ {port} }}\n"
+        # Small chat stanzas should leave at once, as on a tuned production server;
+        # with Nagle's algorithm on, loopback latency is dominated by delayed ACKs.
+        "network_settings = { nagle = false }\n"
         "c2s_direct_tls_ports = {}\n"
         "legacy_ssl_ports = {}\n"
         "s2s_ports = {}\n"
