@@ -513,11 +513,17 @@ def _widget(r: _Reader, t: dict[str, Any]) -> WidgetConfig:
     if position not in ("left", "right"):
         r.fail("widget.position", f"{position!r} is not a side (expected left or right)")
     return WidgetConfig(
-        title=r.get(t, "title", p, str, "Chat with us"),
+        title=r.get(t, "title", p, str, "Chat with us", check=_one_line),
         color=r.get(t, "color", p, str, "#2563eb", check=_color),
         position=position,
         strings={k: v for k, v in strings.items() if isinstance(v, str)},
     )
+
+
+def _one_line(value: str) -> str | None:
+    if any(ch in value for ch in "\r\n\u2028\u2029") or not value.strip():
+        return "must be one non-empty line (expected e.g. \"Chat with us\")"
+    return None
 
 
 def _color(value: str) -> str | None:

@@ -64,12 +64,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 COURIER_RESTART_S = 5.0
 SURVEY_QUESTION = "How was this chat?"
+REPLAY_BATCH = 100
+TRANSCRIPT_MAILS_PER_CHAT = 3
 
 
 class VisitorSink(Protocol):
     """One live visitor connection; the web layer implements it over a WebSocket."""
 
-    async def send(self, frame: frames.Frame) -> None: ...
+    async def send(self, frame: frames.Frame) -> None:
+        """Queue a frame for this connection; never waits on the network."""
+
+    async def drain(self) -> None:
+        """Wait until the queued frames were written."""
 
 
 def visitor_nick(conversation: Conversation) -> str:
@@ -169,9 +175,11 @@ class Hub:
         the sink is attached right after a query that found nothing new, with no await
         in between, so every later item reaches it as a live push."""
         while items := self.store.items_after(conversation_id, after):
-            for item in items:
+            for count, item in enumerate(items, 1):
                 await sink.send(self._frame(item))
                 after = item.seq
+                if count % REPLAY_BATCH == 0:
+                    await sink.drain()  # a long chat goes out in batches, not all queued
         self.attach(conversation_id, sink)
 
     def attach(self, conversation_id: ConversationId, sink: VisitorSink) -> None:
@@ -668,6 +676,11 @@ class Hub:
         """Mail the transcript; ProtocolError with a visitor-safe message when it fails."""
         if self.mailer is None:
             raise ProtocolError("mail_unavailable", "sending email is not set up here")
+        mailed = [e for e in self.store.events(conversation.id) if e["kind"] == "transcript_mailed"]
+        if len(mailed) >= TRANSCRIPT_MAILS_PER_CHAT:
+            # Visitor-written text from the site's address: not a mail cannon.
+            raise ProtocolError("mail_limit", "this transcript was already emailed "
+                                f"{TRANSCRIPT_MAILS_PER_CHAT} times")
         try:
             message = build_message(
                 self.mailer.cfg, (conversation.visitor.name, address)

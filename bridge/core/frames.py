@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.core.models import Conversation, Item, ItemKind
+from bridge.core.protocol import SURVEY_SCALE
 
 Frame = dict[str, Any]
 
@@ -26,7 +27,7 @@ def item_frame(item: Item, survey_question: str = "") -> Frame:
         return frame
     if item.kind is ItemKind.ENDED:
         return {"type": "ended", "by": item.sender.value, "seq": item.seq, "ts": item.ts,
-                "survey": {"question": survey_question, "scale": 5}}
+                "survey": {"question": survey_question, "scale": SURVEY_SCALE}}
     return {
         "type": "agent",
         "event": item.kind.value,
@@ -46,6 +47,7 @@ def resumed_frame(conversation: Conversation) -> Frame:
         "conversation": conversation.id,
         "seq": conversation.last_seq,
         "status": conversation.status.value,
+        "rated": conversation.rating is not None,
     }
 
 

@@ -105,8 +105,8 @@ def clean_text(text: str, *, multiline: bool = True) -> str:
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     kept = []
     for ch in text:
-        if ch in "\n\t":
-            kept.append(ch if multiline else " ")
+        if ch in "\n\t\u2028\u2029":  # line and paragraph separators count as newlines
+            kept.append(("\n" if ch != "\t" else ch) if multiline else " ")
         elif ch not in _BIDI_CONTROLS and unicodedata.category(ch) not in _DROP_CATEGORIES:
             kept.append(ch)
     return "".join(kept).strip()
@@ -234,8 +234,8 @@ def _survey(data: dict[str, Any], max_text: int, user_agent: str) -> SurveyFrame
     if not 1 <= rating <= SURVEY_SCALE:
         raise ProtocolError("bad_field", f"field 'rating' must be 1-{SURVEY_SCALE}")
     comment = _field(data, "comment", str, required=False) or ""
-    return SurveyFrame(rating=rating, comment=_bounded(comment, MAX_COMMENT, "comment",
-                                                       multiline=True))
+    comment = _bounded(comment, MAX_COMMENT, "comment", multiline=True)
+    return SurveyFrame(rating=rating, comment="" if is_blank(comment) else comment)
 
 
 def _transcript(data: dict[str, Any], max_text: int, user_agent: str) -> TranscriptFrame:

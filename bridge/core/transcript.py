@@ -13,14 +13,17 @@ def render_transcript(conversation: Conversation, items: list[Item]) -> str:
     lines = [f"Chat with {conversation.visitor.name} <{conversation.visitor.email}>",
              f"Started {started} UTC", ""]
     for item in items:
-        lines.append(f"[{_stamp(item.ts)}] {_line(item)}")
+        # Continuation lines are indented, so no one can write a line that looks like
+        # another speaker's.
+        lines.append(f"[{_stamp(item.ts)}] {_line(item)}".replace("\n", "\n    "))
     return "\n".join(lines) + "\n"
 
 
 def _line(item: Item) -> str:
     if item.kind is ItemKind.TEXT:
-        who = {Sender.SYSTEM: "—"}.get(item.sender, item.name)
-        return f"{who}: {item.text}"
+        if item.sender is Sender.SYSTEM:
+            return f"— {item.text}"
+        return f"{item.name}: {item.text}"
     if item.kind is ItemKind.ENDED:
         return f"— {item.name} ended the chat"
     if item.kind is ItemKind.TRANSFERRED:
@@ -29,5 +32,5 @@ def _line(item: Item) -> str:
 
 
 def _stamp(ts: float, *, with_date: bool = False) -> str:
-    fmt = "%Y-%m-%d %H:%M" if with_date else "%H:%M:%S"
+    fmt = "%Y-%m-%d %H:%M" if with_date else "%Y-%m-%d %H:%M:%S"
     return datetime.fromtimestamp(ts, UTC).strftime(fmt)

@@ -92,3 +92,53 @@ async def test_visitor_chats_with_an_agent_in_chromium(
     assert agent.texts(room).count("Hello from the browser <i>really</i>") == 1
     await page.screenshot(path=str(tmp_path / "widget-after-reload.png"))
     assert (tmp_path / "widget-after-reload.png").stat().st_size > 0
+
+
+async def test_end_of_chat_in_chromium(make_bridge, agent: TestAgent, browser: Browser,
+                                       start_server, tmp_path: Path) -> None:
+    smtp = start_server()
+    bridge = await make_bridge(smtp={"host": "127.0.0.1", "port": smtp.port, "starttls": False,
+                                     "from": "Support <support@example.com>"})
+    page = await browser.new_page()
+    await open_chat(page, f"{bridge.base_url}/demo", "Anna", "anna@example.com")
+    await send_line(page, "Is the green tea in stock?")
+    conversation = bridge.store.open_conversations()[-1]
+    room = await room_of(bridge, conversation.id)
+    await agent.join(room)
+    await agent.wait_text(room, "Is the green tea in stock?")
+    await agent.say(room, "Yes, ships tomorrow.")
+    await expect(page.locator(".lcb-msg.lcb-agent .lcb-text")).to_have_text(
+        ["Yes, ships tomorrow."])
+    await agent.say(room, "!end")
+
+    survey = page.locator("form.lcb-survey")
+    await expect(survey).to_be_visible()
+    await survey.locator("button.lcb-rate[data-rating='5']").click()
+    await survey.locator("textarea[name=comment]").fill("Fast <b>and</b> friendly")
+    await survey.locator("button.lcb-rate-send").click()
+    await expect(page.locator(".lcb-msg.lcb-system").filter(has_text="Thank you")) \
+        .to_have_count(1)
+    await agent.until(lambda: any("rated the chat 5/5: Fast <b>and</b> friendly" in t
+                                  for t in agent.texts(room, notice=True)))
+
+    async with page.expect_download() as download_info:
+        await page.locator("button.lcb-download").click()
+    download = await download_info.value
+    saved = tmp_path / "transcript.txt"
+    await download.save_as(saved)
+    text = saved.read_text()
+    assert "Anna: Is the green tea in stock?" in text and "Yes, ships tomorrow." in text
+
+    mail_form = page.locator("form.lcb-mail")
+    await expect(mail_form.locator("input[name=mail]")).to_have_value("anna@example.com")
+    await mail_form.locator("input[name=mail]").press("Enter")
+    await expect(page.locator(".lcb-msg.lcb-system").filter(
+        has_text="Transcript sent to anna@example.com")).to_have_count(1)
+    assert [m.envelope.rcpt_tos for m in smtp.handler.received] == [["anna@example.com"]]
+    await page.screenshot(path=str(tmp_path / "widget-ended.png"))
+
+    await page.reload()  # rated already: the survey does not come back
+    await page.locator("button.lcb-launcher").click()
+    await expect(page.locator(".lcb-msg.lcb-agent .lcb-text")).to_have_text(
+        ["Yes, ships tomorrow."])
+    await expect(page.locator("form.lcb-survey")).to_have_count(0)

@@ -143,7 +143,8 @@ def test_started_frame() -> None:
 @pytest.mark.parametrize("status", list(Status))
 def test_resumed_frame(status: Status) -> None:
     frame = roundtrip(resumed_frame(conversation(status=status, last_seq=9)))
-    assert frame == {"type": "resumed", "conversation": "conv-1", "seq": 9, "status": status.value}
+    assert frame == {"type": "resumed", "conversation": "conv-1", "seq": 9,
+                     "status": status.value, "rated": False}
 
 
 def test_resumed_frame_has_no_token_or_visitor_details() -> None:

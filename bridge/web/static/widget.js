@@ -13,7 +13,10 @@ let S = {
   placeholder: 'Write a message…', typing: '{name} is typing…', joined: '{name} joined',
   left: '{name} left', queue: 'You are number {position} in line', offline: 'We are offline right now.',
   ended: 'The chat has ended.', reconnecting: 'Reconnecting…', error: 'Something went wrong.',
-  end: 'End chat', new: 'New chat', close: 'Minimize',
+  end: 'End chat', new: 'New chat', close: 'Minimize', transferred: 'You are now talking with {name}',
+  survey: 'How was this chat?', comment: 'Anything to add? (optional)', rate: 'Send rating',
+  thanks: 'Thank you for your feedback!', transcript: 'Transcript', download: 'Download transcript',
+  mail: 'Email it to me', mailed: 'Transcript sent to {email}',
 };
 
 const CSS = `:host{all:initial}
@@ -32,9 +35,9 @@ button{display:flex;align-items:center;justify-content:center;gap:8px;padding:10
 .lcb-panel{display:flex;flex-direction:column;width:340px;height:480px;max-width:calc(100vw - 24px);max-height:calc(100vh - 100px);
  background:#fff;border-radius:14px;overflow:hidden;box-shadow:0 10px 40px #0004;animation:lcb-in .2s ease-out}
 @keyframes lcb-in{from{opacity:0;transform:translateY(12px)}}
-.lcb-head{display:flex;align-items:center;gap:4px;padding:10px 12px 10px 16px;background:var(--c);color:var(--t)}
+.lcb-head{display:flex;align-items:center;gap:2px;padding:10px 8px 10px 16px;background:var(--c);color:var(--t)}
 .lcb-title{flex:1;font-size:16px}
-.lcb-head button{padding:5px 8px;background:none;font-weight:400;font-size:13px}
+.lcb-head button{padding:5px;background:none;font-weight:400;font-size:13px}
 .lcb-off{padding:24px;text-align:center;color:#57606a}
 .lcb-form{display:flex;flex-direction:column;gap:12px;padding:16px;overflow:auto}
 label{display:flex;flex-direction:column;gap:4px;font-size:13px;color:#57606a}
@@ -56,12 +59,30 @@ textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 .lcb-compose button{flex:none;width:40px;height:40px;padding:0;border-radius:50%}
 :disabled{opacity:.5;cursor:default}
 .lcb-new{margin:0 10px 10px}
+.lcb-survey,.lcb-transcript{flex:none;display:flex;flex-wrap:wrap;gap:6px;padding:8px 10px;border:1px solid #e1e4e8;border-radius:12px;background:#fff}
+.lcb-panel>.lcb-transcript{border-width:1px 0 0;border-radius:0}
+.lcb-survey p{width:100%;margin:0;text-align:center;font-weight:600}
+.lcb-survey>*,.lcb-transcript>*{width:100%}
+.lcb-rates{display:flex;gap:4px}
+.lcb-rate{flex:1;padding:2px;background:none;color:inherit;font:24px 'Apple Color Emoji','Segoe UI Emoji','Noto Color Emoji',sans-serif;line-height:1.4;border-radius:10px;filter:grayscale(1);opacity:.6}
+.lcb-rate:hover,.lcb-rate[aria-pressed=true]{filter:none;opacity:1}
+.lcb-rate[aria-pressed=true]{box-shadow:inset 0 0 0 2px var(--c)}
+.lcb-survey textarea{min-height:36px;max-height:80px;padding:6px 10px}
+.lcb-rate-send,.lcb-download{padding:6px}
+.lcb-download{background:#f6f8fa;color:#1f2328;border:1px solid #d0d7de}
+.lcb-mail{display:flex;gap:6px}
+.lcb-mail input{flex:1;min-width:0;padding:5px 8px}
+.lcb-mail button{padding:5px 10px}
 @media (prefers-reduced-motion:reduce){*{animation:none!important}}`;
 
+// static markup; the question goes in through textContent
+const SURVEY = `<p></p><div class="lcb-rates" role="group">${[...'😞🙁😐🙂😀'].map((e, i) =>
+  `<button type="button" class="lcb-rate" data-rating="${++i}" aria-label="${i} of 5" aria-pressed="false">${e}</button>`).join('')}</div>
+<textarea name="comment" rows="1" maxlength="1000" data-a="comment"></textarea><button type="submit" class="lcb-rate-send" data-s="rate" disabled></button>`;
 const ICON = d => `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="${d}"/></svg>`;
 const HTML = `<div class="lcb">
 <div class="lcb-panel" role="dialog" aria-labelledby="t" hidden>
- <div class="lcb-head"><b class="lcb-title" id="t" data-s="title"></b><button type="button" class="lcb-end" data-s="end" hidden></button><button type="button" class="lcb-min" data-a="close">${ICON('M6 9l6 6 6-6')}</button></div>
+ <div class="lcb-head"><b class="lcb-title" id="t" data-s="title"></b><button type="button" class="lcb-tx" data-a="transcript" aria-expanded="false" hidden>${ICON('M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6M8 13h8M8 17h8')}</button><button type="button" class="lcb-end" data-s="end" hidden></button><button type="button" class="lcb-min" data-a="close">${ICON('M6 9l6 6 6-6')}</button></div>
  <p class="lcb-off" data-s="offline" hidden></p>
  <form class="lcb-form" hidden>
   <label><span data-s="name"></span><input name="name" required maxlength="80" autocomplete="name"></label>
@@ -70,6 +91,7 @@ const HTML = `<div class="lcb">
   <button type="submit" data-s="start"></button>
  </form>
  <div class="lcb-log" role="log" aria-live="polite" hidden></div>
+ <div class="lcb-transcript" hidden><button type="button" class="lcb-download" data-s="download"></button><form class="lcb-mail"><input name="mail" type="email" required maxlength="254" autocomplete="email" data-a="email"><button type="submit" data-s="mail"></button></form></div>
  <div class="lcb-typing"></div>
  <div class="lcb-status" role="status"></div>
  <form class="lcb-compose" hidden><textarea name="text" rows="1" data-a="placeholder"></textarea><button type="submit" data-a="send">${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form>
@@ -88,9 +110,12 @@ try { // not subject to the page's CSP, unlike <style>
   root.adoptedStyleSheets = [sheet];
 } catch { root.prepend(el('style', '', CSS)) }
 const $ = s => root.querySelector(s);
-const [W, panel, launcher, off, form, sel, log, typingEl, statusEl, compose, ta, endBtn, newBtn, minBtn] =
+const [W, panel, launcher, off, form, sel, log, typingEl, statusEl, compose, ta, endBtn, newBtn, minBtn,
+  txBtn, txP, dlBtn, mailF] =
   ['.lcb', '.lcb-panel', '.lcb-launcher', '.lcb-off', '.lcb-form', 'select', '.lcb-log', '.lcb-typing',
-   '.lcb-status', '.lcb-compose', 'textarea', '.lcb-end', '.lcb-new', '.lcb-min'].map($);
+   '.lcb-status', '.lcb-compose', '[name=text]', '.lcb-end', '.lcb-new', '.lcb-min', '.lcb-tx',
+   '.lcb-transcript', '.lcb-download', '.lcb-mail'].map($);
+const mailIn = mailF.elements.mail;
 
 const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
 const put = o => { try { o ? localStorage.setItem(KEY, JSON.stringify(o)) : localStorage.removeItem(KEY) } catch {} };
@@ -99,10 +124,10 @@ const fmt = (k, o) => (S[k] || '').replace(/\{(\w+)\}/g, (m, x) => o[x] ?? m);
 const uid = () => crypto.randomUUID?.() || Date.now().toString(16) + Math.random().toString(16).slice(2);
 const status = t => { statusEl.textContent = t || '' };
 
-let st = load(), tok, who = '', avail = false, cfgP, isOpen = false, active = false, ended = false;
+let st = load(), tok, who = '', mail = '', avail = false, cfgP, isOpen = false, active = false, ended = false;
 let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg;
 let typT = 0, typOn = false, idle, typTimer, readTimer;
-const seen = new Set(), lines = new Map(), pend = new Map();
+const seen = new Set(), lines = new Map(), pend = new Map(), q = []; // q: frames waiting for a connection
 
 function apply(c) {
   if (/^#[\da-f]{6}$/i.test(c.color)) {
@@ -113,8 +138,12 @@ function apply(c) {
   if (c.position) W.classList.toggle('lcb-left', c.position == 'left');
   S = { ...S, ...c.strings };
   S.launch = tok || avail ? S.chat : S.leave;
-  for (const e of root.querySelectorAll('[data-s]')) e.textContent = S[e.dataset.s];
-  for (const e of root.querySelectorAll('[data-a]')) e.setAttribute('aria-label', e[e == ta ? 'placeholder' : 'title'] = S[e.dataset.a]);
+  fill(root);
+}
+
+function fill(r) {
+  for (const e of r.querySelectorAll('[data-s]')) e.textContent = S[e.dataset.s];
+  for (const e of r.querySelectorAll('[data-a]')) e.setAttribute('aria-label', e['placeholder' in e ? 'placeholder' : 'title'] = S[e.dataset.a]);
 }
 
 const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config').then(r => r.json()).catch(() => ({})).then(c => {
@@ -131,6 +160,7 @@ function view() {
   off.hidden = v != 'off';
   log.hidden = compose.hidden = v != 'chat';
   endBtn.hidden = !active;
+  txBtn.hidden = !active || !tok;
   newBtn.hidden = !ended;
   for (const e of compose.elements) e.disabled = ended;
   log.scrollTop = 1e9;
@@ -143,6 +173,7 @@ function setOpen(o) {
   launcher.setAttribute('aria-expanded', o);
   upd(s => { s.open = o });
   if (o) getConfig().then(() => {
+    if (ended) connect(); // an ended chat connects only to be shown
     view();
     markRead();
     (form.hidden ? ta : form.elements[0]).focus();
@@ -206,10 +237,14 @@ function markRead() { // debounced, for replays
 }
 
 const tx = o => { if (ws?.readyState == 1) ws.send(JSON.stringify(o)) };
-const flush = () => { for (const [client_id, text] of pend) tx({ type: 'message', client_id, text }) };
+const flush = () => {
+  for (const [client_id, text] of pend) tx({ type: 'message', client_id, text });
+  q.splice(0).map(tx);
+};
+const want = o => { ready ? tx(o) : (q.push(o), connect()) };
 
 function connect() {
-  if (ws || !active) return;
+  if (ws || !active && !tok) return;
   const s = ws = new WebSocket(BASE.replace(/^http/, 'ws') + '/v1/ws');
   s.onopen = () => {
     // lastSeq is 0 after a page load: the server replays it all
@@ -237,7 +272,7 @@ function hang() {
 function lost(s) {
   if (ws != s) return;
   hang();
-  if (!active) return;
+  if (!active && !q.length) return;
   status(S.reconnecting);
   timer = setTimeout(connect, Math.min(15e3, 500 * 2 ** tries++) * (0.8 + Math.random() * 0.4));
 }
@@ -246,8 +281,9 @@ function onFrame(m) {
   switch (m.type) {
     case 'started':
       tok = m.token;
-      put(st = { token: tok, conversation: m.conversation, seq: lastSeq, open: isOpen, name: who,
+      put(st = { token: tok, conversation: m.conversation, seq: lastSeq, open: isOpen, name: who, email: mail,
         pending: Object.fromEntries(pend) });
+      view();
       // fall through
     case 'resumed':
       ready = true;
@@ -272,14 +308,25 @@ function onFrame(m) {
       break;
     case 'agent':
       if (!saw(m.seq) && S[m.event]) line('system', fmt(m.event, m), 0, m.seq, m.ts);
-      if (m.event == 'joined') status();
+      if (m.event != 'left') status();
       break;
     case 'queue':
       status(fmt('queue', m));
       break;
     case 'ended':
-      if (!saw(m.seq)) line('system', S.ended, 0, m.seq, m.ts);
+      if (!saw(m.seq)) {
+        const d = line('system', S.ended, 0, m.seq, m.ts);
+        if (!load()?.rated) survey(d, m.survey?.question || S.survey);
+      }
       finish();
+      break;
+    case 'rated':
+      thanks();
+      break;
+    case 'transcript':
+      status();
+      if (active) toggleTx(0);
+      line('system', fmt('mailed', m));
       break;
     case 'error':
       onError(m);
@@ -289,6 +336,7 @@ function onFrame(m) {
 
 function onError(m) {
   const code = m.code, text = m.message || S.error;
+  if (code == 'already_rated') return thanks();
   if (code == 'rate_limited' && !ready) return lost(ws); // start/resume refused: retry later
   if (code == 'bad_token' || !tok) {
     reset();
@@ -316,7 +364,40 @@ function finish() {
   upd(o => { o.ended = true; o.pending = {} });
   typing();
   status();
+  log.append(txP); // the transcript offer follows the end (and the survey)
+  toggleTx(1);
   view();
+}
+
+function survey(after, question) {
+  const f = el('form', 'lcb-survey');
+  let n;
+  f.innerHTML = SURVEY;
+  f.firstChild.textContent = question;
+  fill(f);
+  f.onclick = e => {
+    const b = e.target.closest('.lcb-rate');
+    if (!b) return;
+    n = +b.dataset.rating;
+    for (const x of b.parentNode.children) x.setAttribute('aria-pressed', x == b);
+    f.lastChild.disabled = false;
+  };
+  f.onsubmit = e => {
+    e.preventDefault();
+    if (n) want({ type: 'survey', rating: n, comment: f.comment.value.trim() });
+  };
+  after.after(f);
+}
+
+function thanks() {
+  upd(o => { o.rated = true });
+  log.querySelector('.lcb-survey')?.replaceWith(line('system', S.thanks));
+}
+
+function toggleTx(o) {
+  txP.hidden = !o;
+  txBtn.setAttribute('aria-expanded', !!o);
+  if (o) mailIn.value = mailIn.value || mail;
 }
 
 function reset() {
@@ -324,6 +405,10 @@ function reset() {
   put(tok = st = null);
   active = ended = false;
   lastSeq = readSeq = 0;
+  q.length = 0;
+  log.before(txP);
+  mailIn.value = '';
+  toggleTx();
   log.replaceChildren();
   seen.clear();
   lines.clear();
@@ -338,7 +423,8 @@ form.onsubmit = e => {
   e.preventDefault();
   const v = n => form.elements[n].value.trim();
   if (!(who = v('name'))) return;
-  startMsg = { type: 'start', visitor: { name: who, email: v('email') }, topic: sel.value || null,
+  mail = v('email');
+  startMsg = { type: 'start', visitor: { name: who, email: mail }, topic: sel.value || null,
     page: { url: location.href, title: document.title, referrer: document.referrer },
     lang: OPT.lang || navigator.language };
   active = true;
@@ -377,21 +463,42 @@ ta.oninput = () => {
 launcher.onclick = () => setOpen(!isOpen);
 minBtn.onclick = () => { setOpen(false); launcher.focus() };
 panel.onkeydown = e => { if (e.key == 'Escape') minBtn.onclick() };
-endBtn.onclick = () => ready ? tx({ type: 'end' }) : finish();
+endBtn.onclick = () => { tok && want({ type: 'end' }); ready || finish() }; // an offline end goes out on reconnect
+txBtn.onclick = () => toggleTx(txP.hidden);
+dlBtn.onclick = async () => {
+  try {
+    const r = await fetch(BASE + '/v1/transcript', { headers: { 'X-Livechat-Token': tok } });
+    if (!r.ok) throw 0;
+    const a = el('a');
+    a.href = URL.createObjectURL(await r.blob());
+    a.download = 'chat-transcript.txt';
+    root.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 6e4);
+  } catch { status(S.error) }
+};
+mailF.onsubmit = e => {
+  e.preventDefault();
+  status();
+  want({ type: 'transcript', email: mailIn.value.trim() });
+};
 newBtn.onclick = () => { reset(); form.elements[0].focus() };
 document.addEventListener('visibilitychange', markRead);
 
 const go = () => document.body.append(host);
 document.body ? go() : addEventListener('DOMContentLoaded', go);
-if (st?.token && !st.ended) {
+if (st?.token) { // an ended chat stays (survey, transcript) until New chat
   tok = st.token;
   who = st.name || '';
-  active = true;
-  for (const [id, text] of Object.entries(st.pending || {})) {
+  mail = st.email || '';
+  ended = !!st.ended;
+  active = !ended;
+  if (active) for (const [id, text] of Object.entries(st.pending || {})) {
     pend.set(id, text);
     lines.set(id, line('visitor lcb-pending', text, who));
   }
-  getConfig().then(() => { setOpen(!!st?.open); connect() });
+  getConfig().then(() => { setOpen(!!st?.open); active && connect() });
 } else put(st = null);
 fetch(BASE + '/v1/status').then(r => r.json()).then(s => {
   avail = !!s.available;
