@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bridge.config import AgentConfig, QueueConfig
 from bridge.core.commands import Command, CommandError, Registry, Spec, unknown
-from bridge.core.models import Conversation, Sender, Status
+from bridge.core.models import AgentId, Conversation, Sender, Status
 from bridge.core.protocol import ProtocolError
 from bridge.core.templates import TemplateError, render
 
@@ -70,6 +70,16 @@ class Commands:
             (Spec("end", "end", "end the chat; the visitor gets the survey"), self.end),
             (Spec("transcript", "transcript [EMAIL]",
                   "email the transcript to the visitor (or to EMAIL)"), self.transcript),
+            (Spec("callback", "callback", "ask the visitor for a phone number to call back"),
+             self.callback),
+            (Spec("queue", "queue", "the chats waiting in your queues", False), self.queue),
+            (Spec("claim", "claim [N]", "take this chat, or waiting chat N from !queue",
+                  False), self.claim),
+            (Spec("break", "break", "take no new chats", False), self.take_break),
+            (Spec("back", "back", "take new chats again", False), self.come_back),
+            (Spec("stats", "stats", "today's figures", False), self.stats),
+            (Spec("ban", "ban [reason]", "end the chat and refuse this visitor's email "
+                  "from now on"), self.ban),
         ):
             self.registry.add(spec)
             self._handlers[spec.name] = handler
@@ -183,6 +193,9 @@ class Commands:
             f"Waiting time: {_duration(waited)}",
             f"Earlier chats: {len(earlier)} (see !history)",
         ]
+        if conversation.callback_phone:
+            lines.append(f"Call back: {conversation.callback_phone} "
+                         f"{conversation.callback_time}".rstrip())
         return Reply("\n".join(lines))
 
     async def history(self, ctx: Context) -> Reply:
@@ -252,6 +265,79 @@ class Commands:
             raise CommandError(f"Transcript not sent: {exc.message}") from None
         self._event(ctx, "transcript", address)
         return Reply(f"Transcript sent to {address}.")
+
+    async def callback(self, ctx: Context) -> Reply:
+        conversation = self._open(ctx)
+        await self.hub.ask_callback(conversation, ctx.agent)
+        self._event(ctx, "callback_asked", "")
+        return Reply(f"Asked {conversation.visitor.name} for a phone number; it will show "
+                     "here when they answer.")
+
+    def _waiting_for(self, agent: AgentConfig) -> list[Conversation]:
+        queues = [q.id for q in self.hub.config.queues if agent.id in q.agents]
+        return [c for c in self.hub.store.open_conversations()
+                if c.status is Status.WAITING and c.queue_id in queues]
+
+    async def queue(self, ctx: Context) -> Reply:
+        waiting = self._waiting_for(ctx.agent)
+        if not waiting:
+            return Reply("Nobody is waiting in your queues.")
+        lines = ["Waiting (take one with !claim N):"]
+        for n, conversation in enumerate(waiting, 1):
+            lines.append(f"{n}. {conversation.visitor.name} · {conversation.queue_id} · "
+                         f"waiting {_duration(ctx.now - conversation.created_at)}")
+        return Reply("\n".join(lines))
+
+    async def claim(self, ctx: Context) -> Reply:
+        if not ctx.command.args:
+            conversation = self._open(ctx) if ctx.conversation else None
+            if conversation is None:
+                raise self._usage("claim")
+            if conversation.agent_id not in (None, ctx.agent.id):
+                raise CommandError(f"{conversation.agent_id} already has this chat; "
+                                   "ask them to !transfer it.")
+            self.hub.store.set_agent(conversation.id, AgentId(ctx.agent.id))
+            self._event(ctx, "claim", conversation.id)
+            return Reply(f"This chat is yours, {ctx.agent.name or ctx.agent.id}.")
+        waiting = self._waiting_for(ctx.agent)
+        choice = ctx.command.args[0]
+        if not choice.isdigit() or not 1 <= int(choice) <= len(waiting):
+            raise CommandError(f"No waiting chat number {choice}; see !queue.")
+        conversation = waiting[int(choice) - 1]
+        self.hub.store.set_agent(conversation.id, AgentId(ctx.agent.id))
+        await self.hub.invite_agent(conversation, ctx.agent)
+        self.hub.store.add_event(conversation.id, ctx.agent.id, "claim", "", ctx.now)
+        return Reply(f"Invited you to the chat with {conversation.visitor.name}.")
+
+    async def take_break(self, ctx: Context) -> Reply:
+        self.hub.store.set_break(ctx.agent.id, True)
+        self._event(ctx, "break", "")
+        return Reply("You are on a break: no new chats or transfers to you. !back to return.")
+
+    async def come_back(self, ctx: Context) -> Reply:
+        self.hub.store.set_break(ctx.agent.id, False)
+        self._event(ctx, "back", "")
+        return Reply("Welcome back: you take new chats again.")
+
+    async def stats(self, ctx: Context) -> Reply:
+        day = datetime.fromtimestamp(ctx.now, UTC).replace(hour=0, minute=0, second=0,
+                                                           microsecond=0)
+        figures = self.hub.store.day_figures(day.timestamp(), ctx.now + 1)
+        waits = figures["first_response_s"]
+        median = _duration(waits[len(waits) // 2]) if waits else "-"
+        rating = (f"{figures['rating_avg']:.1f}/5 from {figures['ratings']}"
+                  if figures["ratings"] else "no ratings yet")
+        return Reply(f"Today (UTC): {figures['chats']} chats, {figures['answered']} answered, "
+                     f"{figures['waiting']} waiting now; median first response {median}; "
+                     f"{rating}.")
+
+    async def ban(self, ctx: Context) -> Reply:
+        conversation = self._open(ctx)
+        reason = ctx.command.rest
+        self.hub.store.ban(conversation.visitor.email, ctx.agent.id, reason, ctx.now)
+        self._event(ctx, "ban", reason)
+        await self.hub.end_by_agent(conversation, ctx.agent)
+        return Reply(f"Chat ended; {conversation.visitor.email} cannot start new chats.")
 
     # -- helpers -------------------------------------------------------------------------
 

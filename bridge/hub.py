@@ -46,6 +46,7 @@ from bridge.core.models import (
     Status,
 )
 from bridge.core.protocol import (
+    CallbackFrame,
     MessageFrame,
     ProtocolError,
     ResumeFrame,
@@ -133,6 +134,9 @@ class Hub:
 
     async def start_conversation(self, frame: StartFrame, sink: VisitorSink) -> Conversation:
         queue = self._queue_for_topic(frame.topic)
+        if self.store.is_banned(frame.visitor.email):
+            # Said plainly but without "banned": nothing to argue with, nothing to probe.
+            raise ProtocolError("unavailable", "chat is not available; please use email")
         token = secrets.token_urlsafe(24)
         conversation = self.store.create_conversation(
             ConversationId(secrets.token_hex(8)),
@@ -278,7 +282,9 @@ class Hub:
             log.info("agent %s is %s", agent.id, "available" if event.available else "away")
 
     def agent_available(self, agent: AgentConfig) -> bool:
-        """Messenger presence: away, busy (dnd), extended away or offline take no new chats."""
+        """On a break, or away, busy (dnd), extended away or offline: no new chats."""
+        if self.store.on_break(agent.id):
+            return False
         return self._presence.get(agent.id, self.backend.presence_default)
 
     def _agent_in_room(
@@ -665,6 +671,26 @@ class Hub:
         await self._notice(conversation,
                            f"⭐ {conversation.visitor.name} rated the chat {frame.rating}/5"
                            f"{comment}", key=f"rating-{conversation.id}")
+
+    async def ask_callback(self, conversation: Conversation, agent: AgentConfig) -> None:
+        item, _ = self.store.append_item(conversation.id, ItemKind.CALLBACK, Sender.AGENT,
+                                         self._agent_name(agent, ""), "", self.clock(),
+                                         sender_id=agent.id, delivered=True)
+        await self._push(conversation.id, self._frame(item))
+
+    async def visitor_callback(self, conversation_id: ConversationId, frame: CallbackFrame
+                               ) -> None:
+        """The visitor's phone number and a time, after an agent asked (!callback)."""
+        conversation = self.store.conversation(conversation_id)
+        if conversation is None:
+            raise ProtocolError("no_conversation", "start or resume a conversation first")
+        if not any(i.kind is ItemKind.CALLBACK for i in self.store.items_after(conversation_id, 0)):
+            raise ProtocolError("not_requested", "nobody asked for a callback number")
+        self.store.set_callback(conversation.id, frame.phone, frame.time)
+        self.store.add_event(conversation.id, None, "callback", frame.phone, self.clock())
+        when = f" ({frame.time})" if frame.time else ""
+        await self._notice(conversation, f"📞 {conversation.visitor.name} asks to be called at "
+                           f"{frame.phone}{when}", key=f"callback-{conversation.id}-{frame.phone}")
 
     async def visitor_transcript(self, conversation_id: ConversationId, address: str) -> None:
         conversation = self.store.conversation(conversation_id)

@@ -117,9 +117,30 @@ def m002_commands(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_agent_tools(db: Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE conversations ADD COLUMN callback_phone TEXT;
+        ALTER TABLE conversations ADD COLUMN callback_time TEXT;
+        CREATE TABLE bans (
+            email TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            ts REAL NOT NULL
+        );
+        CREATE TABLE agent_state (
+            agent_id TEXT PRIMARY KEY,
+            on_break INTEGER NOT NULL DEFAULT 0
+        );
+        """
+    )
+
+
 _CONVERSATION_COLUMNS = """
     c.id, c.queue_id, c.status, c.room, c.agent_id, c.page_url, c.page_title, c.referrer,
     c.created_at, c.first_response_at, c.ended_at, c.last_seq, c.rating, c.comment,
+    c.callback_phone, c.callback_time,
     v.name AS visitor_name, v.email AS visitor_email, v.lang, v.user_agent
 """
 
@@ -424,6 +445,45 @@ class Store:
     def set_rating(self, conversation_id: str, rating: int, comment: str) -> None:
         self._update(ConversationId(conversation_id), rating=rating, comment=comment)
 
+    def set_callback(self, conversation_id: str, phone: str, when: str) -> None:
+        self._update(ConversationId(conversation_id), callback_phone=phone, callback_time=when)
+
+    def ban(self, email: str, agent_id: str, reason: str, now: float) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO bans (email, agent_id, reason, ts) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(email) DO UPDATE SET reason = excluded.reason, ts = excluded.ts",
+                (email.lower(), agent_id, reason, now))
+
+    def is_banned(self, email: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM bans WHERE email = ?", (email.lower(),)).fetchone()
+        return row is not None
+
+    def set_break(self, agent_id: str, on_break: bool) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO agent_state (agent_id, on_break) VALUES (?, ?)"
+                " ON CONFLICT(agent_id) DO UPDATE SET on_break = excluded.on_break",
+                (agent_id, int(on_break)))
+
+    def on_break(self, agent_id: str) -> bool:
+        row = self.db.execute("SELECT on_break FROM agent_state WHERE agent_id = ?",
+                              (agent_id,)).fetchone()
+        return bool(row and row[0])
+
+    def day_figures(self, since: float, until: float) -> dict[str, Any]:
+        """Counts for !stats: chats started in [since, until) and how they went."""
+        row = self.db.execute(
+            "SELECT COUNT(*), SUM(first_response_at IS NOT NULL), SUM(status = ?),"
+            " AVG(rating), COUNT(rating) FROM conversations"
+            " WHERE created_at >= ? AND created_at < ?",
+            (Status.WAITING.value, since, until)).fetchone()
+        waits = [r[0] for r in self.db.execute(
+            "SELECT first_response_at - created_at FROM conversations WHERE created_at >= ?"
+            " AND created_at < ? AND first_response_at IS NOT NULL ORDER BY 1", (since, until))]
+        return {"chats": row[0], "answered": row[1] or 0, "waiting": row[2] or 0,
+                "rating_avg": row[3], "ratings": row[4], "first_response_s": waits}
+
     def earlier_conversations(self, conversation: Conversation) -> list[Conversation]:
         """The same visitor's other conversations (matched by email), newest first."""
         return list(reversed(list(self._conversations(
@@ -485,6 +545,8 @@ def _conversation(row: dict[str, Any]) -> Conversation:
         last_seq=row["last_seq"],
         rating=row["rating"],
         comment=row["comment"] or "",
+        callback_phone=row["callback_phone"],
+        callback_time=row["callback_time"] or "",
     )
 
 

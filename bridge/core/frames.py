@@ -25,6 +25,8 @@ def item_frame(item: Item, survey_question: str = "") -> Frame:
         if item.client_id is not None:
             frame["client_id"] = item.client_id
         return frame
+    if item.kind is ItemKind.CALLBACK:
+        return {"type": "callback", "seq": item.seq, "name": item.name, "ts": item.ts}
     if item.kind is ItemKind.ENDED:
         return {"type": "ended", "by": item.sender.value, "seq": item.seq, "ts": item.ts,
                 "survey": {"question": survey_question, "scale": SURVEY_SCALE}}
@@ -77,3 +79,7 @@ def rated_frame(rating: int) -> Frame:
 
 def transcript_sent_frame(email: str) -> Frame:
     return {"type": "transcript", "sent": True, "email": email}
+
+
+def callback_saved_frame(phone: str) -> Frame:
+    return {"type": "callback_saved", "phone": phone}

@@ -31,6 +31,7 @@ class ItemKind(StrEnum):
     JOINED = "joined"
     LEFT = "left"
     TRANSFERRED = "transferred"
+    CALLBACK = "callback"  # an agent asked for a phone number
     ENDED = "ended"
 
 
@@ -64,6 +65,8 @@ class Conversation:
     last_seq: int = 0
     rating: int | None = None
     comment: str = ""
+    callback_phone: str | None = None
+    callback_time: str = ""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,10 @@ MAX_TITLE = 300
 MAX_TOPIC = 64
 MAX_COMMENT = 1000
 SURVEY_SCALE = 5
+MAX_PHONE = 40
+MAX_WHEN = 100
+MIN_PHONE_DIGITS = 5
+PHONE_RE = re.compile(r"\+?[0-9 ()./\-]+")
 EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -91,9 +95,15 @@ class TranscriptFrame:
     email: str
 
 
+@dataclass(frozen=True)
+class CallbackFrame:
+    phone: str
+    time: str
+
+
 ClientFrame = (
     StartFrame | ResumeFrame | MessageFrame | TypingFrame | ReadFrame | EndFrame | PingFrame
-    | SurveyFrame | TranscriptFrame
+    | SurveyFrame | TranscriptFrame | CallbackFrame
 )
 
 
@@ -245,6 +255,14 @@ def _transcript(data: dict[str, Any], max_text: int, user_agent: str) -> Transcr
     return TranscriptFrame(email=email)
 
 
+def _callback(data: dict[str, Any], max_text: int, user_agent: str) -> CallbackFrame:
+    phone = _bounded(_field(data, "phone", str), MAX_PHONE, "phone")
+    if not PHONE_RE.fullmatch(phone) or sum(ch.isdigit() for ch in phone) < MIN_PHONE_DIGITS:
+        raise ProtocolError("bad_phone", "that does not look like a phone number")
+    when = _bounded(_field(data, "time", str, required=False) or "", MAX_WHEN, "time")
+    return CallbackFrame(phone=phone, time=when)
+
+
 _PARSERS = {
     "start": _start,
     "resume": _resume,
@@ -255,4 +273,5 @@ _PARSERS = {
     "ping": _ping,
     "survey": _survey,
     "transcript": _transcript,
+    "callback": _callback,
 }

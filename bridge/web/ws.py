@@ -16,6 +16,7 @@ from bridge.config import ServerConfig, normalize_origin
 from bridge.core import frames
 from bridge.core.models import Conversation, ConversationId
 from bridge.core.protocol import (
+    CallbackFrame,
     EndFrame,
     MessageFrame,
     PingFrame,
@@ -177,6 +178,9 @@ class VisitorConnection:
             case SurveyFrame():
                 await self.hub.visitor_survey(self._current(), frame)
                 await self.sink.send(frames.rated_frame(frame.rating))
+            case CallbackFrame():
+                await self.hub.visitor_callback(self._current(), frame)
+                await self.sink.send(frames.callback_saved_frame(frame.phone))
             case TranscriptFrame():
                 await self.hub.visitor_transcript(self._current(), frame.email)
                 await self.sink.send(frames.transcript_sent_frame(frame.email))

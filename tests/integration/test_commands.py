@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+
 from tests.integration.conftest import Messenger, TestAgent, room_of
 
 
@@ -145,3 +147,62 @@ async def test_end_gives_a_summary(make_bridge, agent: TestAgent, visitors) -> N
     assert "messages; rating: not rated yet." in summary
     await agent.say(room, "!end")
     await notice(agent, room, "This chat has ended.")
+
+
+async def test_callback_number_reaches_the_agents(make_bridge, agent: TestAgent,
+                                                  visitors) -> None:
+    bridge, visitor, started, room = await chat(make_bridge, visitors, agent)
+    await visitor.send({"type": "callback", "phone": "+36 1 234 5678"})
+    assert (await visitor.wait("error"))["code"] == "not_requested"
+    await agent.say(room, "!callback")
+    asked = await visitor.wait("callback")
+    assert asked["name"] == "Alice" and asked["seq"] > 0
+    before = len(visitor.frames)
+    await visitor.send({"type": "callback", "phone": "call me maybe", "time": "now"})
+    assert (await visitor.wait("error", start=before))["code"] == "bad_phone"
+    await visitor.send({"type": "callback", "phone": "+36 1 234 5678", "time": "after 5pm"})
+    assert (await visitor.wait("callback_saved"))["phone"] == "+36 1 234 5678"
+    await notice(agent, room, "📞 Anna asks to be called at +36 1 234 5678 (after 5pm)")
+    await agent.say(room, "!info")
+    await notice(agent, room, "Call back: +36 1 234 5678 after 5pm")
+    conversation = bridge.store.conversation(started["conversation"])
+    assert (conversation.callback_phone, conversation.callback_time) == (
+        "+36 1 234 5678", "after 5pm")
+
+
+async def test_break_queue_claim_and_stats(make_bridge, agent: TestAgent, visitors) -> None:
+    bridge, _visitor, _started, room = await chat(make_bridge, visitors, agent)
+    second = await visitors(bridge.base_url)
+    waiting = await second.start(name="Bea")
+    await agent.say(room, "!queue")
+    await notice(agent, room, "1. Bea · support · waiting")
+    await agent.say(room, "!stats")
+    await notice(agent, room, "Today (UTC): 2 chats, 0 answered, 1 waiting now")
+    await agent.say(room, "!break")
+    await notice(agent, room, "You are on a break")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{bridge.base_url}/v1/status") as response:
+            assert (await response.json())["queues"][0]["available"] is False
+    await agent.say(room, "!back")
+    await notice(agent, room, "Welcome back")
+    await agent.say(room, "!claim 1")
+    await notice(agent, room, "Invited you to the chat with Bea")
+    room2 = await room_of(bridge, waiting["conversation"])
+    await agent.join(room2)
+    await second.wait("agent", lambda f: f["event"] == "joined")
+    assert bridge.store.conversation(waiting["conversation"]).agent_id == "alice"
+    await agent.say(room, "!claim 5")
+    await notice(agent, room, "No waiting chat number 5")
+
+
+async def test_ban_ends_the_chat_and_refuses_the_email(make_bridge, agent: TestAgent,
+                                                       visitors) -> None:
+    bridge, visitor, _started, room = await chat(make_bridge, visitors, agent,
+                                                 email="troll@example.com")
+    await agent.say(room, "!ban abusive language")
+    await notice(agent, room, "troll@example.com cannot start new chats")
+    await visitor.wait("ended")
+    again = await visitors(bridge.base_url)
+    await again.send({"type": "start", "visitor": {"name": "T", "email": "Troll@Example.com"}})
+    error = await again.wait("error")
+    assert error["code"] == "unavailable" and "ban" not in error["message"]

@@ -128,7 +128,7 @@ def test_every_item_kind_gives_a_frame_with_its_seq() -> None:
     for kind in ItemKind:
         frame = item_frame(item(kind=kind, seq=42))
         assert frame["seq"] == 42
-        assert frame["type"] in {"message", "ended", "agent"}
+        assert frame["type"] in {"message", "ended", "agent", "callback"}
 
 
 def test_started_frame() -> None:
