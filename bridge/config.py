@@ -41,6 +41,7 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()
     max_text: int = 4000
     frames_per_10s: int = 40
+    idle_timeout_minutes: float = 30.0  # 0: chats never end by themselves
 
     @property
     def public_origin(self) -> str:
@@ -182,7 +183,7 @@ class _Reader:
                 self.fail(full, f"missing (expected {_kind_name(kind)})")
             return default
         value = data[key]
-        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
             self.fail(full, f"expected {_kind_name(kind)}, got {value!r}")
             return default
         if check is not None:
@@ -197,7 +198,9 @@ class _Reader:
             self.fail(f"{path}.{key}" if path else key, "unknown key")
 
 
-def _kind_name(kind: type) -> str:
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    if isinstance(kind, tuple):
+        return "a number"
     return {str: "a string", int: "an integer", bool: "true or false", list: "a list"}.get(
         kind, kind.__name__
     )
@@ -301,7 +304,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
 
 def _server(r: _Reader, t: dict[str, Any]) -> ServerConfig:
     r.unknown_keys(
-        t, {"listen", "public_url", "allowed_origins", "max_text", "frames_per_10s"}, "server"
+        t, {"listen", "public_url", "allowed_origins", "max_text", "frames_per_10s",
+            "idle_timeout_minutes"}, "server"
     )
     listen = r.get(t, "listen", "server", str, "127.0.0.1:8080", check=_listen)
     host, _, port = listen.rpartition(":")
@@ -322,11 +326,17 @@ def _server(r: _Reader, t: dict[str, Any]) -> ServerConfig:
         allowed_origins=tuple(o.rstrip("/") for o in origins if isinstance(o, str)),
         max_text=r.get(t, "max_text", "server", int, 4000, check=positive),
         frames_per_10s=r.get(t, "frames_per_10s", "server", int, 40, check=positive),
+        idle_timeout_minutes=float(r.get(t, "idle_timeout_minutes", "server", (int, float), 30,
+                                         check=_not_negative)),
     )
 
 
 def _port(value: int) -> str | None:
     return None if 0 < value < 65536 else f"{value} is not a port (expected 1-65535)"
+
+
+def _not_negative(value: float) -> str | None:
+    return None if value >= 0 else f"{value} is negative (expected minutes, 0 to switch off)"
 
 
 def _positive(value: int) -> str | None:

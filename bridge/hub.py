@@ -53,7 +53,7 @@ from bridge.core.protocol import (
     StartFrame,
     SurveyFrame,
 )
-from bridge.core.states import Happening, InvalidTransition, next_status
+from bridge.core.states import Happening, InvalidTransition, is_abandoned, next_status
 from bridge.core.templates import render
 from bridge.core.transcript import render_transcript
 from bridge.mail import BadAddress, Mailer, MailError, build_message
@@ -66,6 +66,7 @@ T = TypeVar("T")
 COURIER_RESTART_S = 5.0
 SURVEY_QUESTION = "How was this chat?"
 REPLAY_BATCH = 100
+IDLE_SWEEP_S = 60.0
 TRANSCRIPT_MAILS_PER_CHAT = 3
 
 
@@ -124,6 +125,24 @@ class Hub:
                 self._kick(conversation.id)
         for conversation_id in self.store.conversations_with_outbox():
             self._kick(conversation_id)
+        if self.config.server.idle_timeout_minutes > 0:
+            self._tasks.spawn(self._end_abandoned_chats(), name="idle-sweep")
+
+    async def _end_abandoned_chats(self) -> None:
+        """End chats nobody wrote in for the configured time; the visitor gets the survey."""
+        timeout_s = self.config.server.idle_timeout_minutes * 60
+        while True:
+            await asyncio.sleep(min(IDLE_SWEEP_S, max(timeout_s / 4, 0.2)))
+            now = self.clock()
+            for conversation_id, last in self.store.last_activity():
+                if not is_abandoned(last, now, timeout_s):
+                    continue
+                conversation = self.store.conversation(conversation_id)
+                if conversation is None or conversation.status is Status.ENDED:
+                    continue
+                log.info("conversation %s: ended after %.0f min without a line",
+                         conversation_id, (now - last) / 60)
+                await self._end(conversation, Sender.SYSTEM, "")
 
     async def stop(self) -> None:
         # The backend first: once it is quiet, no event can start a new task behind us.
@@ -555,7 +574,9 @@ class Hub:
     async def _post(self, room: RoomRef, item: Item) -> str:
         key = item.txn_id or f"lcb.{item.conversation_id}.{item.seq}"
         if item.kind is ItemKind.ENDED:
-            return await self.backend.post_notice(room, f"{item.name} ended the chat.", key=key)
+            text = (f"{item.name} ended the chat." if item.name
+                    else "The chat ended: nobody wrote for a while.")
+            return await self.backend.post_notice(room, text, key=key)
         if item.sender is Sender.SYSTEM:
             return await self.backend.post_notice(room, item.text, key=key)
         return await self.backend.post_text(room, item.text, key=key)

@@ -225,6 +225,15 @@ class Store:
     def open_conversations(self) -> list[Conversation]:
         return list(self._conversations("c.status != ?", Status.ENDED.value))
 
+    def last_activity(self) -> list[tuple[ConversationId, float]]:
+        """Each open conversation with the time of its newest line (or its start)."""
+        rows = self.db.execute(
+            "SELECT c.id, MAX(c.created_at, COALESCE(MAX(i.ts), 0)) FROM conversations c"
+            " LEFT JOIN items i ON i.conversation_id = c.id AND i.kind = ?"
+            " WHERE c.status != ? GROUP BY c.id",
+            (ItemKind.TEXT.value, Status.ENDED.value))
+        return [(ConversationId(row[0]), float(row[1])) for row in rows]
+
     def waiting_conversations(self, queue_id: str) -> list[Conversation]:
         return list(self._conversations("c.queue_id = ? AND c.status = ?", queue_id,
                                         Status.WAITING.value))

@@ -37,3 +37,8 @@ def next_status(current: Status, happening: Happening) -> Status:
 
 def is_open(status: Status) -> bool:
     return status is not Status.ENDED
+
+
+def is_abandoned(last_activity: float, now: float, timeout_s: float) -> bool:
+    """An open chat nobody wrote in for `timeout_s` ends by itself (0 switches this off)."""
+    return timeout_s > 0 and now - last_activity >= timeout_s

@@ -202,3 +202,17 @@ async def test_a_room_that_disappears_is_replaced(make_bridge, agent: TestAgent,
     answer = await visitor.wait("message", lambda f: f["from"] == "agent")
     assert answer["text"] == "still here"
     assert await agent.room_title(new_room) == "💬 Anna · Support"
+
+
+async def test_an_abandoned_chat_ends_by_itself(make_bridge, agent: TestAgent,
+                                                visitors) -> None:
+    bridge = await make_bridge(idle_timeout_minutes=0.03)
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await visitor.say("hello?")
+    ended = await visitor.wait("ended", timeout=10)
+    assert ended["by"] == "system" and ended["survey"]["scale"] == 5
+    await agent.wait_text(room, "The chat ended: nobody wrote for a while.", notice=True)
+    assert bridge.store.conversation(started["conversation"]).ended_at is not None
