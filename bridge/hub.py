@@ -11,9 +11,8 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from bridge.backends.base import (
     AgentMessage,
@@ -21,14 +20,10 @@ from bridge.backends.base import (
     AgentTyping,
     Backend,
     BackendError,
-    BackendUnavailable,
     Connected,
     InboundEvent,
     MemberJoined,
     MemberLeft,
-    RateLimited,
-    RoomGone,
-    RoomSpec,
 )
 from bridge.commands import Commands
 from bridge.config import AgentConfig, Config, QueueConfig
@@ -57,13 +52,12 @@ from bridge.core.states import Happening, InvalidTransition, is_abandoned, next_
 from bridge.core.templates import render
 from bridge.core.transcript import render_transcript
 from bridge.mail import BadAddress, Mailer, MailError, build_message
+from bridge.outbox import Outbox
 from bridge.store import Store
-from bridge.tasks import TaskGroup, backoff_delays
+from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-COURIER_RESTART_S = 5.0
 SURVEY_QUESTION = "How was this chat?"
 REPLAY_BATCH = 100
 IDLE_SWEEP_S = 60.0
@@ -78,11 +72,6 @@ class VisitorSink(Protocol):
 
     async def drain(self) -> None:
         """Wait until the queued frames were written."""
-
-
-def visitor_nick(conversation: Conversation) -> str:
-    """How the visitor appears in the agents' room."""
-    return f"{conversation.visitor.name} (visitor)"
 
 
 def hash_token(token: str) -> str:
@@ -107,24 +96,23 @@ class Hub:
         self.backend = backend
         self.clock = clock
         self._sinks: dict[ConversationId, set[VisitorSink]] = {}
-        self._couriers: dict[ConversationId, asyncio.Task[None]] = {}
-        self._retry_now = asyncio.Event()
         self._tasks = TaskGroup()
         self._presence: dict[str, bool] = {}
         self.commands = Commands(self)
+        self.outbox = Outbox(config, store, backend, self._tasks)
 
     async def start(self) -> None:
         """Start the backend, then resume every delivery a previous run left unfinished."""
         await self.backend.start(self.on_inbound)
         open_conversations = self.store.open_conversations()
         await self.backend.attach_rooms({
-            c.room: self._room_spec(c) for c in open_conversations if c.room is not None
+            c.room: self.outbox.room_spec(c) for c in open_conversations if c.room is not None
         })
         for conversation in open_conversations:
             if conversation.room is None:
-                self._kick(conversation.id)
+                self.outbox.kick(conversation.id)
         for conversation_id in self.store.conversations_with_outbox():
-            self._kick(conversation_id)
+            self.outbox.kick(conversation_id)
         if self.config.server.idle_timeout_minutes > 0:
             self._tasks.spawn(self._end_abandoned_chats(), name="idle-sweep")
 
@@ -169,7 +157,7 @@ class Hub:
         if queue.welcome:
             self.store.append_item(conversation.id, ItemKind.TEXT, Sender.SYSTEM, "",
                                    self._render_welcome(conversation, queue), self.clock())
-        self._kick(conversation.id)
+        self.outbox.kick(conversation.id)
         await sink.send(frames.started_frame(conversation, token))
         await self.follow(conversation.id, 0, sink)
         return conversation
@@ -239,7 +227,7 @@ class Hub:
         if created:
             log.debug("conversation %s: visitor line seq %d: %r", conversation.id, item.seq,
                       item.text)
-            self._kick(conversation.id)
+            self.outbox.kick(conversation.id)
             await self._push(conversation.id, self._frame(item), skip=origin)
         return item.seq
 
@@ -272,7 +260,7 @@ class Hub:
         self.store.set_status(conversation.id, status, ended_at=now)
         log.info("conversation %s: ended by %s", conversation.id, by.value)
         await self._push(conversation.id, self._frame(item))
-        self._kick(conversation.id)
+        self.outbox.kick(conversation.id)
         if conversation.status is Status.WAITING:
             await self._line_moved(conversation.queue_id)
 
@@ -282,7 +270,7 @@ class Hub:
         """The one entry point for everything a backend reports, in the order it happened."""
         try:
             if isinstance(event, Connected):
-                self._wake_couriers()
+                self.outbox.wake()
             elif isinstance(event, AgentMessage):
                 await self._on_agent_message(event)
             elif isinstance(event, AgentTyping):
@@ -490,136 +478,6 @@ class Hub:
                 frame = frames.queue_frame(self.store.waiting_position(waiting), None)
                 for sink in sinks:
                     await sink.send(frame)
-
-    # -- delivery to the room (the outbox) ----------------------------------------------
-
-    def _kick(self, conversation_id: ConversationId) -> None:
-        task = self._couriers.get(conversation_id)
-        if task is None or task.done():
-            self._couriers[conversation_id] = self._tasks.spawn(
-                self._deliver(conversation_id), name=f"courier-{conversation_id}"
-            )
-
-    async def _deliver(self, conversation_id: ConversationId) -> None:
-        """Post the conversation's undelivered items in seq order, one at a time, until none
-        are left. Failed posts are retried with the same key, so nothing is lost or doubled."""
-        try:
-            conversation = self.store.conversation(conversation_id)
-            if conversation is None:
-                return
-            room = conversation.room or await self._retrying(
-                conversation_id, "open room", self._open_room, conversation
-            )
-            while True:
-                pending = self.store.undelivered(conversation_id)
-                if not pending:
-                    return  # no await since the query: no item can slip in unseen
-                for item in pending:
-                    try:
-                        event_id = await self._retrying(
-                            conversation_id, f"post seq {item.seq}", self._post, room, item
-                        )
-                    except RoomGone as exc:
-                        log.warning("conversation %s: room %s is gone (%s); opening a new one",
-                                    conversation_id, room, exc)
-                        room = await self._retrying(
-                            conversation_id, "reopen room", self._open_room, conversation, True
-                        )
-                        break  # the same items again, in the new room
-                    self.store.mark_delivered(conversation_id, item.seq, event_id)
-        except Exception:
-            # A bug (or a locked database) must not leave this outbox stuck: try later.
-            log.exception("conversation %s: delivery failed; retrying in %.0fs",
-                          conversation_id, COURIER_RESTART_S)
-            self._tasks.spawn(self._kick_later(conversation_id), name=f"rekick-{conversation_id}")
-        finally:
-            if self._couriers.get(conversation_id) is asyncio.current_task():
-                del self._couriers[conversation_id]
-
-    async def _kick_later(self, conversation_id: ConversationId) -> None:
-        await asyncio.sleep(COURIER_RESTART_S)
-        self._kick(conversation_id)
-
-    async def _open_room(self, conversation: Conversation, again: bool = False) -> RoomRef:
-        spec = self._room_spec(conversation)
-        if again:  # a room that disappeared may leave its address taken (XMPP tombstones)
-            spec = replace(spec, key=f"{conversation.id}-{secrets.token_hex(3)}")
-        room = await self.backend.open_room(spec)
-        self.store.set_room(conversation.id, room)
-        log.info("conversation %s: room %s opened, invited %d agents", conversation.id, room,
-                 len(spec.invite))
-        return room
-
-    def _room_spec(self, conversation: Conversation) -> RoomSpec:
-        """How the conversation's room looks and who is invited: the queue's agents."""
-        queue = self._queue(conversation.queue_id)
-        invite = tuple(
-            agent.address
-            for agent_id in (queue.agents if queue else ())
-            if (agent := self.config.agent(agent_id)) is not None
-        )
-        topic = " · ".join(
-            part for part in (conversation.visitor.email, conversation.page.title,
-                              conversation.page.url) if part
-        )
-        queue_name = queue.name if queue else conversation.queue_id  # a queue since removed
-        return RoomSpec(
-            name=f"💬 {conversation.visitor.name} · {queue_name}",
-            topic=topic,
-            visitor_nick=visitor_nick(conversation),
-            invite=invite,
-            key=conversation.id,
-        )
-
-    async def _post(self, room: RoomRef, item: Item) -> str:
-        key = item.txn_id or f"lcb.{item.conversation_id}.{item.seq}"
-        if item.kind is ItemKind.ENDED:
-            text = (f"{item.name} ended the chat." if item.name
-                    else "The chat ended: nobody wrote for a while.")
-            return await self.backend.post_notice(room, text, key=key)
-        if item.sender is Sender.SYSTEM:
-            return await self.backend.post_notice(room, item.text, key=key)
-        return await self.backend.post_text(room, item.text, key=key)
-
-    async def _retrying(
-        self, conversation_id: ConversationId, what: str, attempt: Callable[..., Awaitable[T]],
-        *args: Any,
-    ) -> T:
-        delays = backoff_delays()
-        while True:
-            try:
-                return await attempt(*args)
-            except RoomGone:
-                raise  # retrying cannot help: the caller opens a new room
-            except RateLimited as exc:
-                delay = exc.retry_after
-            except BackendUnavailable as exc:
-                delay = next(delays)
-                log.warning("conversation %s: %s failed (%s), retry in %.1fs", conversation_id,
-                            what, exc, delay)
-            except BackendError as exc:
-                delay = max(next(delays), 5.0)
-                log.error("conversation %s: %s refused (%s), retry in %.1fs", conversation_id,
-                          what, exc, delay)
-            except Exception:
-                # A bug must not stop this conversation's outbox for good.
-                delay = max(next(delays), 5.0)
-                log.exception("conversation %s: %s failed unexpectedly, retry in %.1fs",
-                              conversation_id, what, delay)
-            await self._pause(delay)
-
-    async def _pause(self, delay: float) -> None:
-        """Sleep before a retry, cut short when the backend reports it is connected again."""
-        try:
-            await asyncio.wait_for(self._retry_now.wait(), delay)
-        except TimeoutError:
-            pass
-
-    def _wake_couriers(self) -> None:
-        self._retry_now.set()
-        self._retry_now = asyncio.Event()
-        for conversation_id in self.store.conversations_with_outbox():
-            self._kick(conversation_id)
 
     # -- helpers -------------------------------------------------------------------------
 

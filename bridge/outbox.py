@@ -1,0 +1,177 @@
+"""The outbox: each conversation's undelivered lines, posted to its room in order.
+
+One courier task per conversation with something to deliver; a post that fails is retried
+with the same key (so the room never shows it twice), a room that disappeared is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from bridge.backends.base import (
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    RateLimited,
+    RoomGone,
+    RoomSpec,
+)
+from bridge.config import Config
+from bridge.core.models import Conversation, ConversationId, Item, ItemKind, RoomRef, Sender
+from bridge.store import Store
+from bridge.tasks import TaskGroup, backoff_delays
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+COURIER_RESTART_S = 5.0
+
+
+def visitor_nick(conversation: Conversation) -> str:
+    """How the visitor appears in the agents' room."""
+    return f"{conversation.visitor.name} (visitor)"
+
+
+class Outbox:
+    """Delivers stored visitor and system lines to the conversations' rooms."""
+
+    def __init__(self, config: Config, store: Store, backend: Backend, tasks: TaskGroup) -> None:
+        self.config = config
+        self.store = store
+        self.backend = backend
+        self._tasks = tasks
+        self._couriers: dict[ConversationId, asyncio.Task[None]] = {}
+        self._retry_now = asyncio.Event()
+
+    def kick(self, conversation_id: ConversationId) -> None:
+        task = self._couriers.get(conversation_id)
+        if task is None or task.done():
+            self._couriers[conversation_id] = self._tasks.spawn(
+                self._deliver(conversation_id), name=f"courier-{conversation_id}"
+            )
+
+    async def _deliver(self, conversation_id: ConversationId) -> None:
+        """Post the conversation's undelivered items in seq order, one at a time, until none
+        are left. Failed posts are retried with the same key, so nothing is lost or doubled."""
+        try:
+            conversation = self.store.conversation(conversation_id)
+            if conversation is None:
+                return
+            room = conversation.room or await self._retrying(
+                conversation_id, "open room", self._open_room, conversation
+            )
+            while True:
+                pending = self.store.undelivered(conversation_id)
+                if not pending:
+                    return  # no await since the query: no item can slip in unseen
+                for item in pending:
+                    try:
+                        event_id = await self._retrying(
+                            conversation_id, f"post seq {item.seq}", self._post, room, item
+                        )
+                    except RoomGone as exc:
+                        log.warning("conversation %s: room %s is gone (%s); opening a new one",
+                                    conversation_id, room, exc)
+                        room = await self._retrying(
+                            conversation_id, "reopen room", self._open_room, conversation, True
+                        )
+                        break  # the same items again, in the new room
+                    self.store.mark_delivered(conversation_id, item.seq, event_id)
+        except Exception:
+            # A bug (or a locked database) must not leave this outbox stuck: try later.
+            log.exception("conversation %s: delivery failed; retrying in %.0fs",
+                          conversation_id, COURIER_RESTART_S)
+            self._tasks.spawn(self._kick_later(conversation_id), name=f"rekick-{conversation_id}")
+        finally:
+            if self._couriers.get(conversation_id) is asyncio.current_task():
+                del self._couriers[conversation_id]
+
+    async def _kick_later(self, conversation_id: ConversationId) -> None:
+        await asyncio.sleep(COURIER_RESTART_S)
+        self.kick(conversation_id)
+
+    async def _open_room(self, conversation: Conversation, again: bool = False) -> RoomRef:
+        spec = self.room_spec(conversation)
+        if again:  # a room that disappeared may leave its address taken (XMPP tombstones)
+            spec = replace(spec, key=f"{conversation.id}-{secrets.token_hex(3)}")
+        room = await self.backend.open_room(spec)
+        self.store.set_room(conversation.id, room)
+        log.info("conversation %s: room %s opened, invited %d agents", conversation.id, room,
+                 len(spec.invite))
+        return room
+
+    def room_spec(self, conversation: Conversation) -> RoomSpec:
+        """How the conversation's room looks and who is invited: the queue's agents."""
+        queue = self.config.queue(conversation.queue_id)
+        invite = tuple(
+            agent.address
+            for agent_id in (queue.agents if queue else ())
+            if (agent := self.config.agent(agent_id)) is not None
+        )
+        topic = " · ".join(
+            part for part in (conversation.visitor.email, conversation.page.title,
+                              conversation.page.url) if part
+        )
+        queue_name = queue.name if queue else conversation.queue_id  # a queue since removed
+        return RoomSpec(
+            name=f"💬 {conversation.visitor.name} · {queue_name}",
+            topic=topic,
+            visitor_nick=visitor_nick(conversation),
+            invite=invite,
+            key=conversation.id,
+        )
+
+    async def _post(self, room: RoomRef, item: Item) -> str:
+        key = item.txn_id or f"lcb.{item.conversation_id}.{item.seq}"
+        if item.kind is ItemKind.ENDED:
+            text = (f"{item.name} ended the chat." if item.name
+                    else "The chat ended: nobody wrote for a while.")
+            return await self.backend.post_notice(room, text, key=key)
+        if item.sender is Sender.SYSTEM:
+            return await self.backend.post_notice(room, item.text, key=key)
+        return await self.backend.post_text(room, item.text, key=key)
+
+    async def _retrying(
+        self, conversation_id: ConversationId, what: str, attempt: Callable[..., Awaitable[T]],
+        *args: Any,
+    ) -> T:
+        delays = backoff_delays()
+        while True:
+            try:
+                return await attempt(*args)
+            except RoomGone:
+                raise  # retrying cannot help: the caller opens a new room
+            except RateLimited as exc:
+                delay = exc.retry_after
+            except BackendUnavailable as exc:
+                delay = next(delays)
+                log.warning("conversation %s: %s failed (%s), retry in %.1fs", conversation_id,
+                            what, exc, delay)
+            except BackendError as exc:
+                delay = max(next(delays), 5.0)
+                log.error("conversation %s: %s refused (%s), retry in %.1fs", conversation_id,
+                          what, exc, delay)
+            except Exception:
+                # A bug must not stop this conversation's outbox for good.
+                delay = max(next(delays), 5.0)
+                log.exception("conversation %s: %s failed unexpectedly, retry in %.1fs",
+                              conversation_id, what, delay)
+            await self._pause(delay)
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep before a retry, cut short when the backend reports it is connected again."""
+        try:
+            await asyncio.wait_for(self._retry_now.wait(), delay)
+        except TimeoutError:
+            pass
+
+    def wake(self) -> None:
+        self._retry_now.set()
+        self._retry_now = asyncio.Event()
+        for conversation_id in self.store.conversations_with_outbox():
+            self.kick(conversation_id)
