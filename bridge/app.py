@@ -20,7 +20,8 @@ def make_backend(config: Config, store: Store) -> Backend:
     if config.backend == "matrix" and config.matrix is not None:
         from bridge.backends.matrix import MatrixBackend
 
-        return MatrixBackend(config.matrix, StoreBackendState(store, "matrix"))
+        return MatrixBackend(config.matrix, StoreBackendState(store, "matrix"),
+                             tuple(agent.address for agent in config.agents))
     if config.backend == "xmpp" and config.xmpp is not None:
         try:
             from bridge.backends.xmpp import XmppBackend

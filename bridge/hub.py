@@ -307,7 +307,31 @@ class Hub:
             return None
         return conversation, agent
 
+    async def _on_direct(self, event: AgentMessage) -> None:
+        """A line in a room that is no conversation's: an agent's direct chat with the bot,
+        where only commands about the agent make sense."""
+        agent = self.config.agent_by_address(event.sender)
+        if agent is None:
+            return
+        try:
+            parsed = parse_line(event.text, self.commands.registry.prefix)
+        except CommandError as exc:
+            reply = str(exc)
+        else:
+            if isinstance(parsed, Command):
+                reply = (await self.commands.run(parsed, agent, None, event.event_id)).to_agents
+            else:
+                reply = "Only commands work here; try !help."
+        if reply:
+            try:
+                await self.backend.post_notice(event.room, reply, key=f"cmd-{event.event_id}")
+            except BackendError as exc:
+                log.warning("agent %s: command reply not posted (%s)", agent.id, exc)
+
     async def _on_agent_message(self, event: AgentMessage) -> None:
+        if self.store.conversation_by_room(event.room) is None:
+            await self._on_direct(event)
+            return
         found = self._agent_in_room(event.room, event.sender, "message")
         if found is None:
             return

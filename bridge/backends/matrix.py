@@ -16,6 +16,7 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     ErrorResponse,
+    InviteMemberEvent,
     LoginResponse,
     PresenceEvent,
     RoomCreateResponse,
@@ -76,9 +77,12 @@ class MatrixBackend:
     name = "matrix"
     presence_default = True
 
-    def __init__(self, config: MatrixConfig, state: BackendState) -> None:
+    def __init__(self, config: MatrixConfig, state: BackendState,
+                 agents: tuple[str, ...] = ()) -> None:
         self.config = config
         self.state = state
+        # Only configured agents may pull the bot into a room (a direct chat for commands).
+        self.agents = set(agents)
         self.user_id = config.user_id
         self._client: AsyncClient | None = None
         self._inbound: InboundCallback | None = None
@@ -283,6 +287,8 @@ class MatrixBackend:
             await self._inbound(event)
 
     async def _dispatch(self, response: SyncResponse) -> None:
+        for room_id, invited in response.rooms.invite.items():
+            await self._answer_invite(RoomRef(room_id), invited.invite_state)
         for room_id, joined in response.rooms.join.items():
             room = RoomRef(room_id)
             for event in joined.timeline.events:
@@ -299,6 +305,21 @@ class MatrixBackend:
             if isinstance(presence, PresenceEvent) and presence.user_id != self.user_id:
                 # "unavailable" is away/idle; only "online" takes new chats.
                 await self._emit(AgentPresence(presence.user_id, presence.presence == "online"))
+
+    async def _answer_invite(self, room: RoomRef, invite_state: list[Any]) -> None:
+        """Join a direct chat an agent opened with the bot; decline everyone else's."""
+        inviter = next((e.sender for e in invite_state if isinstance(e, InviteMemberEvent)
+                        and e.state_key == self.user_id), None)
+        client = self._require_client()
+        try:
+            if inviter in self.agents:
+                await self._call(client.join(room))
+                log.info("matrix: joined %s, a direct chat from agent %s", room, inviter)
+            else:
+                await self._call(client.room_leave(room))
+                log.info("matrix: declined an invitation to %s from %s", room, inviter)
+        except BackendError as exc:
+            log.warning("matrix: could not answer the invitation to %s (%s)", room, exc)
 
     def _translate(self, room: RoomRef, event: Any) -> InboundEvent | None:
         if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):

@@ -149,6 +149,7 @@ class XmppBackend:
         client.add_event_handler("disconnected", self._on_disconnected)
         client.add_event_handler("groupchat_message", self._on_groupchat_message)
         client.add_event_handler("chatstate", self._on_chat_state)
+        client.add_event_handler("message", self._on_direct_message)
         client.add_event_handler("groupchat_presence", self._on_groupchat_presence)
         client.add_event_handler("presence_subscribe", self._on_subscribe_request)
         client.add_event_handler("changed_status", self._on_changed_status)
@@ -404,8 +405,18 @@ class XmppBackend:
         return await self._post(room, text, key)
 
     async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
+        if room in self.agents:  # a direct chat with an agent, not a group chat
+            await self._wait_session()
+            return self._direct(room, text)
         # Group chats have no notice type: a marked line is the convention clients show.
         return await self._post(room, f"ℹ️ {text}", key)
+
+    def _direct(self, address: str, text: str) -> str:
+        """A chat message to one agent (the replies of commands sent to the bot directly)."""
+        message = self._require_client().make_message(mto=JID(address), mbody=text,
+                                                      mtype="chat")
+        message.send()
+        return str(message["id"])
 
     async def _post(self, room: RoomRef, text: str, key: str) -> str:
         state = await self._ensure_joined(room)
@@ -473,6 +484,19 @@ class XmppBackend:
             log.info("xmpp: %s: line from %r with no known address; not relayed", room_jid, nick)
             return None
         return room_jid, sender, nick
+
+    def _on_direct_message(self, message: Message) -> None:
+        """An agent writing to the bot directly: commands about themselves (!break, ...)."""
+        if message["type"] not in ("chat", "normal") or not message["body"]:
+            return
+        sender = message["from"].bare
+        if sender not in self.agents:
+            return  # strangers get nothing, not even an error
+        self._queue_event(AgentMessage(
+            room=RoomRef(sender), sender=sender, sender_name=message["from"].user,
+            text=clean_text(str(message["body"])), event_id=f"{sender}#{message['id']}",
+            ts=time.time(),
+        ))
 
     def _on_chat_state(self, message: Message) -> None:
         if message["body"]:

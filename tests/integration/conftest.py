@@ -42,6 +42,9 @@ class Messenger(Protocol):
 
     def destroy_room(self, room: str) -> None: ...
 
+    @property
+    def bot(self) -> str: ...
+
 
 class MatrixMessenger:
     name = "matrix"
@@ -58,6 +61,10 @@ class MatrixMessenger:
 
     def address(self, who: str) -> str:
         return self._who[who][0]
+
+    @property
+    def bot(self) -> str:
+        return self.hs.bot_id
 
     async def agent(self, who: str, nick: str) -> TestAgent:
         user_id, token = self._who[who]
@@ -97,6 +104,10 @@ class XmppMessenger:
 
     def address(self, who: str) -> str:
         return self.xs.jid(who)
+
+    @property
+    def bot(self) -> str:
+        return self.xs.jid("support")
 
     async def agent(self, who: str, nick: str) -> TestAgent:
         jid = self.xs.jid(who)

@@ -204,6 +204,21 @@ class MatrixAgent:
         self.presence = "unavailable" if away else "online"
         await self.client.set_presence(self.presence)
 
+    async def open_direct(self, bot: str) -> str:
+        """A direct chat with the bot, once the bot has joined it."""
+        created = await self.client.room_create(invite=[bot], is_direct=True)
+        room = created.room_id
+        async with asyncio.timeout(15):
+            while bot not in [m.user_id for m in (await self.client.joined_members(room)).members]:
+                await asyncio.sleep(0.1)
+        return room
+
+    async def say_direct(self, room: str, text: str) -> None:
+        await self.say(room, text)
+
+    def direct_texts(self, room: str) -> list[str]:
+        return self.texts(room, notice=True)
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -206,3 +206,21 @@ async def test_ban_ends_the_chat_and_refuses_the_email(make_bridge, agent: TestA
     await again.send({"type": "start", "visitor": {"name": "T", "email": "Troll@Example.com"}})
     error = await again.wait("error")
     assert error["code"] == "unavailable" and "ban" not in error["message"]
+
+
+async def test_commands_in_a_direct_chat_with_the_bot(make_bridge, agent: TestAgent,
+                                                      messenger: Messenger) -> None:
+    bridge = await make_bridge()
+    direct = await agent.open_direct(messenger.bot)
+
+    async def reply_to(line: str, fragment: str) -> None:
+        await agent.say_direct(direct, line)
+        await agent.until(lambda: any(fragment in t for t in agent.direct_texts(direct)))
+
+    await reply_to("!break", "You are on a break")
+    assert bridge.store.on_break("alice") is True
+    await reply_to("!queue", "Nobody is waiting in your queues.")
+    await reply_to("!c greeting", "!c works in a chat's room")
+    await reply_to("hello bot", "Only commands work here; try !help.")
+    await reply_to("!back", "Welcome back")
+    assert bridge.store.on_break("alice") is False

@@ -67,3 +67,20 @@ async def test_xmpp_strangers_and_direct_messages_are_not_relayed(
     texts = [f["text"] for f in visitor.of("message")]
     assert texts[-1] == "the real answer"
     assert not {"hello bot, relay this", "fake room line", "direct from alice"} & set(texts)
+
+
+async def test_the_bot_declines_invitations_from_strangers(make_matrix_bridge,
+                                                           matrix: Messenger) -> None:
+    await make_matrix_bridge()
+    eve = await matrix.agent("eve", "Eve")
+    try:
+        created = await eve.client.room_create(invite=[matrix.bot])
+        async with asyncio.timeout(15):
+            while True:
+                state = await eve.client.room_get_state_event(
+                    created.room_id, "m.room.member", matrix.bot)
+                if state.content.get("membership") == "leave":
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        await eve.close()

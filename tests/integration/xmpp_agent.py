@@ -48,6 +48,8 @@ class XmppAgent:
         self.client.add_event_handler("groupchat_direct_invite", self._on_invite)
         self.client.add_event_handler("groupchat_message", self._on_groupchat)
         self.client.add_event_handler("chatstate", self._on_chat_state)
+        self.client.add_event_handler("message", self._on_direct)
+        self.direct: list[tuple[str, str]] = []  # sender, body of chat messages
 
     async def start(self) -> XmppAgent:
         self.client.connect("127.0.0.1", self.port)
@@ -91,6 +93,20 @@ class XmppAgent:
         elif message["chat_state"] and not body and self._is_bot(room, nick):
             self.states.setdefault(room, []).append(message["chat_state"] == "composing")
         await self._notify()
+
+    async def _on_direct(self, message: Message) -> None:
+        if message["type"] == "chat" and message["body"]:
+            self.direct.append((message["from"].bare, str(message["body"])))
+            await self._notify()
+
+    async def open_direct(self, bot: str) -> str:
+        return bot  # XMPP needs no room: chat messages go to the address
+
+    async def say_direct(self, room: str, text: str) -> None:
+        self.client.send_message(mto=JID(room), mbody=text, mtype="chat")
+
+    def direct_texts(self, room: str) -> list[str]:
+        return [body for sender, body in self.direct if sender == room]
 
     async def _on_chat_state(self, message: Message) -> None:
         if not message["body"]:  # lines with a state attached come as groupchat_message

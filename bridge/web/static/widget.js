@@ -17,6 +17,8 @@ let S = {
   survey: 'How was this chat?', comment: 'Anything to add? (optional)', rate: 'Send rating',
   thanks: 'Thank you for your feedback!', transcript: 'Transcript', download: 'Download transcript',
   mail: 'Email it to me', mailed: 'Transcript sent to {email}',
+  callback: '{name} asks for a phone number to call you back', phone: 'Phone number',
+  when: 'When suits you? (optional)', callme: 'Call me', callback_saved: 'Thanks, we will call you at {phone}',
 };
 
 const CSS = `:host{all:initial}
@@ -59,16 +61,17 @@ textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 .lcb-compose button{flex:none;width:40px;height:40px;padding:0;border-radius:50%}
 :disabled{opacity:.5;cursor:default}
 .lcb-new{margin:0 10px 10px}
-.lcb-survey,.lcb-transcript{flex:none;display:flex;flex-wrap:wrap;gap:6px;padding:8px 10px;border:1px solid #e1e4e8;border-radius:12px;background:#fff}
+.lcb-survey,.lcb-transcript,.lcb-callback{flex:none;display:flex;flex-wrap:wrap;gap:6px;padding:8px 10px;border:1px solid #e1e4e8;border-radius:12px;background:#fff}
 .lcb-panel>.lcb-transcript{border-width:1px 0 0;border-radius:0}
 .lcb-survey p{width:100%;margin:0;text-align:center;font-weight:600}
-.lcb-survey>*,.lcb-transcript>*{width:100%}
+.lcb-survey>*,.lcb-transcript>*,.lcb-callback>*{width:100%}
+.lcb-callback input{padding:6px 10px}
 .lcb-rates{display:flex;gap:4px}
 .lcb-rate{flex:1;padding:2px;background:none;color:inherit;font:24px 'Apple Color Emoji','Segoe UI Emoji','Noto Color Emoji',sans-serif;line-height:1.4;border-radius:10px;filter:grayscale(1);opacity:.6}
 .lcb-rate:hover,.lcb-rate[aria-pressed=true]{filter:none;opacity:1}
 .lcb-rate[aria-pressed=true]{box-shadow:inset 0 0 0 2px var(--c)}
 .lcb-survey textarea{min-height:36px;max-height:80px;padding:6px 10px}
-.lcb-rate-send,.lcb-download{padding:6px}
+.lcb-rate-send,.lcb-download,.lcb-callback button{padding:6px}
 .lcb-download{background:#f6f8fa;color:#1f2328;border:1px solid #d0d7de}
 .lcb-mail{display:flex;gap:6px}
 .lcb-mail input{flex:1;min-width:0;padding:5px 8px}
@@ -79,6 +82,8 @@ textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 const SURVEY = `<p></p><div class="lcb-rates" role="group">${[...'😞🙁😐🙂😀'].map((e, i) =>
   `<button type="button" class="lcb-rate" data-rating="${++i}" aria-label="${i} of 5" aria-pressed="false">${e}</button>`).join('')}</div>
 <textarea name="comment" rows="1" maxlength="1000" data-a="comment"></textarea><button type="submit" class="lcb-rate-send" data-s="rate" disabled></button>`;
+const CALLBACK = `<input name="phone" type="tel" required maxlength="40" autocomplete="tel" data-a="phone">
+<input name="when" type="text" maxlength="100" data-a="when"><button type="submit" data-s="callme"></button>`;
 const ICON = d => `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="${d}"/></svg>`;
 const HTML = `<div class="lcb">
 <div class="lcb-panel" role="dialog" aria-labelledby="t" hidden>
@@ -126,7 +131,7 @@ const status = t => { statusEl.textContent = t || '' };
 
 let st = load(), tok, who = '', mail = '', avail = false, cfgP, isOpen = false, active = false, ended = false;
 let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg;
-let typT = 0, typOn = false, idle, typTimer, readTimer;
+let typT = 0, typOn = false, idle, typTimer, readTimer, cbF; // cbF: the callback form on show
 const seen = new Set(), lines = new Map(), pend = new Map(), q = []; // q: frames waiting for a connection
 
 function apply(c) {
@@ -323,6 +328,20 @@ function onFrame(m) {
     case 'rated':
       thanks();
       break;
+    case 'callback':
+      // stored after the last seq this session saw: a new request, so an earlier answer no longer counts
+      if (m.seq > (load()?.seq || 0)) upd(o => { delete o.callback });
+      if (!saw(m.seq)) askCallback(line('system', fmt('callback', m), 0, m.seq, m.ts));
+      break;
+    case 'callback_saved':
+      status();
+      if (cbF || !load()?.callback) { // once, also for a double submit
+        const d = line('system', fmt('callback_saved', m));
+        cbF?.replaceWith(d);
+        cbF = null;
+      }
+      upd(o => { o.callback = true });
+      break;
     case 'transcript':
       status();
       if (active) toggleTx(0);
@@ -345,6 +364,7 @@ function onError(m) {
   }
   if (!ready) return lost(ws);
   if (code == 'ended') return finish();
+  if (code == 'bad_phone') cbF?.phone.focus();
   // else the oldest pending line: errors come in order
   const id = m.client_id || pend.keys().next().value;
   if (pend.has(id) && (code == 'too_long' || code == 'empty')) {
@@ -364,6 +384,8 @@ function finish() {
   upd(o => { o.ended = true; o.pending = {} });
   typing();
   status();
+  cbF?.remove();
+  cbF = null;
   log.append(txP); // the transcript offer follows the end (and the survey)
   toggleTx(1);
   view();
@@ -389,6 +411,23 @@ function survey(after, question) {
   after.after(f);
 }
 
+// only the latest request has a form, and only while the chat goes on
+function askCallback(after) {
+  cbF?.remove();
+  cbF = null;
+  if (ended || load()?.callback) return;
+  const f = cbF = el('form', 'lcb-callback');
+  f.innerHTML = CALLBACK;
+  fill(f);
+  f.onsubmit = e => {
+    e.preventDefault();
+    status();
+    want({ type: 'callback', phone: f.phone.value.trim(), time: f.when.value.trim() });
+  };
+  after.after(f);
+  log.scrollTop = 1e9;
+}
+
 function thanks() {
   upd(o => { o.rated = true });
   log.querySelector('.lcb-survey')?.replaceWith(line('system', S.thanks));
@@ -410,6 +449,7 @@ function reset() {
   mailIn.value = '';
   toggleTx();
   log.replaceChildren();
+  cbF = null;
   seen.clear();
   lines.clear();
   pend.clear();
