@@ -118,15 +118,19 @@ class Commands:
             return Reply(self.registry.usage(ctx.command.args[0].lstrip(self.registry.prefix)))
         return Reply(self.registry.help_text())
 
-    def _canned_texts(self, agent: AgentConfig) -> dict[str, str]:
-        return {**self.hub.config.canned, **self.hub.store.personal_canned(agent.id)}
+    def _canned_texts(self, agent: AgentConfig, lang: str = "") -> dict[str, str]:
+        """Shared replies, those for the visitor's language over them, the agent's own
+        over both."""
+        config = self.hub.config
+        in_lang = config.canned_by_lang.get(lang.split("-")[0].lower(), {}) if lang else {}
+        return {**config.canned, **in_lang, **self.hub.store.personal_canned(agent.id)}
 
     async def canned_reply(self, ctx: Context) -> Reply:
         if len(ctx.command.args) != 1:
             raise self._usage("c")
         conversation = self._open(ctx)
         name = ctx.command.args[0]
-        texts = self._canned_texts(ctx.agent)
+        texts = self._canned_texts(ctx.agent, conversation.visitor.lang)
         if name not in texts:
             raise unknown("canned reply", name, list(texts))
         try:

@@ -130,6 +130,7 @@ class Config:
     matrix: MatrixConfig | None = None
     xmpp: XmppConfig | None = None
     canned: dict[str, str] = field(default_factory=dict)
+    canned_by_lang: dict[str, dict[str, str]] = field(default_factory=dict)
     widget: WidgetConfig = field(default_factory=WidgetConfig)
     smtp: SmtpConfig | None = None
 
@@ -282,7 +283,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     xmpp = _xmpp(r, xmpp_t, backend, base_dir) if isinstance(raw.get("xmpp"), dict) else None
     agents = _agents(r, raw.get("agents", []), backend)
     queues = _queues(r, raw.get("queues", []), agents, backend)
-    canned = _canned(r, r.table(raw, "canned", "canned", False))
+    canned, canned_by_lang = _canned(r, r.table(raw, "canned", "canned", False))
     widget = _widget(r, r.table(raw, "widget", "widget", False))
     smtp_t = r.table(raw, "smtp", "smtp", False)
     smtp = parse_smtp(r, smtp_t) if isinstance(raw.get("smtp"), dict) else None
@@ -297,6 +298,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         matrix=matrix,
         xmpp=xmpp,
         canned=canned,
+        canned_by_lang=canned_by_lang,
         widget=widget,
         smtp=smtp,
     )
@@ -502,14 +504,38 @@ def _welcome(value: str) -> str | None:
     return None
 
 
-def _canned(r: _Reader, t: dict[str, Any]) -> dict[str, str]:
-    canned: dict[str, str] = {}
-    for name, text in t.items():
-        if not isinstance(text, str):
-            r.fail(f"canned.{name}", f"expected a string, got {text!r}")
-        else:
-            canned[name] = text
-    return canned
+CANNED_PLACEHOLDERS = {"visitor", "visitor_email", "agent", "queue", "site"}
+LANG_RE = re.compile(r"[a-z]{2,3}")
+
+
+def _canned_text(r: _Reader, path: str, text: Any) -> str | None:
+    if not isinstance(text, str):
+        r.fail(path, f"expected a string, got {text!r}")
+        return None
+    try:
+        render(text, {name: "" for name in CANNED_PLACEHOLDERS})
+    except TemplateError as exc:
+        r.fail(path, str(exc))
+        return None
+    return text
+
+
+def _canned(r: _Reader, t: dict[str, Any]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Shared canned replies, and per language ([canned.de]) the ones that replace them for
+    visitors whose browser asks for that language."""
+    shared: dict[str, str] = {}
+    by_lang: dict[str, dict[str, str]] = {}
+    for name, value in t.items():
+        if isinstance(value, dict):
+            if not LANG_RE.fullmatch(name):
+                r.fail(f"canned.{name}", "is not a language code (expected e.g. [canned.de])")
+                continue
+            texts = {k: v for k, v in ((k, _canned_text(r, f"canned.{name}.{k}", v))
+                                       for k, v in value.items()) if v is not None}
+            by_lang[name] = texts
+        elif (text := _canned_text(r, f"canned.{name}", value)) is not None:
+            shared[name] = text
+    return shared, by_lang
 
 
 def _widget(r: _Reader, t: dict[str, Any]) -> WidgetConfig:

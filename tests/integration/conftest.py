@@ -154,7 +154,8 @@ def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = 
         "queues": [{"id": "support", "name": "Support", "agents": ["alice"],
                     "welcome": "Hi {visitor}, {agent} will be with you shortly."},
                    {"id": "sales", "name": "Sales", "agents": ["bob"]}],
-        "canned": {"greeting": "Hello {visitor}, I'm {agent} from {queue}."},
+        "canned": {"greeting": "Hello {visitor}, I'm {agent} from {queue}.",
+                   "de": {"greeting": "Hallo {visitor}, hier ist {agent}."}},
     })
 
 

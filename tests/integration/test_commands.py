@@ -224,3 +224,11 @@ async def test_commands_in_a_direct_chat_with_the_bot(make_bridge, agent: TestAg
     await reply_to("hello bot", "Only commands work here; try !help.")
     await reply_to("!back", "Welcome back")
     assert bridge.store.on_break("alice") is False
+
+
+async def test_canned_replies_in_the_visitors_language(make_bridge, agent: TestAgent,
+                                                       visitors) -> None:
+    _, visitor, _, room = await chat(make_bridge, visitors, agent, name="Jörg", lang="de-AT")
+    await agent.say(room, "!c greeting")
+    line = await visitor.wait("message", lambda f: f["from"] == "agent")
+    assert line["text"] == "Hallo Jörg, hier ist Alice."

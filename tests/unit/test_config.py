@@ -880,3 +880,18 @@ def test_welcome_with_known_placeholders_and_literal_braces_is_fine() -> None:
     raw = matrix_raw()
     raw["queues"][0]["welcome"] = "Hi {visitor}! {agent} from {queue} {{soon}}"
     assert parse_config(raw).queues[0].welcome == "Hi {visitor}! {agent} from {queue} {{soon}}"
+
+
+def test_canned_replies_per_language_and_their_errors() -> None:
+    raw = matrix_raw()
+    raw["canned"] = {"hi": "Hello {visitor}", "de": {"hi": "Hallo {visitor}"}}
+    config = parse_config(raw)
+    assert config.canned == {"hi": "Hello {visitor}"}
+    assert config.canned_by_lang == {"de": {"hi": "Hallo {visitor}"}}
+    raw["canned"] = {"hi": "Hello {nobody}", "german": {"hi": "x"}, "fr": {"salut": 3}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    problems = caught.value.problems
+    assert problems[0].startswith("canned.hi: unknown placeholder {nobody}")
+    assert problems[1] == "canned.german: is not a language code (expected e.g. [canned.de])"
+    assert problems[2] == "canned.fr.salut: expected a string, got 3"
