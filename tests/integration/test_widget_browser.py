@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.integration.conftest import TestAgent, room_of
+from tests.integration.conftest import Messenger, TestAgent, room_of
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -142,3 +143,34 @@ async def test_end_of_chat_in_chromium(make_bridge, agent: TestAgent, browser: B
     await expect(page.locator(".lcb-msg.lcb-agent .lcb-text")).to_have_text(
         ["Yes, ships tomorrow."])
     await expect(page.locator("form.lcb-survey")).to_have_count(0)
+
+
+async def test_callback_and_transfer_notice_in_chromium(make_bridge, agent: TestAgent,
+                                                        browser: Browser,
+                                                        messenger: Messenger) -> None:
+    bridge = await make_bridge()
+    page = await browser.new_page()
+    await open_chat(page, f"{bridge.base_url}/demo", "Anna", "anna@example.com")
+    await send_line(page, "Please call me")
+    conversation = bridge.store.open_conversations()[-1]
+    room = await room_of(bridge, conversation.id)
+    await agent.join(room)
+    await agent.say(room, "!callback")
+    form = page.locator("form.lcb-callback")
+    await expect(form).to_be_visible()
+    await form.locator("input[name=phone]").fill("+36 1 234 5678")
+    await form.locator("input[name=when]").fill("after 5pm")
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator(".lcb-msg.lcb-system").filter(has_text="+36 1 234 5678")) \
+        .to_have_count(1)
+    await agent.until(lambda: any("asks to be called at +36 1 234 5678 (after 5pm)" in t
+                                  for t in agent.texts(room, notice=True)))
+    bob = await messenger.agent("bob", "Bob")
+    try:
+        await bob.set_away(False)
+        await asyncio.sleep(0.3)  # XMPP reports presence once subscribed
+        await agent.say(room, "!transfer bob")
+        await expect(page.locator(".lcb-msg.lcb-system").filter(
+            has_text="You are now talking with bob")).to_have_count(1)
+    finally:
+        await bob.close()
