@@ -321,6 +321,7 @@ class Commands:
     async def come_back(self, ctx: Context) -> Reply:
         self.hub.store.set_break(ctx.agent.id, False)
         self._event(ctx, "back", "")
+        await self.hub.assign_waiting()
         return Reply("Welcome back: you take new chats again.")
 
     async def stats(self, ctx: Context) -> Reply:

@@ -10,10 +10,13 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bridge.core.routing import Hours, parse_hours
 from bridge.core.templates import TemplateError, render
 from bridge.mail import SmtpConfig, parse_smtp
 
@@ -110,6 +113,13 @@ class QueueConfig:
     agents: tuple[str, ...]
     welcome: str = ""
     topic: str = ""
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    hours: Hours | None = None  # None: always open
+    holidays: frozenset[date] = frozenset()
+    priority: int = 0
+    strategy: str = "least_busy"
+    max_waiting: int = 0  # 0: no limit
+    agent_priorities: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -472,25 +482,89 @@ def _queues(r: _Reader, items: Any, agents: list[AgentConfig], backend: str) -> 
         if not isinstance(t, dict):
             r.fail(p, "expected a table")
             continue
-        r.unknown_keys(t, {"id", "name", "agents", "welcome", "topic"}, p)
+        r.unknown_keys(t, {"id", "name", "agents", "welcome", "topic", "timezone", "hours",
+                           "holidays", "priority", "strategy", "max_waiting"}, p)
         queue_id = r.get(t, "id", p, str, "", required=True, check=_ident)
         if queue_id and queue_id in seen:
             r.fail(f"{p}.id", f"{queue_id!r} is declared twice (expected unique ids)")
         seen.add(queue_id)
         members = r.get(t, "agents", p, list, [], required=True)
-        resolved = [_queue_agent(r, f"{p}.agents[{j}]", m, agents, backend) for j, m in
-                    enumerate(members)]
+        priorities: dict[str, int] = {}
+        resolved = []
+        for j, member in enumerate(members):
+            ref, priority = member, 0
+            if isinstance(member, dict):  # { id = "bob", priority = 5 }
+                r.unknown_keys(member, {"id", "priority"}, f"{p}.agents[{j}]")
+                ref, priority = member.get("id"), member.get("priority", 0)
+                if not isinstance(priority, int) or isinstance(priority, bool):
+                    r.fail(f"{p}.agents[{j}].priority", f"expected an integer, got {priority!r}")
+                    priority = 0
+            agent_id = _queue_agent(r, f"{p}.agents[{j}]", ref, agents, backend)
+            if agent_id:
+                resolved.append(agent_id)
+                if priority:
+                    priorities[agent_id] = priority
         name = r.get(t, "name", p, str, queue_id) or queue_id
+        strategy = r.get(t, "strategy", p, str, "least_busy")
+        if strategy not in STRATEGIES:
+            r.fail(f"{p}.strategy", f"{strategy!r} is not a strategy (expected one of "
+                   f"{', '.join(STRATEGIES)})")
         queues.append(
             QueueConfig(
                 id=queue_id,
                 name=name,
-                agents=tuple(a for a in resolved if a),
+                agents=tuple(resolved),
                 welcome=r.get(t, "welcome", p, str, "", check=_welcome),
                 topic=r.get(t, "topic", p, str, name),
+                timezone=_timezone(r, t, p),
+                hours=_hours(r, t, p),
+                holidays=_holidays(r, t, p),
+                priority=r.get(t, "priority", p, int, 0),
+                strategy=strategy,
+                max_waiting=r.get(t, "max_waiting", p, int, 0, check=_not_negative),
+                agent_priorities=priorities,
             )
         )
     return queues
+
+
+STRATEGIES = ("least_busy", "broadcast")
+
+
+def _timezone(r: _Reader, t: dict[str, Any], p: str) -> ZoneInfo:
+    name = r.get(t, "timezone", p, str, "UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder, not a zone
+        r.fail(f"{p}.timezone", f"{name!r} is not a time zone (expected e.g. Europe/Budapest)")
+        return ZoneInfo("UTC")
+
+
+def _hours(r: _Reader, t: dict[str, Any], p: str) -> Hours | None:
+    spec = r.get(t, "hours", p, dict, None)
+    if spec is None:
+        return None
+    try:
+        return parse_hours(spec)
+    except ValueError as exc:
+        r.fail(f"{p}.hours", str(exc))
+        return None
+
+
+def _holidays(r: _Reader, t: dict[str, Any], p: str) -> frozenset[date]:
+    days: set[date] = set()
+    for j, value in enumerate(r.get(t, "holidays", p, list, [])):
+        try:
+            if isinstance(value, datetime):
+                raise ValueError  # a moment, not a day: say what is expected
+            if not isinstance(value, date):
+                if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                    raise ValueError
+                value = date.fromisoformat(value)
+            days.add(value)
+        except ValueError:
+            r.fail(f"{p}.holidays[{j}]", f"{value!r} is not a date (expected YYYY-MM-DD)")
+    return frozenset(days)
 
 
 WELCOME_PLACEHOLDERS = {"visitor", "queue", "agent"}

@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from bridge.backends.base import (
@@ -48,6 +49,7 @@ from bridge.core.protocol import (
     StartFrame,
     SurveyFrame,
 )
+from bridge.core.routing import AgentView, choose_agents, is_open
 from bridge.core.states import Happening, InvalidTransition, is_abandoned, next_status
 from bridge.core.templates import render
 from bridge.core.transcript import render_transcript
@@ -60,7 +62,7 @@ log = logging.getLogger(__name__)
 
 SURVEY_QUESTION = "How was this chat?"
 REPLAY_BATCH = 100
-IDLE_SWEEP_S = 60.0
+SWEEP_S = 30.0
 TRANSCRIPT_MAILS_PER_CHAT = 3
 
 
@@ -99,7 +101,9 @@ class Hub:
         self._tasks = TaskGroup()
         self._presence: dict[str, bool] = {}
         self.commands = Commands(self)
-        self.outbox = Outbox(config, store, backend, self._tasks)
+        self.outbox = Outbox(config, store, backend, self._tasks, self.invitees,
+                             self.assign_waiting)
+        self._invited: dict[ConversationId, set[str]] = {}
 
     async def start(self) -> None:
         """Start the backend, then resume every delivery a previous run left unfinished."""
@@ -113,24 +117,34 @@ class Hub:
                 self.outbox.kick(conversation.id)
         for conversation_id in self.store.conversations_with_outbox():
             self.outbox.kick(conversation_id)
-        if self.config.server.idle_timeout_minutes > 0:
-            self._tasks.spawn(self._end_abandoned_chats(), name="idle-sweep")
+        self._tasks.spawn(self._sweep(), name="sweep")
 
-    async def _end_abandoned_chats(self) -> None:
-        """End chats nobody wrote in for the configured time; the visitor gets the survey."""
+    async def _sweep(self) -> None:
+        """Now and then: end abandoned chats, and give waiting chats to whoever can take
+        them (a safety net behind the events that normally do it)."""
         timeout_s = self.config.server.idle_timeout_minutes * 60
+        interval = min(SWEEP_S, max(timeout_s / 4, 0.2)) if timeout_s else SWEEP_S
         while True:
-            await asyncio.sleep(min(IDLE_SWEEP_S, max(timeout_s / 4, 0.2)))
-            now = self.clock()
-            for conversation_id, last in self.store.last_activity():
-                if not is_abandoned(last, now, timeout_s):
-                    continue
-                conversation = self.store.conversation(conversation_id)
-                if conversation is None or conversation.status is Status.ENDED:
-                    continue
-                log.info("conversation %s: ended after %.0f min without a line",
-                         conversation_id, (now - last) / 60)
-                await self._end(conversation, Sender.SYSTEM, "")
+            await asyncio.sleep(interval)
+            try:
+                if timeout_s:
+                    await self._end_abandoned_chats(timeout_s)
+                await self.assign_waiting()
+            except Exception:
+                log.exception("sweep failed; next one in %.0fs", interval)
+
+    async def _end_abandoned_chats(self, timeout_s: float) -> None:
+        """End chats nobody wrote in for the configured time; the visitor gets the survey."""
+        now = self.clock()
+        for conversation_id, last in self.store.last_activity():
+            if not is_abandoned(last, now, timeout_s):
+                continue
+            conversation = self.store.conversation(conversation_id)
+            if conversation is None or conversation.status is Status.ENDED:
+                continue
+            log.info("conversation %s: ended after %.0f min without a line",
+                     conversation_id, (now - last) / 60)
+            await self._end(conversation, Sender.SYSTEM, "")
 
     async def stop(self) -> None:
         # The backend first: once it is quiet, no event can start a new task behind us.
@@ -141,6 +155,12 @@ class Hub:
 
     async def start_conversation(self, frame: StartFrame, sink: VisitorSink) -> Conversation:
         queue = self._queue_for_topic(frame.topic)
+        if not self.queue_open(queue):
+            raise ProtocolError("queue_closed", f"{queue.name} is closed now; please leave "
+                                "a message instead")
+        if queue.max_waiting and self.store.count_waiting(queue.id) >= queue.max_waiting:
+            raise ProtocolError("queue_full", f"too many people are waiting for {queue.name}; "
+                                "please leave a message instead")
         if self.store.is_banned(frame.visitor.email):
             # Said plainly but without "banned": nothing to argue with, nothing to probe.
             raise ProtocolError("unavailable", "chat is not available; please use email")
@@ -261,8 +281,11 @@ class Hub:
         log.info("conversation %s: ended by %s", conversation.id, by.value)
         await self._push(conversation.id, self._frame(item))
         self.outbox.kick(conversation.id)
+        self._invited.pop(conversation.id, None)
         if conversation.status is Status.WAITING:
             await self._line_moved(conversation.queue_id)
+        else:
+            await self.assign_waiting()  # its agent may take a waiting chat now
 
     # -- backend side --------------------------------------------------------------------
 
@@ -278,15 +301,17 @@ class Hub:
             elif isinstance(event, MemberJoined | MemberLeft):
                 await self._on_membership(event)
             elif isinstance(event, AgentPresence):
-                self._on_presence(event)
+                await self._on_presence(event)
         except Exception:
             log.exception("failed to handle %s", type(event).__name__)
 
-    def _on_presence(self, event: AgentPresence) -> None:
+    async def _on_presence(self, event: AgentPresence) -> None:
         agent = self.config.agent_by_address(event.address)
         if agent is not None and self._presence.get(agent.id) != event.available:
             self._presence[agent.id] = event.available
             log.info("agent %s is %s", agent.id, "available" if event.available else "away")
+            if event.available:
+                await self.assign_waiting()
 
     def agent_available(self, agent: AgentConfig) -> bool:
         """On a break, or away, busy (dnd), extended away or offline: no new chats."""
@@ -628,20 +653,71 @@ class Hub:
         conversation = self.store.conversation_by_token(hash_token(token))
         return None if conversation is None else self.transcript_text(conversation)
 
+    # -- routing -------------------------------------------------------------------------
+
+    def queue_open(self, queue: QueueConfig) -> bool:
+        local = datetime.fromtimestamp(self.clock(), queue.timezone)
+        return is_open(queue.hours, queue.holidays, local)
+
+    def _members(self, queue: QueueConfig) -> list[AgentView]:
+        return [
+            AgentView(id=agent.id, priority=queue.agent_priorities.get(agent.id, 0),
+                      open_chats=self.open_chats(agent), max_chats=agent.max_chats,
+                      available=self.agent_available(agent))
+            for agent_id in queue.agents
+            if (agent := self.config.agent(agent_id)) is not None
+        ]
+
+    def invitees(self, conversation: Conversation) -> tuple[str, ...]:
+        """Who is invited to the conversation's room: its agent if it has one, else whom
+        the queue's strategy picks among the agents who can take a chat now (maybe nobody:
+        the chat then waits until someone can)."""
+        if conversation.agent_id and (agent := self.config.agent(conversation.agent_id)):
+            return (agent.address,)
+        queue = self._queue(conversation.queue_id)
+        if queue is None:
+            return ()
+        chosen = choose_agents(queue.strategy, self._members(queue))
+        self._invited.setdefault(conversation.id, set()).update(chosen)
+        return tuple(a.address for agent_id in chosen if (a := self.config.agent(agent_id)))
+
+    async def assign_waiting(self) -> None:
+        """Invite someone to each waiting chat whose invited agents can no longer take it
+        (or who had nobody): called when an agent comes back, a chat ends, and regularly."""
+        for conversation in self.store.open_conversations():
+            queue = self._queue(conversation.queue_id)
+            if conversation.status is not Status.WAITING or conversation.room is None or not queue:
+                continue
+            invited = self._invited.setdefault(conversation.id, set())
+            members = self._members(queue)
+            if any(m.can_take for m in members if m.id in invited):
+                continue
+            fresh = [m for m in members if m.id not in invited]
+            for agent_id in choose_agents(queue.strategy, fresh):
+                agent = self.config.agent(agent_id)
+                if agent is None:
+                    continue
+                try:
+                    await self.backend.invite(conversation.room, agent.address)
+                except BackendError as exc:
+                    log.warning("conversation %s: could not invite %s (%s)", conversation.id,
+                                agent.id, exc)
+                    continue
+                invited.add(agent.id)
+                log.info("conversation %s: invited %s from the waiting line", conversation.id,
+                         agent.id)
+
     def status(self) -> dict[str, Any]:
         """The public availability answer behind GET /v1/status."""
         queues = []
         for queue in self.config.queues:
-            available = any(
-                self.agent_available(agent)
-                for agent_id in queue.agents
-                if (agent := self.config.agent(agent_id)) is not None
-            )
+            is_open_now = self.queue_open(queue)
+            available = is_open_now and any(m.can_take for m in self._members(queue))
             queues.append({
                 "id": queue.id,
                 "name": queue.name,
                 "topic": queue.topic,
-                "open": True,
+                "open": is_open_now,
                 "available": available,
                 "waiting": self.store.count_waiting(queue.id),
                 "wait_s": None,

@@ -40,11 +40,16 @@ def visitor_nick(conversation: Conversation) -> str:
 class Outbox:
     """Delivers stored visitor and system lines to the conversations' rooms."""
 
-    def __init__(self, config: Config, store: Store, backend: Backend, tasks: TaskGroup) -> None:
+    def __init__(self, config: Config, store: Store, backend: Backend, tasks: TaskGroup,
+                 invitees: Callable[[Conversation], tuple[str, ...]],
+                 room_opened: Callable[[], Awaitable[None]]) -> None:
         self.config = config
         self.store = store
         self.backend = backend
         self._tasks = tasks
+        self._invitees = invitees  # routing decides who is invited to a new room
+        # Someone may have become able to take the chat while the room was being made.
+        self._room_opened = room_opened
         self._couriers: dict[ConversationId, asyncio.Task[None]] = {}
         self._retry_now = asyncio.Event()
 
@@ -103,16 +108,13 @@ class Outbox:
         self.store.set_room(conversation.id, room)
         log.info("conversation %s: room %s opened, invited %d agents", conversation.id, room,
                  len(spec.invite))
+        await self._room_opened()
         return room
 
     def room_spec(self, conversation: Conversation) -> RoomSpec:
-        """How the conversation's room looks and who is invited: the queue's agents."""
+        """How the conversation's room looks and who routing invites to it."""
         queue = self.config.queue(conversation.queue_id)
-        invite = tuple(
-            agent.address
-            for agent_id in (queue.agents if queue else ())
-            if (agent := self.config.agent(agent_id)) is not None
-        )
+        invite = self._invitees(conversation)
         topic = " · ".join(
             part for part in (conversation.visitor.email, conversation.page.title,
                               conversation.page.url) if part

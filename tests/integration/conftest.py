@@ -138,11 +138,12 @@ def matrix(homeserver: Homeserver) -> Messenger:
 
 
 def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = None,
-                  **server: Any) -> Config:
+                  queues: list[dict[str, Any]] | None = None, **server: Any) -> Config:
     port = free_port()
-    extra = {"smtp": smtp} if smtp else {}
+    extra: dict[str, Any] = {"smtp": smtp} if smtp else {}
+    if queues is not None:
+        extra["queues"] = queues
     return parse_config({
-        **extra,
         "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
                    "allowed_origins": ["https://shop.example.com"], **server},
         "storage": {"path": str(db)},
@@ -154,6 +155,7 @@ def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = 
         "queues": [{"id": "support", "name": "Support", "agents": ["alice"],
                     "welcome": "Hi {visitor}, {agent} will be with you shortly."},
                    {"id": "sales", "name": "Sales", "agents": ["bob"]}],
+        **extra,
         "canned": {"greeting": "Hello {visitor}, I'm {agent} from {queue}.",
                    "de": {"greeting": "Hallo {visitor}, hier ist {agent}."}},
     })
@@ -170,9 +172,10 @@ def _bridges(messenger_fixture: str) -> Any:
         messenger: Messenger = request.getfixturevalue(messenger_fixture)
         running: list[Bridge] = []
 
-        async def start(smtp: dict[str, Any] | None = None, **server: Any) -> Bridge:
+        async def start(smtp: dict[str, Any] | None = None,
+                        queues: list[dict[str, Any]] | None = None, **server: Any) -> Bridge:
             bridge = Bridge(bridge_config(messenger, tmp_path / "livechat.sqlite3", smtp,
-                                          **server))
+                                          queues, **server))
             await bridge.start()
             running.append(bridge)
             return bridge
