@@ -11,6 +11,8 @@ from bridge.config import Config
 from bridge.hub import Hub
 from bridge.mail import Mailer
 from bridge.store import Store, StoreBackendState
+from bridge.tasks import TaskGroup
+from bridge.tickets import Tickets
 from bridge.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -43,12 +45,15 @@ class Bridge:
         self.backend = backend or make_backend(config, self.store)
         mailer = Mailer(config.smtp) if config.smtp is not None else None
         self.hub = Hub(config, self.store, self.backend, mailer=mailer)
-        self.app = create_app(config, self.hub)
+        self._ticket_tasks = TaskGroup()
+        self.tickets = Tickets(config, self.store, mailer, self._ticket_tasks)
+        self.app = create_app(config, self.hub, self.tickets)
         self._runner: web.AppRunner | None = None
         self.port = config.server.port
 
     async def start(self) -> None:
         await self.hub.start()
+        self.tickets.resume()
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
@@ -64,6 +69,7 @@ class Bridge:
             await self._runner.cleanup()
             self._runner = None
         await self.hub.stop()
+        await self._ticket_tasks.close()
         self.store.close()
 
     @property

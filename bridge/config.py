@@ -120,6 +120,9 @@ class QueueConfig:
     strategy: str = "least_busy"
     max_waiting: int = 0  # 0: no limit
     agent_priorities: dict[str, int] = field(default_factory=dict)
+    helpdesk_email: str = ""
+    webhook_url: str = ""
+    webhook_secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -483,7 +486,8 @@ def _queues(r: _Reader, items: Any, agents: list[AgentConfig], backend: str) -> 
             r.fail(p, "expected a table")
             continue
         r.unknown_keys(t, {"id", "name", "agents", "welcome", "topic", "timezone", "hours",
-                           "holidays", "priority", "strategy", "max_waiting"}, p)
+                           "holidays", "priority", "strategy", "max_waiting",
+                           "helpdesk_email", "webhook_url", "webhook_secret"}, p)
         queue_id = r.get(t, "id", p, str, "", required=True, check=_ident)
         if queue_id and queue_id in seen:
             r.fail(f"{p}.id", f"{queue_id!r} is declared twice (expected unique ids)")
@@ -523,8 +527,13 @@ def _queues(r: _Reader, items: Any, agents: list[AgentConfig], backend: str) -> 
                 strategy=strategy,
                 max_waiting=r.get(t, "max_waiting", p, int, 0, check=_not_negative),
                 agent_priorities=priorities,
+                helpdesk_email=r.get(t, "helpdesk_email", p, str, "", check=_mailbox),
+                webhook_url=r.get(t, "webhook_url", p, str, "", check=_http_url),
+                webhook_secret=r.get(t, "webhook_secret", p, str, "", check=_secret),
             )
         )
+        if queues[-1].webhook_url and not queues[-1].webhook_secret:
+            r.fail(f"{p}.webhook_secret", "missing (expected a secret to sign the webhook)")
     return queues
 
 
@@ -628,6 +637,12 @@ def _widget(r: _Reader, t: dict[str, Any]) -> WidgetConfig:
         position=position,
         strings={k: v for k, v in strings.items() if isinstance(v, str)},
     )
+
+
+def _mailbox(value: str) -> str | None:
+    if re.fullmatch(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+", value):
+        return None
+    return f"{value!r} is not an email address (expected e.g. helpdesk@example.com)"
 
 
 def _one_line(value: str) -> str | None:

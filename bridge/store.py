@@ -25,6 +25,7 @@ from bridge.core.models import (
     RoomRef,
     Sender,
     Status,
+    Ticket,
     VisitorInfo,
 )
 
@@ -133,6 +134,27 @@ def m003_agent_tools(db: Database) -> None:
             agent_id TEXT PRIMARY KEY,
             on_break INTEGER NOT NULL DEFAULT 0
         );
+        """
+    )
+
+
+@migrations()
+def m004_tickets(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE tickets (
+            id TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            queue_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            email TEXT NOT NULL,
+            text TEXT NOT NULL,
+            ip TEXT NOT NULL DEFAULT '',
+            mail_pending INTEGER NOT NULL DEFAULT 0,
+            webhook_pending INTEGER NOT NULL DEFAULT 0,
+            webhook_attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX tickets_email ON tickets(email, created_at);
         """
     )
 
@@ -505,6 +527,36 @@ class Store:
             (conversation_id, ItemKind.TEXT.value)).fetchone()
         return int(row[0])
 
+    # -- offline tickets ---------------------------------------------------------------
+
+    def add_ticket(self, ticket: Ticket, *, mail: bool, webhook: bool) -> None:
+        """Store a ticket with what is still to be delivered; durable before the answer."""
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO tickets (id, created_at, queue_id, name, email, text, ip,"
+                " mail_pending, webhook_pending) VALUES (?,?,?,?,?,?,?,?,?)",
+                (ticket.id, ticket.created_at, ticket.queue_id, ticket.name, ticket.email,
+                 ticket.text, ticket.ip, int(mail), int(webhook)))
+
+    def pending_tickets(self) -> list[tuple[Ticket, bool, bool]]:
+        rows = self.db.query(
+            "SELECT * FROM tickets WHERE mail_pending = 1 OR webhook_pending = 1 ORDER BY 2")
+        return [(_ticket(row), bool(row["mail_pending"]), bool(row["webhook_pending"]))
+                for row in rows]
+
+    def ticket_delivered(self, ticket_id: str, what: str) -> None:
+        column = {"mail": "mail_pending", "webhook": "webhook_pending"}[what]
+        with self.db.atomic():
+            self.db.execute(f"UPDATE tickets SET {column} = 0 WHERE id = ?", (ticket_id,))
+
+    def count_tickets(self, *, email: str | None = None, ip: str | None = None,
+                      since: float) -> int:
+        column, value = ("email", email.lower()) if email is not None else ("ip", ip)
+        row = self.db.execute(
+            f"SELECT COUNT(*) FROM tickets WHERE {column} = ? AND created_at >= ?",
+            (value, since)).fetchone()
+        return int(row[0])
+
     # -- backend state -----------------------------------------------------------------
 
     def kv_get(self, key: str) -> str | None:
@@ -574,3 +626,8 @@ def _item(row: dict[str, Any]) -> Item:
         event_id=row["event_id"],
         delivered=bool(row["delivered"]),
     )
+
+
+def _ticket(row: dict[str, Any]) -> Ticket:
+    return Ticket(id=row["id"], created_at=row["created_at"], queue_id=row["queue_id"],
+                  name=row["name"], email=row["email"], text=row["text"], ip=row["ip"])

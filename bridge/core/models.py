@@ -90,3 +90,16 @@ class Item:
     def goes_to_room(self) -> bool:
         """Visitor and system lines are posted into the agents' room; agent lines come from it."""
         return self.kind is ItemKind.TEXT and self.sender is not Sender.AGENT
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """An offline message: the visitor is answered by email, from the help desk."""
+
+    id: str
+    created_at: float
+    queue_id: str
+    name: str
+    email: str
+    text: str
+    ip: str = ""

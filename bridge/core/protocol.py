@@ -275,3 +275,33 @@ _PARSERS = {
     "transcript": _transcript,
     "callback": _callback,
 }
+
+
+@dataclass(frozen=True)
+class OfflineMessage:
+    name: str
+    email: str
+    topic: str | None
+    text: str
+
+
+def parse_offline(data: Any, *, max_text: int) -> OfflineMessage:
+    """The body of POST /v1/offline; ProtocolError (answered with 400) when unusable."""
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_frame", "the body must be a JSON object")
+    name = _bounded(_field(data, "name", str), MAX_NAME, "name")
+    if is_blank(name):
+        raise ProtocolError("missing_field", "field 'name' must not be empty")
+    email = _bounded(_field(data, "email", str), MAX_EMAIL, "email")
+    if not EMAIL_RE.fullmatch(email):
+        raise ProtocolError("bad_email", "field 'email' is not an email address")
+    raw = _field(data, "text", str)
+    if len(raw) > max_text:
+        raise ProtocolError("too_long", f"message is longer than {max_text} characters")
+    text = clean_text(raw)
+    if is_blank(text):
+        raise ProtocolError("empty", "message is empty")
+    topic = _field(data, "topic", str, required=False)
+    if topic is not None and len(topic) > MAX_TOPIC:
+        raise ProtocolError("unknown_topic", "no such topic; see /v1/status")
+    return OfflineMessage(name=name, email=email, topic=topic or None, text=text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,17 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from bridge.config import Config, normalize_origin
+from bridge.core.protocol import ProtocolError, parse_offline
 from bridge.hub import Hub
-from bridge.web.ws import handle_ws
+from bridge.tickets import Flooded, Tickets
+from bridge.web.ws import handle_ws, origin_allowed
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 HUB = web.AppKey("hub", Hub)
 CONFIG = web.AppKey("config", Config)
+TICKETS = web.AppKey("tickets", Tickets)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
 
 # Widget texts the admin may override under [widget.strings]; the widget has the same defaults.
@@ -57,9 +61,10 @@ DEFAULT_STRINGS: dict[str, str] = {
 LAUNCHER_STRINGS = ("chat", "leave")
 
 
-def create_app(config: Config, hub: Hub) -> web.Application:
+def create_app(config: Config, hub: Hub, tickets: Tickets) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[HUB] = hub
+    app[TICKETS] = tickets
     app[CONFIG] = config
     app[SOCKETS] = weakref.WeakSet()
     app.router.add_get("/v1/ws", _ws)
@@ -67,6 +72,8 @@ def create_app(config: Config, hub: Hub) -> web.Application:
     app.router.add_get("/v1/status", _status)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/v1/transcript", _transcript)
+    app.router.add_post("/v1/offline", _offline)
+    app.router.add_route("OPTIONS", "/v1/offline", _preflight)
     app.router.add_route("OPTIONS", "/v1/transcript", _preflight)
     app.router.add_get("/widget.js", _static_file("widget.js", "application/javascript"))
     app.router.add_get("/demo", _static_file("demo.html", "text/html"))
@@ -141,10 +148,34 @@ async def _transcript(request: web.Request) -> web.Response:
     return _cors(request, response, request.app[CONFIG])
 
 
+async def _offline(request: web.Request) -> web.Response:
+    """An offline message becomes a ticket: 201 {"ticket"}, 400 bad input, 429 flooded."""
+    config = request.app[CONFIG]
+    if not origin_allowed(request, config.server):
+        return _error(request, 403, "origin", "origin not allowed")
+    try:
+        body = await request.json()
+        message = parse_offline(body, max_text=config.server.max_text)
+        ticket = request.app[TICKETS].submit(message, request.remote or "", time.time())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(request, 400, "bad_json", "the body is not valid JSON")
+    except ProtocolError as exc:
+        return _error(request, 400, exc.code, exc.message)
+    except Flooded:
+        return _error(request, 429, "rate_limited", "too many messages; try again later")
+    response = web.json_response({"ticket": ticket.id}, status=201)
+    return _cors(request, response, config)
+
+
+def _error(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    response = web.json_response({"error": {"code": code, "message": message}}, status=status)
+    return _cors(request, response, request.app[CONFIG])
+
+
 async def _preflight(request: web.Request) -> web.Response:
     response = web.Response(status=204)
-    response.headers["Access-Control-Allow-Headers"] = TOKEN_HEADER
-    response.headers["Access-Control-Allow-Methods"] = "GET"
+    response.headers["Access-Control-Allow-Headers"] = f"{TOKEN_HEADER}, Content-Type"
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST"
     response.headers["Access-Control-Max-Age"] = "600"
     return _cors(request, response, request.app[CONFIG])
 

@@ -11,7 +11,9 @@ let S = {
   title: 'Chat with us', chat: 'Chat with us', leave: 'Leave a message', start: 'Start chat',
   name: 'Your name', email: 'Email', topic: 'Topic', send: 'Send',
   placeholder: 'Write a message…', typing: '{name} is typing…', joined: '{name} joined',
-  left: '{name} left', queue: 'You are number {position} in line', offline: 'We are offline right now.',
+  left: '{name} left', queue: 'You are number {position} in line',
+  offline: 'We are offline right now. Leave a message and we will answer by email.', or_leave: 'Or leave a message',
+  ticket: 'Thanks! Your message is ticket {ticket}; we will answer by email.', slow: 'Too many messages; please try again later.',
   ended: 'The chat has ended.', reconnecting: 'Reconnecting…', error: 'Something went wrong.',
   end: 'End chat', new: 'New chat', close: 'Minimize', transferred: 'You are now talking with {name}',
   survey: 'How was this chat?', comment: 'Anything to add? (optional)', rate: 'Send rating',
@@ -40,8 +42,9 @@ button{display:flex;align-items:center;justify-content:center;gap:8px;padding:10
 .lcb-head{display:flex;align-items:center;gap:2px;padding:10px 8px 10px 16px;background:var(--c);color:var(--t)}
 .lcb-title{flex:1;font-size:16px}
 .lcb-head button{padding:5px;background:none;font-weight:400;font-size:13px}
-.lcb-off{padding:24px;text-align:center;color:#57606a}
-.lcb-form{display:flex;flex-direction:column;gap:12px;padding:16px;overflow:auto}
+.lcb-off{margin:0;color:#57606a}
+.lcb-offline textarea{min-height:90px;max-height:160px}
+.lcb-form,.lcb-offline{display:flex;flex-direction:column;gap:12px;padding:16px;overflow:auto}
 label{display:flex;flex-direction:column;gap:4px;font-size:13px;color:#57606a}
 input,select,textarea{width:100%;padding:8px 10px;border:1px solid #d0d7de;background:#fff}
 .lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:12px;overflow-y:auto;background:#f6f8fa}
@@ -61,6 +64,8 @@ textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 .lcb-compose button{flex:none;width:40px;height:40px;padding:0;border-radius:50%}
 :disabled{opacity:.5;cursor:default}
 .lcb-new{margin:0 10px 10px}
+.lcb-link{align-self:center;padding:2px;background:none;color:#57606a;font-weight:400;text-decoration:underline}
+.lcb-ticket{margin:auto;max-width:80%;font-size:14px}
 .lcb-survey,.lcb-transcript,.lcb-callback{flex:none;display:flex;flex-wrap:wrap;gap:6px;padding:8px 10px;border:1px solid #e1e4e8;border-radius:12px;background:#fff}
 .lcb-panel>.lcb-transcript{border-width:1px 0 0;border-radius:0}
 .lcb-survey p{width:100%;margin:0;text-align:center;font-weight:600}
@@ -84,16 +89,19 @@ const SURVEY = `<p></p><div class="lcb-rates" role="group">${[...'😞🙁😐�
 <textarea name="comment" rows="1" maxlength="1000" data-a="comment"></textarea><button type="submit" class="lcb-rate-send" data-s="rate" disabled></button>`;
 const CALLBACK = `<input name="phone" type="tel" required maxlength="40" autocomplete="tel" data-a="phone">
 <input name="when" type="text" maxlength="100" data-a="when"><button type="submit" data-s="callme"></button>`;
+const FIELDS = `
+  <label><span data-s="name"></span><input name="name" required maxlength="80" autocomplete="name"></label>
+  <label><span data-s="email"></span><input name="email" type="email" required maxlength="254" autocomplete="email"></label>
+  <label><span data-s="topic"></span><select name="topic"></select></label>`;
 const ICON = d => `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="${d}"/></svg>`;
 const HTML = `<div class="lcb">
 <div class="lcb-panel" role="dialog" aria-labelledby="t" hidden>
  <div class="lcb-head"><b class="lcb-title" id="t" data-s="title"></b><button type="button" class="lcb-tx" data-a="transcript" aria-expanded="false" hidden>${ICON('M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6M8 13h8M8 17h8')}</button><button type="button" class="lcb-end" data-s="end" hidden></button><button type="button" class="lcb-min" data-a="close">${ICON('M6 9l6 6 6-6')}</button></div>
- <p class="lcb-off" data-s="offline" hidden></p>
- <form class="lcb-form" hidden>
-  <label><span data-s="name"></span><input name="name" required maxlength="80" autocomplete="name"></label>
-  <label><span data-s="email"></span><input name="email" type="email" required maxlength="254" autocomplete="email"></label>
-  <label><span data-s="topic"></span><select name="topic"></select></label>
-  <button type="submit" data-s="start"></button>
+ <form class="lcb-form" hidden>${FIELDS}
+  <button type="submit" data-s="start"></button><button type="button" class="lcb-link lcb-to-offline" data-s="or_leave"></button>
+ </form>
+ <form class="lcb-offline" hidden><p class="lcb-off" data-s="offline"></p>${FIELDS}
+  <textarea name="text" required rows="3" data-a="placeholder"></textarea><button type="submit" data-s="leave"></button><button type="button" class="lcb-link lcb-to-chat" data-s="chat"></button>
  </form>
  <div class="lcb-log" role="log" aria-live="polite" hidden></div>
  <div class="lcb-transcript" hidden><button type="button" class="lcb-download" data-s="download"></button><form class="lcb-mail"><input name="mail" type="email" required maxlength="254" autocomplete="email" data-a="email"><button type="submit" data-s="mail"></button></form></div>
@@ -115,12 +123,12 @@ try { // not subject to the page's CSP, unlike <style>
   root.adoptedStyleSheets = [sheet];
 } catch { root.prepend(el('style', '', CSS)) }
 const $ = s => root.querySelector(s);
-const [W, panel, launcher, off, form, sel, log, typingEl, statusEl, compose, ta, endBtn, newBtn, minBtn,
+const [W, panel, launcher, form, offF, log, typingEl, statusEl, compose, ta, endBtn, newBtn, minBtn,
   txBtn, txP, dlBtn, mailF] =
-  ['.lcb', '.lcb-panel', '.lcb-launcher', '.lcb-off', '.lcb-form', 'select', '.lcb-log', '.lcb-typing',
-   '.lcb-status', '.lcb-compose', '[name=text]', '.lcb-end', '.lcb-new', '.lcb-min', '.lcb-tx',
+  ['.lcb', '.lcb-panel', '.lcb-launcher', '.lcb-form', '.lcb-offline', '.lcb-log', '.lcb-typing',
+   '.lcb-status', '.lcb-compose', '.lcb-compose textarea', '.lcb-end', '.lcb-new', '.lcb-min', '.lcb-tx',
    '.lcb-transcript', '.lcb-download', '.lcb-mail'].map($);
-const mailIn = mailF.elements.mail;
+const mailIn = mailF.elements.mail, sel = form.elements.topic, O = offF.elements, toChat = O[5]; // O[4]: Leave a message
 
 const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
 const put = o => { try { o ? localStorage.setItem(KEY, JSON.stringify(o)) : localStorage.removeItem(KEY) } catch {} };
@@ -129,7 +137,7 @@ const fmt = (k, o) => (S[k] || '').replace(/\{(\w+)\}/g, (m, x) => o[x] ?? m);
 const uid = () => crypto.randomUUID?.() || Date.now().toString(16) + Math.random().toString(16).slice(2);
 const status = t => { statusEl.textContent = t || '' };
 
-let st = load(), tok, who = '', mail = '', avail = false, cfgP, isOpen = false, active = false, ended = false;
+let st = load(), tok, who = '', mail = '', avail = false, offl = false, cfgP, isOpen = false, active = false, ended = false;
 let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg;
 let typT = 0, typOn = false, idle, typTimer, readTimer, cbF; // cbF: the callback form on show
 const seen = new Set(), lines = new Map(), pend = new Map(), q = []; // q: frames waiting for a connection
@@ -153,16 +161,24 @@ function fill(r) {
 
 const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config').then(r => r.json()).catch(() => ({})).then(c => {
   apply(c);
-  if (c.max_text > 0) ta.maxLength = c.max_text;
+  if (c.max_text > 0) ta.maxLength = O.text.maxLength = c.max_text;
   const qs = c.queues || [];
-  sel.replaceChildren(...qs.map(q => new Option(q.topic || q.name || q.id, q.id)));
-  sel.parentNode.hidden = qs.length < 2;
+  for (const s of [sel, O.topic]) {
+    s.replaceChildren(...qs.map(q => new Option(q.topic || q.name || q.id, q.id)));
+    s.parentNode.hidden = qs.length < 2;
+  }
 });
 
 function view() {
-  const v = active || ended ? 'chat' : avail ? 'form' : 'off';
+  const v = active || ended ? 'chat' : avail && !offl ? 'form' : 'off';
   form.hidden = v != 'form';
-  off.hidden = v != 'off';
+  if (v == 'off' && offF.hidden) { // on show: what the visitor already told us
+    O.name.value ||= form.elements.name.value || who;
+    O.email.value ||= form.elements.email.value || mail;
+    O.topic.value = sel.value;
+  }
+  offF.hidden = v != 'off';
+  toChat.hidden = !avail;
   log.hidden = compose.hidden = v != 'chat';
   endBtn.hidden = !active;
   txBtn.hidden = !active || !tok;
@@ -181,9 +197,11 @@ function setOpen(o) {
     if (ended) connect(); // an ended chat connects only to be shown
     view();
     markRead();
-    (form.hidden ? ta : form.elements[0]).focus();
+    focus();
   });
 }
+
+const focus = () => (form.hidden ? offF.hidden ? ta : [O.name, O.email, O.text].find(e => !e.value) || O[4] : form[0]).focus();
 
 // seq order; pending lines last
 function place(d, seq) {
@@ -358,7 +376,14 @@ function onError(m) {
   if (code == 'already_rated') return thanks();
   if (code == 'rate_limited' && !ready) return lost(ws); // start/resume refused: retry later
   if (code == 'bad_token' || !tok) {
+    const t = [...pend.values()].join('\n');
     reset();
+    if (/^queue_(closed|full)$/.test(code)) { // leave a message instead, keeping what was typed
+      offl = true;
+      view();
+      O.text.value ||= t;
+      focus();
+    }
     if (code != 'bad_token') status(text);
     return;
   }
@@ -474,6 +499,27 @@ form.onsubmit = e => {
   ta.focus();
 };
 
+offF.onsubmit = async e => {
+  e.preventDefault();
+  const b = O[4];
+  if (b.disabled) return;
+  b.disabled = true;
+  status();
+  try {
+    const r = await fetch(BASE + '/v1/offline', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: who = O.name.value.trim(), email: mail = O.email.value.trim(),
+        topic: O.topic.value || null, text: O.text.value.trim() }) });
+    if (r.status == 429) return status(S.slow);
+    const j = await r.json();
+    if (r.status != 201 || !j.ticket) throw j;
+    const d = el('div', 'lcb-msg lcb-system lcb-ticket');
+    d.append(el('div', 'lcb-text', fmt('ticket', j)));
+    offF.replaceWith(d);
+  } catch (x) { status(x?.error?.message || S.error) } finally { b.disabled = false }
+};
+$('.lcb-to-offline').onclick = () => { offl = true; view(); focus() };
+toChat.onclick = () => { offl = false; view(); focus() };
+
 function stopTyping() {
   clearTimeout(idle);
   if (typOn) tx({ type: 'typing', active: typOn = false });
@@ -523,7 +569,7 @@ mailF.onsubmit = e => {
   status();
   want({ type: 'transcript', email: mailIn.value.trim() });
 };
-newBtn.onclick = () => { reset(); form.elements[0].focus() };
+newBtn.onclick = () => { reset(); focus() };
 document.addEventListener('visibilitychange', markRead);
 
 const go = () => document.body.append(host);

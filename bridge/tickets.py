@@ -1,0 +1,129 @@
+"""Offline messages become tickets: stored first, then mailed to the queue's help desk
+(Reply-To: the visitor) and POSTed to its webhook, each retried until it went through."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+
+import aiohttp
+
+from bridge.config import Config, QueueConfig
+from bridge.core.models import Ticket
+from bridge.core.protocol import OfflineMessage, ProtocolError
+from bridge.mail import Mailer, MailError, build_message
+from bridge.store import Store
+from bridge.tasks import TaskGroup, backoff_delays
+
+log = logging.getLogger(__name__)
+
+PER_IP_PER_HOUR = 10
+PER_EMAIL_PER_HOUR = 3
+WEBHOOK_TIMEOUT_S = 10.0
+RETRY_CAP_S = 300.0
+SIGNATURE_HEADER = "X-Livechat-Signature"
+
+
+class WebhookRefused(Exception):
+    """The webhook answered, but not with a success status."""
+
+
+class Flooded(Exception):
+    """Too many offline messages from this address or email lately (HTTP 429)."""
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The webhook header value: sha256=<hex HMAC of the raw body>."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Tickets:
+    """Takes offline messages and makes sure each reaches the help desk."""
+
+    def __init__(self, config: Config, store: Store, mailer: Mailer | None,
+                 tasks: TaskGroup) -> None:
+        self.config = config
+        self.store = store
+        self.mailer = mailer
+        self._tasks = tasks
+
+    def resume(self) -> None:
+        """Deliver what a previous run left undelivered."""
+        for ticket, mail, webhook in self.store.pending_tickets():
+            self._spawn(ticket, mail=mail, webhook=webhook)
+
+    def submit(self, message: OfflineMessage, ip: str, now: float) -> Ticket:
+        queue = self.config.queue(message.topic) if message.topic else self.config.queues[0]
+        if queue is None:
+            raise ProtocolError("unknown_topic", "no such topic; see /v1/status")
+        hour_ago = now - 3600
+        if (self.store.count_tickets(ip=ip, since=hour_ago) >= PER_IP_PER_HOUR
+                or self.store.count_tickets(email=message.email, since=hour_ago)
+                >= PER_EMAIL_PER_HOUR):
+            raise Flooded()
+        ticket = Ticket(id=f"T-{secrets.token_hex(4).upper()}", created_at=now,
+                        queue_id=queue.id, name=message.name, email=message.email.lower(),
+                        text=message.text, ip=ip)
+        mail = bool(queue.helpdesk_email and self.mailer)
+        webhook = bool(queue.webhook_url)
+        self.store.add_ticket(ticket, mail=mail, webhook=webhook)
+        log.info("ticket %s: offline message for queue %s", ticket.id, queue.id)
+        self._spawn(ticket, mail=mail, webhook=webhook)
+        return ticket
+
+    def _spawn(self, ticket: Ticket, *, mail: bool, webhook: bool) -> None:
+        queue = self.config.queue(ticket.queue_id)
+        if queue is None:
+            log.warning("ticket %s: queue %s is gone from the config; kept undelivered",
+                        ticket.id, ticket.queue_id)
+            return
+        if mail:
+            self._tasks.spawn(self._retry(ticket, "mail", self._mail, queue),
+                              name=f"ticket-mail-{ticket.id}")
+        if webhook:
+            self._tasks.spawn(self._retry(ticket, "webhook", self._webhook, queue),
+                              name=f"ticket-webhook-{ticket.id}")
+
+    async def _retry(self, ticket: Ticket, what: str,
+                     attempt: Callable[[Ticket, QueueConfig], Awaitable[None]],
+                     queue: QueueConfig) -> None:
+        delays = backoff_delays(first=1.0, cap=RETRY_CAP_S)
+        while True:
+            try:
+                await attempt(ticket, queue)
+            except (MailError, aiohttp.ClientError, TimeoutError, WebhookRefused) as exc:
+                delay = next(delays)
+                log.warning("ticket %s: %s failed (%s); retry in %.0fs", ticket.id, what,
+                            exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.store.ticket_delivered(ticket.id, what)
+            log.info("ticket %s: %s delivered", ticket.id, what)
+            return
+
+    async def _mail(self, ticket: Ticket, queue: QueueConfig) -> None:
+        assert self.mailer is not None
+        message = build_message(
+            self.mailer.cfg, queue.helpdesk_email,
+            f"[{ticket.id}] Offline message: {queue.name}",
+            f"From: {ticket.name} <{ticket.email}>\nQueue: {queue.name}\n\n{ticket.text}\n",
+            reply_to=(ticket.name, ticket.email),
+        )
+        await self.mailer.send(message)
+
+    async def _webhook(self, ticket: Ticket, queue: QueueConfig) -> None:
+        body = json.dumps({"ticket": asdict(ticket) | {"ip": None}, "queue": queue.id},
+                          ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json",
+                   SIGNATURE_HEADER: signature(queue.webhook_secret, body)}
+        timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
+        async with aiohttp.ClientSession(timeout=timeout) as http, \
+                http.post(queue.webhook_url, data=body, headers=headers) as response:
+            if response.status >= 300:
+                raise WebhookRefused(f"HTTP {response.status}")
