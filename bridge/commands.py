@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bridge.config import AgentConfig, QueueConfig
 from bridge.core.commands import Command, CommandError, Registry, Spec, unknown
-from bridge.core.models import AgentId, Conversation, Sender, Status
+from bridge.core.models import AgentId, Conversation, Sender, Status, VisitorInfo
 from bridge.core.protocol import ProtocolError
 from bridge.core.templates import TemplateError, render
 
@@ -188,7 +188,7 @@ class Commands:
         visitor, page = conversation.visitor, conversation.page
         waited = (conversation.first_response_at or ctx.now) - conversation.created_at
         lines = [
-            f"Visitor: {visitor.name} <{visitor.email}> (unverified)",
+            f"Visitor: {visitor.name} <{visitor.email}> ({_verification(visitor)})",
             f"Page: {page.title or '-'} {page.url or ''}".rstrip(),
             f"Came from: {page.referrer or '-'}",
             f"Language: {visitor.lang or '-'}",
@@ -382,3 +382,11 @@ def _duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     minutes, seconds = divmod(seconds, 60)
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def _verification(visitor: VisitorInfo) -> str:
+    if visitor.verified:
+        return f"verified by the site as user {visitor.identity_id}"
+    if visitor.identity_id:
+        return f"⚠ claims to be site user {visitor.identity_id}, NOT verified"
+    return "unverified"

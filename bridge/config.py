@@ -146,6 +146,7 @@ class Config:
     canned_by_lang: dict[str, dict[str, str]] = field(default_factory=dict)
     widget: WidgetConfig = field(default_factory=WidgetConfig)
     smtp: SmtpConfig | None = None
+    identity_secret: str = ""  # [identity] secret: HMAC key shared with the host site
 
     def agent(self, agent_id: str) -> AgentConfig | None:
         return next((a for a in self.agents if a.id == agent_id), None)
@@ -279,7 +280,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     r.unknown_keys(
         raw,
         {"server", "storage", "backend", "matrix", "xmpp", "agents", "queues", "canned", "widget",
-         "smtp"},
+         "smtp", "identity"},
         "",
     )
     server = _server(r, r.table(raw, "server", "server", False))
@@ -300,6 +301,9 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     widget = _widget(r, r.table(raw, "widget", "widget", False))
     smtp_t = r.table(raw, "smtp", "smtp", False)
     smtp = parse_smtp(r, smtp_t) if isinstance(raw.get("smtp"), dict) else None
+    identity_t = r.table(raw, "identity", "identity", False)
+    r.unknown_keys(identity_t, {"secret"}, "identity")
+    identity_secret = r.get(identity_t, "secret", "identity", str, "", check=_secret)
     if r.problems:
         raise ConfigError(r.problems)
     return Config(
@@ -314,6 +318,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         canned_by_lang=canned_by_lang,
         widget=widget,
         smtp=smtp,
+        identity_secret=identity_secret,
     )
 
 

@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -48,6 +49,7 @@ from bridge.core.protocol import (
     ResumeFrame,
     StartFrame,
     SurveyFrame,
+    identity_verified,
 )
 from bridge.core.routing import AgentView, choose_agents, is_open
 from bridge.core.states import Happening, InvalidTransition, is_abandoned, next_status
@@ -165,10 +167,15 @@ class Hub:
             # Said plainly but without "banned": nothing to argue with, nothing to probe.
             raise ProtocolError("unavailable", "chat is not available; please use email")
         token = secrets.token_urlsafe(24)
+        visitor = frame.visitor
+        if frame.identity is not None:
+            # A wrong hash is not an error: the chat starts, flagged unverified for agents.
+            verified = identity_verified(self.config.identity_secret, frame.identity)
+            visitor = replace(visitor, identity_id=frame.identity.id, verified=verified)
         conversation = self.store.create_conversation(
             ConversationId(secrets.token_hex(8)),
             QueueId(queue.id),
-            frame.visitor,
+            visitor,
             frame.page,
             hash_token(token),
             self.clock(),

@@ -159,11 +159,23 @@ def m004_tickets(db: Database) -> None:
     )
 
 
+@migrations()
+def m005_identity(db: Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE visitors ADD COLUMN identity_id TEXT;
+        ALTER TABLE visitors ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX visitors_identity ON visitors(identity_id) WHERE identity_id IS NOT NULL;
+        """
+    )
+
+
 _CONVERSATION_COLUMNS = """
     c.id, c.queue_id, c.status, c.room, c.agent_id, c.page_url, c.page_title, c.referrer,
     c.created_at, c.first_response_at, c.ended_at, c.last_seq, c.rating, c.comment,
     c.callback_phone, c.callback_time,
-    v.name AS visitor_name, v.email AS visitor_email, v.lang, v.user_agent
+    v.name AS visitor_name, v.email AS visitor_email, v.lang, v.user_agent, v.identity_id,
+    v.verified
 """
 
 
@@ -221,9 +233,10 @@ class Store:
     ) -> Conversation:
         with self.db.atomic():
             visitor_id = self.db.execute(
-                "INSERT INTO visitors (name, email, lang, user_agent, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (visitor.name, visitor.email, visitor.lang, visitor.user_agent, now),
+                "INSERT INTO visitors (name, email, lang, user_agent, created_at, identity_id,"
+                " verified) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (visitor.name, visitor.email, visitor.lang, visitor.user_agent, now,
+                 visitor.identity_id, int(visitor.verified)),
             ).lastrowid
             self.db.execute(
                 "INSERT INTO conversations (id, visitor_id, token_hash, queue_id, status,"
@@ -516,10 +529,15 @@ class Store:
                 "rating_avg": row[3], "ratings": row[4], "first_response_s": waits}
 
     def earlier_conversations(self, conversation: Conversation) -> list[Conversation]:
-        """The same visitor's other conversations (matched by email), newest first."""
+        """The same visitor's other conversations, newest first: by the host site's verified
+        identity when there is one, else by email."""
+        if conversation.visitor.verified and conversation.visitor.identity_id:
+            where, key = "v.verified = 1 AND v.identity_id = ?", conversation.visitor.identity_id
+        else:
+            where, key = "v.email = ?", conversation.visitor.email
         return list(reversed(list(self._conversations(
-            "v.email = ? AND c.id != ? AND c.created_at < ?",
-            conversation.visitor.email, conversation.id, conversation.created_at))))
+            f"{where} AND c.id != ? AND c.created_at < ?",
+            key, conversation.id, conversation.created_at))))
 
     def message_count(self, conversation_id: str) -> int:
         row = self.db.execute(
@@ -596,6 +614,8 @@ def _conversation(row: dict[str, Any]) -> Conversation:
             email=row["visitor_email"],
             lang=row["lang"],
             user_agent=row["user_agent"],
+            identity_id=row["identity_id"],
+            verified=bool(row["verified"]),
         ),
         page=Page(url=row["page_url"], title=row["page_title"], referrer=row["referrer"]),
         created_at=row["created_at"],

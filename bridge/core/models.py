@@ -48,6 +48,8 @@ class VisitorInfo:
     email: str
     lang: str = ""
     user_agent: str = ""
+    identity_id: str | None = None  # the host site's user id, when it vouched for one
+    verified: bool = False  # the identity's HMAC matched
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ Parsing is pure: a raw text frame goes in, a typed frame or a ProtocolError come
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import unicodedata
@@ -18,6 +20,7 @@ MAX_EMAIL = 254
 MAX_URL = 2048
 MAX_TITLE = 300
 MAX_TOPIC = 64
+MAX_IDENTITY = 128
 MAX_COMMENT = 1000
 SURVEY_SCALE = 5
 MAX_PHONE = 40
@@ -46,10 +49,45 @@ class ProtocolError(ValueError):
 
 
 @dataclass(frozen=True)
+class Identity:
+    """Who the host site says the visitor is; `hash` proves it (HMAC of the id)."""
+
+    id: str
+    name: str
+    email: str
+    hash: str
+
+
+@dataclass(frozen=True)
 class StartFrame:
     visitor: VisitorInfo
     topic: str | None
     page: Page
+    identity: Identity | None = None
+
+
+def _identity(data: dict[str, Any]) -> Identity | None:
+    raw = _field(data, "identity", dict, required=False)
+    if raw is None:
+        return None
+    user_id = _bounded(_field(raw, "id", str), MAX_IDENTITY, "identity.id")
+    if not user_id:
+        raise ProtocolError("missing_field", "field 'identity.id' must not be empty")
+    return Identity(
+        id=user_id,
+        name=_bounded(_field(raw, "name", str, required=False) or "", MAX_NAME, "identity.name"),
+        email=_bounded(_field(raw, "email", str, required=False) or "", MAX_EMAIL,
+                       "identity.email"),
+        hash=_bounded(_field(raw, "hash", str), 128, "identity.hash").lower(),
+    )
+
+
+def identity_verified(secret: str, identity: Identity) -> bool:
+    """hash = hex HMAC-SHA256(secret, id), compared in constant time."""
+    if not secret:
+        return False
+    expected = hmac.new(secret.encode(), identity.id.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, identity.hash)
 
 
 @dataclass(frozen=True)
@@ -160,11 +198,16 @@ def _bounded(value: str, limit: int, key: str, *, multiline: bool = False) -> st
 
 
 def _start(data: dict[str, Any], max_text: int, user_agent: str) -> StartFrame:
-    visitor = _field(data, "visitor", dict)
-    name = _bounded(_field(visitor, "name", str), MAX_NAME, "visitor.name")
+    identity = _identity(data)
+    # A visitor the host site vouches for is not asked again: the form may be skipped.
+    visitor = _field(data, "visitor", dict, required=identity is None) or {}
+    raw_name = _field(visitor, "name", str, required=identity is None)
+    raw_email = _field(visitor, "email", str, required=identity is None)
+    name = _bounded(raw_name or (identity.name if identity else ""), MAX_NAME, "visitor.name")
     if is_blank(name):
         raise ProtocolError("missing_field", "field 'visitor.name' must not be empty")
-    email = _bounded(_field(visitor, "email", str), MAX_EMAIL, "visitor.email")
+    email = _bounded(raw_email or (identity.email if identity else ""), MAX_EMAIL,
+                     "visitor.email")
     if not EMAIL_RE.fullmatch(email):
         raise ProtocolError("bad_email", "field 'visitor.email' is not an email address")
     page = _field(data, "page", dict, required=False) or {}
@@ -179,6 +222,7 @@ def _start(data: dict[str, Any], max_text: int, user_agent: str) -> StartFrame:
             lang=lang if LANG_RE.fullmatch(lang) else "",
             user_agent=clean_text(user_agent[:MAX_TITLE], multiline=False),
         ),
+        identity=identity,
         topic=topic,
         page=Page(
             url=_bounded(_field(page, "url", str, required=False) or "", MAX_URL, "page.url"),

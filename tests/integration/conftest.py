@@ -138,9 +138,12 @@ def matrix(homeserver: Homeserver) -> Messenger:
 
 
 def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = None,
-                  queues: list[dict[str, Any]] | None = None, **server: Any) -> Config:
+                  queues: list[dict[str, Any]] | None = None, identity: str | None = None,
+                  **server: Any) -> Config:
     port = free_port()
     extra: dict[str, Any] = {"smtp": smtp} if smtp else {}
+    if identity:
+        extra["identity"] = {"secret": identity}
     if queues is not None:
         extra["queues"] = queues
     return parse_config({
@@ -173,9 +176,10 @@ def _bridges(messenger_fixture: str) -> Any:
         running: list[Bridge] = []
 
         async def start(smtp: dict[str, Any] | None = None,
-                        queues: list[dict[str, Any]] | None = None, **server: Any) -> Bridge:
+                        queues: list[dict[str, Any]] | None = None,
+                        identity: str | None = None, **server: Any) -> Bridge:
             bridge = Bridge(bridge_config(messenger, tmp_path / "livechat.sqlite3", smtp,
-                                          queues, **server))
+                                          queues, identity, **server))
             await bridge.start()
             running.append(bridge)
             return bridge

@@ -105,7 +105,8 @@ def test_migrations_are_recorded_once(db_path: Path) -> None:
         ).fetchall()
     finally:
         conn.close()
-    assert rows == [("m001_initial",), ("m002_commands",), ("m003_agent_tools",), ("m004_tickets",)]
+    assert rows == [("m001_initial",), ("m002_commands",), ("m003_agent_tools",), ("m004_tickets",),
+                    ("m005_identity",)]
 
 
 def _add_migration_row(path: Path, migration_set: str, name: str) -> None:
