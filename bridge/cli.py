@@ -1,4 +1,4 @@
-"""`livechat-bridge run | check | demo` (also `python -m bridge`)."""
+"""`livechat-bridge run | check | demo | report` (also `python -m bridge`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 import sys
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 from bridge.config import Config, ConfigError, load_config
@@ -29,6 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--state", type=Path, default=Path("state/demo"))
     demo.add_argument("--listen", default="127.0.0.1:8080")
     demo.add_argument("--backend", choices=["matrix", "xmpp"], default="matrix")
+    report = commands.add_parser(
+        "report", help="chats, waiting time, duration and ratings from the database",
+        description="Conversations and offline tickets created from --since (inclusive) "
+        "to --until (exclusive), both UTC dates; all time by default.")
+    report.add_argument("-c", "--config", type=Path, required=True)
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                        help="output format (default table)")
+    report.add_argument("--by", choices=["queue", "agent", "day"], default="queue",
+                        help="one row per queue, agent or UTC day (default queue)")
+    report.add_argument("--since", type=_utc_date, metavar="YYYY-MM-DD",
+                        help="first UTC day included (from 00:00 UTC)")
+    report.add_argument("--until", type=_utc_date, metavar="YYYY-MM-DD",
+                        help="first UTC day NOT included (up to 00:00 UTC of that day)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -36,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "check":
         return _check(args.config)
+    if args.command == "report":
+        return _report(args)
     if args.command == "run":
         try:
             config = load_config(args.config)
@@ -56,6 +72,47 @@ def _check(path: Path) -> int:
         return EXIT_CONFIG
     print(f"{path}: OK ({config.backend} backend, {len(config.agents)} agents, "
           f"{len(config.queues)} queues)")
+    return 0
+
+
+def _utc_date(text: str) -> datetime:
+    """A YYYY-MM-DD argument as 00:00 UTC of that day."""
+    try:
+        return datetime.combine(datetime.strptime(text, "%Y-%m-%d").date(), time(), UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bridge.report import build_report, render
+    from bridge.store import Store, StoreError
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        _print_problems(args.config, exc)
+        return EXIT_CONFIG
+    since, until = args.since, args.until
+    if since is not None and until is not None and until <= since:
+        print(f"livechat-bridge report: --until {until:%Y-%m-%d} must be a later day than "
+              f"--since {since:%Y-%m-%d} (--until is exclusive)", file=sys.stderr)
+        return EXIT_CONFIG
+    path = config.storage.path
+    if not path.is_file():
+        print(f"{path}: no database here (storage.path in {args.config})", file=sys.stderr)
+        return 1
+    try:
+        store = Store(path)
+    except StoreError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        chats, tickets = store.report_records(
+            since.timestamp() if since is not None else None,
+            until.timestamp() if until is not None else None)
+    finally:
+        store.close()
+    sys.stdout.write(render(build_report(chats, tickets, args.by), args.format))
     return 0
 
 

@@ -28,6 +28,7 @@ from bridge.core.models import (
     Ticket,
     VisitorInfo,
 )
+from bridge.report import ChatRecord
 
 log = logging.getLogger(__name__)
 
@@ -574,6 +575,30 @@ class Store:
             f"SELECT COUNT(*) FROM tickets WHERE {column} = ? AND created_at >= ?",
             (value, since)).fetchone()
         return int(row[0])
+
+    def report_records(
+        self, since: float | None, until: float | None
+    ) -> tuple[list[ChatRecord], list[tuple[str, float]]]:
+        """Conversations and tickets created in [since, until) (None: unbounded), in time
+        order, for `bridge.report`: each conversation with its number of text lines."""
+        where = "(? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?)"
+        params = (since, since, until, until)
+        chats = [
+            ChatRecord(queue_id=row[0], agent_id=row[1], created_at=row[2],
+                       first_response_at=row[3], ended_at=row[4], status=row[5],
+                       rating=row[6], messages=int(row[7]))
+            for row in self.db.execute(
+                "SELECT c.queue_id, c.agent_id, c.created_at, c.first_response_at, c.ended_at,"
+                " c.status, c.rating, (SELECT COUNT(*) FROM items i"
+                "  WHERE i.conversation_id = c.id AND i.kind = ?)"
+                f" FROM conversations c WHERE {where}"
+                " ORDER BY c.created_at, c.rowid",
+                (ItemKind.TEXT.value, *params))
+        ]
+        tickets = [(str(row[0]), float(row[1])) for row in self.db.execute(
+            f"SELECT queue_id, created_at FROM tickets WHERE {where} ORDER BY created_at, id",
+            params)]
+        return chats, tickets
 
     # -- backend state -----------------------------------------------------------------
 
