@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -174,3 +177,50 @@ async def test_callback_and_transfer_notice_in_chromium(make_bridge, agent: Test
             has_text="You are now talking with bob")).to_have_count(1)
     finally:
         await bob.close()
+
+
+async def test_offline_form_and_signed_identity_in_chromium(
+    make_matrix_bridge, matrix_agent: TestAgent, browser: Browser, start_server
+) -> None:
+    smtp = start_server()
+    today = datetime.now(UTC).date()
+    bridge = await make_matrix_bridge(
+        smtp={"host": "127.0.0.1", "port": smtp.port, "starttls": False,
+              "from": "Support <support@example.com>"},
+        identity="shop-secret",
+        queues=[{"id": "support", "name": "Support", "agents": ["alice"],
+                 "holidays": [str(today), str(today + timedelta(days=1))],
+                 "helpdesk_email": "helpdesk@example.com"},
+                {"id": "sales", "name": "Sales", "agents": ["alice"]}])
+    digest = hmac.new(b"shop-secret", b"cust-7", hashlib.sha256).hexdigest()
+    page = await browser.new_page()
+    await page.add_init_script(
+        "window.LivechatBridge = {identity: {id: 'cust-7', name: 'Vera', "
+        f"email: 'vera@example.com', hash: '{digest}'}}}}")
+    await page.goto(f"{bridge.base_url}/demo")
+    await page.locator("button.lcb-launcher").click()
+    form = page.locator("form.lcb-form")
+    await expect(form.locator("input[name=name]")).to_have_value("Vera")
+    await form.locator("select[name=topic]").select_option("support")  # closed today
+    await form.locator("button[type=submit]").click()
+
+    offline = page.locator("form.lcb-offline")
+    await expect(offline).to_be_visible()
+    await offline.locator("textarea[name=text]").fill("Please call me about my order")
+    await offline.locator("button[type=submit]").click()
+    ticket = page.locator(".lcb-ticket")
+    await expect(ticket).to_contain_text("T-")
+    async with asyncio.timeout(15):
+        while not smtp.handler.received:
+            await asyncio.sleep(0.1)
+    assert "Please call me about my order" in smtp.handler.received[0].message.get_content()
+
+    await page.evaluate("localStorage.clear()")
+    await page.reload()
+    await page.locator("button.lcb-launcher").click()
+    form = page.locator("form.lcb-form")
+    await form.locator("select[name=topic]").select_option("sales")
+    await form.locator("button[type=submit]").click()
+    await send_line(page, "hello from a logged-in user")
+    conversation = bridge.store.open_conversations()[-1]
+    assert conversation.visitor.verified and conversation.visitor.identity_id == "cust-7"

@@ -43,8 +43,9 @@ button{display:flex;align-items:center;justify-content:center;gap:8px;padding:10
 .lcb-title{flex:1;font-size:16px}
 .lcb-head button{padding:5px;background:none;font-weight:400;font-size:13px}
 .lcb-off{margin:0;color:#57606a}
-.lcb-offline textarea{min-height:90px;max-height:160px}
+.lcb-offline textarea{min-height:64px;max-height:150px}
 .lcb-form,.lcb-offline{display:flex;flex-direction:column;gap:12px;padding:16px;overflow:auto}
+.lcb-offline{gap:8px}
 label{display:flex;flex-direction:column;gap:4px;font-size:13px;color:#57606a}
 input,select,textarea{width:100%;padding:8px 10px;border:1px solid #d0d7de;background:#fff}
 .lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:12px;overflow-y:auto;background:#f6f8fa}
@@ -65,7 +66,8 @@ textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 :disabled{opacity:.5;cursor:default}
 .lcb-new{margin:0 10px 10px}
 .lcb-link{align-self:center;padding:2px;background:none;color:#57606a;font-weight:400;text-decoration:underline}
-.lcb-ticket{margin:auto;max-width:80%;font-size:14px}
+.lcb-ticket{margin:auto;max-width:80%;font-size:14px;outline:0}
+.lcb-ticket b{white-space:nowrap}
 .lcb-survey,.lcb-transcript,.lcb-callback{flex:none;display:flex;flex-wrap:wrap;gap:6px;padding:8px 10px;border:1px solid #e1e4e8;border-radius:12px;background:#fff}
 .lcb-panel>.lcb-transcript{border-width:1px 0 0;border-radius:0}
 .lcb-survey p{width:100%;margin:0;text-align:center;font-weight:600}
@@ -484,6 +486,9 @@ function reset() {
   apply({});
 }
 
+// A logged-in user of the host site: the form comes filled in from the signed identity.
+if (OPT.identity) for (const k of ['name', 'email']) form.elements[k].value = OPT.identity[k] || '';
+
 form.onsubmit = e => {
   e.preventDefault();
   const v = n => form.elements[n].value.trim();
@@ -491,7 +496,7 @@ form.onsubmit = e => {
   mail = v('email');
   startMsg = { type: 'start', visitor: { name: who, email: mail }, topic: sel.value || null,
     page: { url: location.href, title: document.title, referrer: document.referrer },
-    lang: OPT.lang || navigator.language };
+    lang: OPT.lang || navigator.language, identity: OPT.identity };
   active = true;
   tries = 0;
   view();
@@ -512,13 +517,17 @@ offF.onsubmit = async e => {
     if (r.status == 429) return status(S.slow);
     const j = await r.json();
     if (r.status != 201 || !j.ticket) throw j;
-    const d = el('div', 'lcb-msg lcb-system lcb-ticket');
-    d.append(el('div', 'lcb-text', fmt('ticket', j)));
+    const d = el('div', 'lcb-msg lcb-system lcb-ticket'), t = el('div', 'lcb-text'), [a, c = ''] = S.ticket.split('{ticket}');
+    t.append(a, el('b', '', j.ticket), c); // the number in one piece
+    d.append(t);
     offF.replaceWith(d);
+    d.tabIndex = -1; // the button that had the focus is gone
+    d.focus();
   } catch (x) { status(x?.error?.message || S.error) } finally { b.disabled = false }
 };
-$('.lcb-to-offline').onclick = () => { offl = true; view(); focus() };
-toChat.onclick = () => { offl = false; view(); focus() };
+const toOff = o => { offl = o; status(); view(); focus() };
+$('.lcb-to-offline').onclick = () => toOff(true);
+toChat.onclick = () => toOff(false);
 
 function stopTyping() {
   clearTimeout(idle);
