@@ -215,7 +215,7 @@ class Commands:
         choice = ctx.command.args[0]
         if not choice.isdigit() or not 1 <= int(choice) <= len(earlier):
             raise CommandError(f"No earlier chat number {choice}; there are {len(earlier)}.")
-        return Reply(self.hub.transcript_text(earlier[int(choice) - 1]))
+        return Reply(self.hub.aftercare.transcript_text(earlier[int(choice) - 1]))
 
     def _history_line(self, number: int, conversation: Conversation) -> str:
         lines = [i.text for i in self.hub.store.items_after(conversation.id, 0)
@@ -255,7 +255,7 @@ class Commands:
         conversation = self._open(ctx)
         await self.hub.end_by_agent(conversation, ctx.agent)
         self._event(ctx, "end", "")
-        return Reply(self.hub.summary(conversation.id))
+        return Reply(self.hub.aftercare.summary(conversation.id))
 
     async def transcript(self, ctx: Context) -> Reply:
         if len(ctx.command.args) > 1:
@@ -264,7 +264,7 @@ class Commands:
         assert conversation is not None
         address = ctx.command.args[0] if ctx.command.args else conversation.visitor.email
         try:
-            await self.hub.email_transcript(conversation, address)
+            await self.hub.aftercare.email_transcript(conversation, address)
         except ProtocolError as exc:
             raise CommandError(f"Transcript not sent: {exc.message}") from None
         self._event(ctx, "transcript", address)
@@ -272,7 +272,7 @@ class Commands:
 
     async def callback(self, ctx: Context) -> Reply:
         conversation = self._open(ctx)
-        await self.hub.ask_callback(conversation, ctx.agent)
+        await self.hub.aftercare.ask_callback(conversation, ctx.agent)
         self._event(ctx, "callback_asked", "")
         return Reply(f"Asked {conversation.visitor.name} for a phone number; it will show "
                      "here when they answer.")

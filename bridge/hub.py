@@ -7,7 +7,6 @@ Agent line: identify conversation and agent → store → push to the visitor's 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 import time
@@ -16,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from bridge.aftercare import Aftercare
 from bridge.backends.base import (
     AgentMessage,
     AgentPresence,
@@ -43,19 +43,17 @@ from bridge.core.models import (
     Status,
 )
 from bridge.core.protocol import (
-    CallbackFrame,
     MessageFrame,
     ProtocolError,
     ResumeFrame,
     StartFrame,
-    SurveyFrame,
+    hash_token,
     identity_verified,
 )
 from bridge.core.routing import AgentView, choose_agents, is_open
 from bridge.core.states import Happening, InvalidTransition, is_abandoned, next_status
 from bridge.core.templates import render
-from bridge.core.transcript import render_transcript
-from bridge.mail import BadAddress, Mailer, MailError, build_message
+from bridge.mail import Mailer
 from bridge.outbox import Outbox
 from bridge.store import Store
 from bridge.tasks import TaskGroup
@@ -65,7 +63,6 @@ log = logging.getLogger(__name__)
 SURVEY_QUESTION = "How was this chat?"
 REPLAY_BATCH = 100
 SWEEP_S = 30.0
-TRANSCRIPT_MAILS_PER_CHAT = 3
 
 
 class VisitorSink(Protocol):
@@ -76,10 +73,6 @@ class VisitorSink(Protocol):
 
     async def drain(self) -> None:
         """Wait until the queued frames were written."""
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Hub:
@@ -103,6 +96,7 @@ class Hub:
         self._tasks = TaskGroup()
         self._presence: dict[str, bool] = {}
         self.commands = Commands(self)
+        self.aftercare = Aftercare(self)
         self.outbox = Outbox(config, store, backend, self._tasks, self.invitees,
                              self.assign_waiting)
         self._invited: dict[ConversationId, set[str]] = {}
@@ -463,17 +457,6 @@ class Hub:
     def can_take(self, agent: AgentConfig) -> bool:
         return self.agent_available(agent) and self.open_chats(agent) < agent.max_chats
 
-    def summary(self, conversation_id: ConversationId) -> str:
-        conversation = self.store.conversation(conversation_id)
-        assert conversation is not None
-        end = conversation.ended_at or self.clock()
-        rating = f"{conversation.rating}/5" if conversation.rating else "not rated yet"
-        return (f"Chat ended after {round((end - conversation.created_at) / 60, 1)} min, "
-                f"{self.store.message_count(conversation_id)} messages; rating: {rating}.")
-
-    def transcript_text(self, conversation: Conversation) -> str:
-        return render_transcript(conversation, self.store.items_after(conversation.id, 0))
-
     async def _on_agent_typing(self, event: AgentTyping) -> None:
         found = self._agent_in_room(event.room, event.sender, "typing")
         if found is None:
@@ -587,78 +570,6 @@ class Hub:
 
     def _frame(self, item: Item) -> frames.Frame:
         return frames.item_frame(item, self.config.widget.strings.get("survey", SURVEY_QUESTION))
-
-    # -- after the end: survey and transcript --------------------------------------------
-
-    async def visitor_survey(self, conversation_id: ConversationId, frame: SurveyFrame) -> None:
-        """The visitor's rating, once per conversation, after it ended; agents see it."""
-        conversation = self.store.conversation(conversation_id)
-        if conversation is None:
-            raise ProtocolError("no_conversation", "start or resume a conversation first")
-        if conversation.status is not Status.ENDED:
-            raise ProtocolError("not_ended", "the survey opens when the chat has ended")
-        if conversation.rating is not None:
-            raise ProtocolError("already_rated", "this chat was already rated")
-        self.store.set_rating(conversation.id, frame.rating, frame.comment)
-        self.store.add_event(conversation.id, None, "rating", str(frame.rating), self.clock())
-        log.info("conversation %s: rated %d/5", conversation.id, frame.rating)
-        comment = f": {frame.comment}" if frame.comment else ""
-        await self._notice(conversation,
-                           f"⭐ {conversation.visitor.name} rated the chat {frame.rating}/5"
-                           f"{comment}", key=f"rating-{conversation.id}")
-
-    async def ask_callback(self, conversation: Conversation, agent: AgentConfig) -> None:
-        item, _ = self.store.append_item(conversation.id, ItemKind.CALLBACK, Sender.AGENT,
-                                         self._agent_name(agent, ""), "", self.clock(),
-                                         sender_id=agent.id, delivered=True)
-        await self._push(conversation.id, self._frame(item))
-
-    async def visitor_callback(self, conversation_id: ConversationId, frame: CallbackFrame
-                               ) -> None:
-        """The visitor's phone number and a time, after an agent asked (!callback)."""
-        conversation = self.store.conversation(conversation_id)
-        if conversation is None:
-            raise ProtocolError("no_conversation", "start or resume a conversation first")
-        if not any(i.kind is ItemKind.CALLBACK for i in self.store.items_after(conversation_id, 0)):
-            raise ProtocolError("not_requested", "nobody asked for a callback number")
-        self.store.set_callback(conversation.id, frame.phone, frame.time)
-        self.store.add_event(conversation.id, None, "callback", frame.phone, self.clock())
-        when = f" ({frame.time})" if frame.time else ""
-        await self._notice(conversation, f"📞 {conversation.visitor.name} asks to be called at "
-                           f"{frame.phone}{when}", key=f"callback-{conversation.id}-{frame.phone}")
-
-    async def visitor_transcript(self, conversation_id: ConversationId, address: str) -> None:
-        conversation = self.store.conversation(conversation_id)
-        if conversation is None:
-            raise ProtocolError("no_conversation", "start or resume a conversation first")
-        await self.email_transcript(conversation, address)
-
-    async def email_transcript(self, conversation: Conversation, address: str) -> None:
-        """Mail the transcript; ProtocolError with a visitor-safe message when it fails."""
-        if self.mailer is None:
-            raise ProtocolError("mail_unavailable", "sending email is not set up here")
-        mailed = [e for e in self.store.events(conversation.id) if e["kind"] == "transcript_mailed"]
-        if len(mailed) >= TRANSCRIPT_MAILS_PER_CHAT:
-            # Visitor-written text from the site's address: not a mail cannon.
-            raise ProtocolError("mail_limit", "this transcript was already emailed "
-                                f"{TRANSCRIPT_MAILS_PER_CHAT} times")
-        try:
-            message = build_message(
-                self.mailer.cfg, (conversation.visitor.name, address)
-                if address == conversation.visitor.email else address,
-                f"{self.config.widget.title}: your chat transcript",
-                self.transcript_text(conversation))
-            await self.mailer.send(message)
-        except BadAddress:
-            raise ProtocolError("bad_email", "that email address cannot be used") from None
-        except MailError as exc:
-            raise ProtocolError("mail_failed", str(exc)) from None
-        self.store.add_event(conversation.id, None, "transcript_mailed", "", self.clock())
-        log.info("conversation %s: transcript emailed", conversation.id)
-
-    def transcript_for_token(self, token: str) -> str | None:
-        conversation = self.store.conversation_by_token(hash_token(token))
-        return None if conversation is None else self.transcript_text(conversation)
 
     # -- routing -------------------------------------------------------------------------
 

@@ -82,6 +82,11 @@ def _identity(data: dict[str, Any]) -> Identity | None:
     )
 
 
+def hash_token(token: str) -> str:
+    """How a conversation token is stored: only its SHA-256 ever touches the disk."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def identity_verified(secret: str, identity: Identity) -> bool:
     """hash = hex HMAC-SHA256(secret, id), compared in constant time."""
     if not secret:

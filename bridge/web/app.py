@@ -144,7 +144,7 @@ async def _transcript(request: web.Request) -> web.Response:
     """The visitor's own transcript as a text file; the token (in a header, never in the URL
     where logs and referrers would keep it) is the only key."""
     token = request.headers.get(TOKEN_HEADER, "")
-    text = request.app[HUB].transcript_for_token(token) if 0 < len(token) <= 128 else None
+    text = request.app[HUB].aftercare.transcript_for_token(token) if 0 < len(token) <= 128 else None
     if text is None:
         response = web.json_response(
             {"error": {"code": "bad_token", "message": "unknown conversation token"}},

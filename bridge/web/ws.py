@@ -176,13 +176,13 @@ class VisitorConnection:
             case EndFrame():
                 await self.hub.visitor_end(self._current())
             case SurveyFrame():
-                await self.hub.visitor_survey(self._current(), frame)
+                await self.hub.aftercare.visitor_survey(self._current(), frame)
                 await self.sink.send(frames.rated_frame(frame.rating))
             case CallbackFrame():
-                await self.hub.visitor_callback(self._current(), frame)
+                await self.hub.aftercare.visitor_callback(self._current(), frame)
                 await self.sink.send(frames.callback_saved_frame(frame.phone))
             case TranscriptFrame():
-                await self.hub.visitor_transcript(self._current(), frame.email)
+                await self.hub.aftercare.visitor_transcript(self._current(), frame.email)
                 await self.sink.send(frames.transcript_sent_frame(frame.email))
 
     def _current(self) -> ConversationId:
