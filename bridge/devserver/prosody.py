@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -29,6 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.devserver.ports import free_port
+from bridge.devserver.process import (
+    command_line,
+    port_accepts,
+    read_pid,
+    terminate,
+    terminate_foreign,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +153,7 @@ class ProsodyServer:
             return
         _require_prosody()
         self._stop_leftover()
-        if _port_accepts(self.c2s_port):
+        if port_accepts(self.c2s_port):
             # Without this check a stranger on the port could answer our probe while
             # our child dies on "address in use".
             raise ProsodyError(f"port {self.c2s_port} is already in use; cannot start Prosody")
@@ -172,7 +178,7 @@ class ProsodyServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        _terminate(proc, timeout)
+        terminate(proc, timeout, "Prosody")
         # Prosody removes its pid file on a clean shutdown, but not after SIGKILL.
         self.pid_path.unlink(missing_ok=True)
         logger.info("Prosody (pid %d) stopped", proc.pid)
@@ -228,10 +234,13 @@ class ProsodyServer:
 
     def _stop_leftover(self) -> None:
         """Stop a Prosody left running on this data dir by a parent that died."""
-        pid = _read_pid(self.pid_path)
+        pid = read_pid(self.pid_path)
         if pid is not None and _is_prosody_for(pid, self.config_path):
             logger.warning("stopping leftover Prosody (pid %d) on %s", pid, self.data_dir)
-            _terminate_foreign(pid, self.config_path, timeout=10.0)
+            if not terminate_foreign(
+                pid, lambda p: _is_prosody_for(p, self.config_path), timeout=10.0
+            ):
+                raise ProsodyError(f"could not stop leftover Prosody pid {pid}")
         self.pid_path.unlink(missing_ok=True)
 
     # -- accounts ------------------------------------------------------------------
@@ -473,14 +482,6 @@ def _lua_bool(value: bool) -> str:
 # -- network helpers -------------------------------------------------------------------
 
 
-def _port_accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _stream_answers(port: int, domain: str) -> bool:
     """Whether an XMPP client stream opened on ``port`` is answered with stream features."""
     header = (
@@ -512,51 +513,12 @@ def _which(name: str) -> str:
     return path
 
 
-def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        logger.warning("Prosody (pid %d) ignored SIGTERM for %.0fs; killing", proc.pid, timeout)
-        proc.kill()
-        proc.wait()
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
 def _is_prosody_for(pid: int, config_path: Path) -> bool:
-    """Whether ``pid`` is a live Prosody using ``config_path`` (guards against PID reuse).
-
-    Reads /proc, so on other platforms leftovers are simply not detected. Zombies
-    have an empty cmdline and count as gone. Prosody runs as ``lua5.x
-    /usr/bin/prosody -F --config <cfg>``.
-    """
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\x00")
-    except OSError:
-        return False
+    """Whether ``pid`` is a live Prosody using ``config_path`` (guards against PID reuse);
+    Prosody runs as ``lua5.x /usr/bin/prosody -F --config <cfg>``."""
+    argv = command_line(pid)
     return any(os.path.basename(arg) == b"prosody" for arg in argv) and (
         str(config_path).encode() in argv
     )
 
 
-def _terminate_foreign(pid: int, config_path: Path, timeout: float) -> None:
-    """SIGTERM (then SIGKILL) a process that is not our child, so cannot be waited on."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _is_prosody_for(pid, config_path):
-                return
-            time.sleep(POLL_INTERVAL)
-    raise ProsodyError(f"could not stop leftover Prosody pid {pid}")

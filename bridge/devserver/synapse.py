@@ -18,10 +18,7 @@ import http.client
 import importlib.util
 import json
 import logging
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from bridge.devserver.ports import free_port
+from bridge.devserver.process import (
+    command_line,
+    port_accepts,
+    read_pid,
+    terminate,
+    terminate_foreign,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +171,7 @@ class SynapseServer:
             return
         _require_synapse()
         self._stop_leftover()
-        if _port_accepts(self.port):
+        if port_accepts(self.port):
             # Without this check a stranger on the port would answer /versions and
             # look like our server while our child dies on "address in use".
             raise SynapseError(f"port {self.port} is already in use; cannot start Synapse")
@@ -191,7 +195,7 @@ class SynapseServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        _terminate(proc, timeout)
+        terminate(proc, timeout, "Synapse")
         self.pid_path.unlink(missing_ok=True)
         logger.info("Synapse (pid %d) stopped", proc.pid)
 
@@ -255,10 +259,13 @@ class SynapseServer:
 
     def _stop_leftover(self) -> None:
         """Stop a Synapse left running on this data dir by a parent that died."""
-        pid = _read_pid(self.pid_path)
+        pid = read_pid(self.pid_path)
         if pid is not None and _is_synapse_for(pid, self.config_path):
             logger.warning("stopping leftover Synapse (pid %d) on %s", pid, self.data_dir)
-            _terminate_foreign(pid, self.config_path, timeout=20.0)
+            if not terminate_foreign(
+                pid, lambda p: _is_synapse_for(p, self.config_path), timeout=20.0
+            ):
+                raise SynapseError(f"could not stop leftover Synapse pid {pid}")
         self.pid_path.unlink(missing_ok=True)
 
     # -- HTTP APIs -----------------------------------------------------------------
@@ -506,59 +513,12 @@ def _http_error(method: str, path: str, exc: urllib.error.HTTPError) -> SynapseE
     )
 
 
-def _port_accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 # -- process helpers ---------------------------------------------------------------------
 
 
-def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        logger.warning("Synapse (pid %d) ignored SIGTERM for %.0fs; killing", proc.pid, timeout)
-        proc.kill()
-        proc.wait()
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
 def _is_synapse_for(pid: int, config_path: Path) -> bool:
-    """Whether ``pid`` is a live Synapse using ``config_path`` (guards against PID reuse).
-
-    Reads /proc, so on other platforms leftovers are simply not detected. Zombies
-    have an empty cmdline and count as gone.
-    """
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\x00")
-    except OSError:
-        return False
+    """Whether ``pid`` is a live Synapse using ``config_path`` (guards against PID reuse)."""
+    argv = command_line(pid)
     return b"synapse.app.homeserver" in argv and str(config_path).encode() in argv
 
 
-def _terminate_foreign(pid: int, config_path: Path, timeout: float) -> None:
-    """SIGTERM (then SIGKILL) a process that is not our child, so cannot be waited on."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _is_synapse_for(pid, config_path):
-                return
-            time.sleep(POLL_INTERVAL)
-    raise SynapseError(f"could not stop leftover Synapse pid {pid}")
