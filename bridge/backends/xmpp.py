@@ -378,24 +378,20 @@ class XmppBackend:
         )
 
     async def invite(self, room: RoomRef, address: str) -> None:
-        await self._ensure_joined(room)
-        muc = self._require_client().plugin["xep_0045"]
-        try:
-            await muc.set_affiliation(JID(room), "member", jid=JID(address))
-        except IqError as exc:
-            raise BackendError(f"xmpp: cannot make {address} a member: {exc}") from None
-        except IqTimeout:
-            raise BackendUnavailable("xmpp: affiliation change timed out") from None
+        await self._set_affiliation(room, address, "member")
         self._invite(room, address, "")
 
     async def remove(self, room: RoomRef, address: str) -> None:
         """No longer a member, and out of the room if present (members-only: for good)."""
+        await self._set_affiliation(room, address, "none")
+
+    async def _set_affiliation(self, room: RoomRef, address: str, affiliation: str) -> None:
         await self._ensure_joined(room)
         muc = self._require_client().plugin["xep_0045"]
         try:
-            await muc.set_affiliation(JID(room), "none", jid=JID(address))
+            await muc.set_affiliation(JID(room), affiliation, jid=JID(address))
         except IqError as exc:
-            raise BackendError(f"xmpp: cannot remove {address}: {exc}") from None
+            raise BackendError(f"xmpp: cannot make {address} {affiliation}: {exc}") from None
         except IqTimeout:
             raise BackendUnavailable("xmpp: affiliation change timed out") from None
 
