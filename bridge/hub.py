@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 SURVEY_QUESTION = "How was this chat?"
 REPLAY_BATCH = 100
 SWEEP_S = 30.0
+EDIT_MARK = "✎ "
 
 
 class VisitorSink(Protocol):
@@ -362,6 +363,14 @@ class Hub:
         if found is None:
             return
         conversation, agent = found
+        if event.edited:
+            # The widget has no edits yet: the corrected line comes as a new, marked line
+            # (and a corrected command is not run again).
+            if conversation.status is not Status.ENDED:
+                await self._agent_item(conversation, agent,
+                                       self._agent_name(agent, event.sender_name),
+                                       f"{EDIT_MARK}{event.text}", event.event_id, event.ts)
+            return
         try:
             parsed = parse_line(event.text, self.commands.registry.prefix)
         except CommandError as exc:

@@ -56,6 +56,7 @@ class AgentMessage:
     text: str
     event_id: str
     ts: float
+    edited: bool = False  # a correction of an earlier line (the hub decides how it shows)
 
 
 @dataclass(frozen=True)

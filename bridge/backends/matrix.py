@@ -323,7 +323,7 @@ class MatrixBackend:
 
     def _translate(self, room: RoomRef, event: Any) -> InboundEvent | None:
         if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):
-            text = _plain_body(event)
+            text, edited = _plain_body(event)
             if not text:
                 return None
             if isinstance(event, RoomMessageEmote):
@@ -335,6 +335,7 @@ class MatrixBackend:
                 text=text,
                 event_id=event.event_id,
                 ts=event.server_timestamp / 1000,
+                edited=edited,
             )
         if isinstance(event, RoomMemberEvent) and event.state_key != self.user_id:
             was_in = event.prev_membership == "join"
@@ -361,17 +362,17 @@ class MatrixBackend:
         return name or user_id
 
 
-def _plain_body(event: Any) -> str:
-    """The text an agent wrote: `body` (never the HTML), without a quoted reply fallback."""
+def _plain_body(event: Any) -> tuple[str, bool]:
+    """The text an agent wrote: `body` (never the HTML), without a quoted reply fallback;
+    and whether it corrects an earlier line (then it is the corrected text)."""
     body = event.body if isinstance(event.body, str) else ""
     relates = (event.source.get("content") or {}).get("m.relates_to") or {}
     if "m.in_reply_to" in relates:
         body = _REPLY_FALLBACK.sub("", body, count=1)
     new_content = (event.source.get("content") or {}).get("m.new_content")
     if relates.get("rel_type") == "m.replace" and isinstance(new_content, dict):
-        # An edit: show the corrected line marked as such rather than dropping it.
-        body = "✎ " + str(new_content.get("body", ""))
-    return clean_text(body)
+        return clean_text(str(new_content.get("body", ""))), True
+    return clean_text(body), False
 
 
 def _error(response: ErrorResponse) -> BackendError:

@@ -511,8 +511,6 @@ class XmppBackend:
         text = clean_text(str(message["body"]))
         if not text or message["subject"]:
             return
-        if message["replace"]["id"]:
-            text = f"✎ {text}"  # XEP-0308 correction, shown as a marked new line
         delay = message.get_plugin("delay", check=True)
         stamp = delay["stamp"] if delay is not None else None
         self._queue_event(AgentMessage(
@@ -522,6 +520,7 @@ class XmppBackend:
             text=text,
             event_id=self._event_id(message),
             ts=stamp.timestamp() if stamp else time.time(),
+            edited=bool(message["replace"]["id"]),  # XEP-0308 correction
         ))
 
     def _note_reflection(self, state: _Room, message: Message) -> None:
