@@ -93,7 +93,7 @@ class Commands:
             if spec.in_chat_only and conversation is None:
                 raise CommandError(f"{self.registry.prefix}{spec.name} works in a chat's room")
             return await self._handlers[spec.name](
-                Context(command, agent, conversation, time.time(), key))
+                Context(command, agent, conversation, self.hub.clock(), key))
         except CommandError as exc:
             return Reply(str(exc))
         except Exception:
