@@ -45,6 +45,7 @@ class ServerConfig:
     max_text: int = 4000
     frames_per_10s: int = 40
     idle_timeout_minutes: float = 30.0  # 0: chats never end by themselves
+    admin_token: str = ""  # opens the /stats page; empty: the page is off
 
     @property
     def public_origin(self) -> str:
@@ -325,7 +326,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
 def _server(r: _Reader, t: dict[str, Any]) -> ServerConfig:
     r.unknown_keys(
         t, {"listen", "public_url", "allowed_origins", "max_text", "frames_per_10s",
-            "idle_timeout_minutes"}, "server"
+            "idle_timeout_minutes", "admin_token"}, "server"
     )
     listen = r.get(t, "listen", "server", str, "127.0.0.1:8080", check=_listen)
     host, _, port = listen.rpartition(":")
@@ -348,7 +349,14 @@ def _server(r: _Reader, t: dict[str, Any]) -> ServerConfig:
         frames_per_10s=r.get(t, "frames_per_10s", "server", int, 40, check=positive),
         idle_timeout_minutes=float(r.get(t, "idle_timeout_minutes", "server", (int, float), 30,
                                          check=_not_negative)),
+        admin_token=r.get(t, "admin_token", "server", str, "", check=_admin_token),
     )
+
+
+def _admin_token(value: str) -> str | None:
+    if len(value) < 16:
+        return "too short (expected at least 16 characters, e.g. from `openssl rand -hex 16`)"
+    return _secret(value)
 
 
 def _port(value: int) -> str | None:
