@@ -2,7 +2,8 @@
 
 Pure code: the store hands over one `ChatRecord` per conversation and one `(queue_id,
 created_at)` pair per offline ticket, already filtered by time; this module groups them
-and renders the result as JSON, CSV or an aligned text table. No SQL, no I/O.
+and renders the result as JSON, CSV or an aligned text table. `build_overview` gathers the
+same figures for the admin page `/stats` (bridge/web/stats.py). No SQL, no I/O.
 
 Definitions (every time is a Unix timestamp in seconds; every duration is in seconds,
 rounded to 0.1 s):
@@ -96,6 +97,64 @@ def build_report(
     return {"rows": rows, "total": _row("total", chats, len(tickets))}
 
 
+@dataclass(frozen=True)
+class DayVolume:
+    """Chats started on one UTC day: `answered` (an agent replied), `missed` (ended without
+    a reply) and `pending` (neither yet: still waiting, or taken without a reply so far)."""
+
+    day: str
+    answered: int
+    missed: int
+    pending: int
+
+    @property
+    def chats(self) -> int:
+        return self.answered + self.missed + self.pending
+
+
+def daily_volume(chats: Iterable[ChatRecord], days: Iterable[str]) -> list[DayVolume]:
+    """One `DayVolume` per day in `days` (YYYY-MM-DD, in the given order), zero for a day
+    without chats; a chat started on a day not in `days` is left out."""
+    counts: dict[str, dict[str, int]] = {
+        day: {"answered": 0, "missed": 0, "pending": 0} for day in days}
+    for chat in chats:
+        day = counts.get(utc_day(chat.created_at))
+        if day is not None:
+            day[_outcome(chat)] += 1
+    return [DayVolume(day=day, **figures) for day, figures in counts.items()]
+
+
+def _outcome(chat: ChatRecord) -> str:
+    if chat.first_response_at is not None:
+        return "answered"
+    return "missed" if chat.missed else "pending"
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything the /stats page shows: the total row, the rows by queue and by agent
+    (exactly as `build_report` makes them) and the chats of each day."""
+
+    total: Row
+    queues: list[Row]
+    agents: list[Row]
+    days: list[DayVolume]
+
+
+def build_overview(
+    chats: Iterable[ChatRecord], tickets: Iterable[TicketRecord], days: Iterable[str]
+) -> Overview:
+    chats = list(chats)
+    tickets = list(tickets)
+    by_queue = build_report(chats, tickets, "queue")
+    return Overview(
+        total=by_queue["total"],
+        queues=by_queue["rows"],
+        agents=build_report(chats, tickets, "agent")["rows"],
+        days=daily_volume(chats, days),
+    )
+
+
 def _chat_key(chat: ChatRecord, by: str) -> str:
     if by == "queue":
         return chat.queue_id
@@ -179,7 +238,7 @@ def render_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-_TABLE_COLUMNS = (
+TABLE_COLUMNS = (
     ("key", "key"), ("chats", "chats"), ("missed", "missed"), ("tickets", "tickets"),
     ("messages", "messages"), ("wait_median_s", "wait med"), ("wait_p90_s", "wait p90"),
     ("first_response_median_s", "1st resp med"), ("duration_median_s", "duration med"),
@@ -190,11 +249,11 @@ _TABLE_COLUMNS = (
 def render_table(report: dict[str, Any]) -> str:
     """Aligned plain text: a header, the rows, a rule, the total. Durations read as
     45s, 3m05s, 1h02m; "-" means no value."""
-    lines = [[title for _, title in _TABLE_COLUMNS]]
-    body = [[_cell(name, row[name]) for name, _ in _TABLE_COLUMNS] for row in report["rows"]]
-    total = [_cell(name, report["total"][name]) for name, _ in _TABLE_COLUMNS]
+    lines = [[title for _, title in TABLE_COLUMNS]]
+    body = [[cell_text(name, row[name]) for name, _ in TABLE_COLUMNS] for row in report["rows"]]
+    total = [cell_text(name, report["total"][name]) for name, _ in TABLE_COLUMNS]
     lines += [*body, total]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(_TABLE_COLUMNS))]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(TABLE_COLUMNS))]
 
     def fmt(cells: list[str]) -> str:
         parts = [cells[0].ljust(widths[0])]
@@ -209,7 +268,9 @@ def render_table(report: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _cell(name: str, value: Any) -> str:
+def cell_text(name: str, value: Any) -> str:
+    """One figure as the table shows it: "-" for no value, durations as `human_duration`,
+    the rating average with 2 decimals, the ratings as n1/n2/n3/n4/n5."""
     if value is None:
         return "-"
     if name == "ratings":

@@ -15,6 +15,7 @@ from bridge.config import Config, normalize_origin
 from bridge.core.protocol import ProtocolError, parse_offline
 from bridge.hub import Hub
 from bridge.tickets import Flooded, Tickets
+from bridge.web import stats
 from bridge.web.ws import handle_ws, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def create_app(config: Config, hub: Hub, tickets: Tickets) -> web.Application:
     app.router.add_route("OPTIONS", "/v1/transcript", _preflight)
     app.router.add_get("/widget.js", _static_file("widget.js", "application/javascript"))
     app.router.add_get("/demo", _static_file("demo.html", "text/html"))
+    stats.register(app, config.server.admin_token, hub.store, hub.clock)
     app.on_shutdown.append(_close_sockets)
     return app
 
