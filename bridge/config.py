@@ -124,6 +124,9 @@ class QueueConfig:
     helpdesk_email: str = ""
     webhook_url: str = ""
     webhook_secret: str = ""
+    lobby: bool = False  # a room where the queue's agents see waiting chats and !claim them
+    offer_message_after_minutes: float = 5.0  # 0: never offer "leave a message" to waiters
+    unanswered_to_ticket: bool = True  # a chat that ends unanswered becomes a ticket
 
 
 @dataclass(frozen=True)
@@ -500,7 +503,8 @@ def _queues(r: _Reader, items: Any, agents: list[AgentConfig], backend: str) -> 
             continue
         r.unknown_keys(t, {"id", "name", "agents", "welcome", "topic", "timezone", "hours",
                            "holidays", "priority", "strategy", "max_waiting",
-                           "helpdesk_email", "webhook_url", "webhook_secret"}, p)
+                           "helpdesk_email", "webhook_url", "webhook_secret", "lobby",
+                           "offer_message_after_minutes", "unanswered_to_ticket"}, p)
         queue_id = r.get(t, "id", p, str, "", required=True, check=_ident)
         if queue_id and queue_id in seen:
             r.fail(f"{p}.id", f"{queue_id!r} is declared twice (expected unique ids)")
@@ -543,6 +547,11 @@ def _queues(r: _Reader, items: Any, agents: list[AgentConfig], backend: str) -> 
                 helpdesk_email=r.get(t, "helpdesk_email", p, str, "", check=_mailbox),
                 webhook_url=r.get(t, "webhook_url", p, str, "", check=_http_url),
                 webhook_secret=r.get(t, "webhook_secret", p, str, "", check=_secret),
+                lobby=r.get(t, "lobby", p, bool, False),
+                offer_message_after_minutes=float(r.get(
+                    t, "offer_message_after_minutes", p, (int, float), 5.0,
+                    check=_not_negative)),
+                unanswered_to_ticket=r.get(t, "unanswered_to_ticket", p, bool, True),
             )
         )
         if queues[-1].webhook_url and not queues[-1].webhook_secret:

@@ -171,6 +171,18 @@ def m005_identity(db: Database) -> None:
     )
 
 
+@migrations()
+def m006_ticket_from_chat(db: Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE tickets ADD COLUMN conversation_id TEXT;
+        CREATE UNIQUE INDEX tickets_conversation ON tickets(conversation_id)
+            WHERE conversation_id IS NOT NULL;
+        CREATE INDEX conversations_answered ON conversations(queue_id, first_response_at);
+        """
+    )
+
+
 _CONVERSATION_COLUMNS = """
     c.id, c.queue_id, c.status, c.room, c.agent_id, c.page_url, c.page_title, c.referrer,
     c.created_at, c.first_response_at, c.ended_at, c.last_seq, c.rating, c.comment,
@@ -307,6 +319,20 @@ class Store:
 
     def set_agent(self, conversation_id: ConversationId, agent_id: AgentId) -> None:
         self._update(conversation_id, agent_id=agent_id)
+
+    def clear_agent(self, conversation_id: ConversationId) -> None:
+        """The chat has no owner again (its agent left it); routing finds another."""
+        with self.db.atomic():
+            self.db.execute("UPDATE conversations SET agent_id = NULL WHERE id = ?",
+                            (conversation_id,))
+
+    def recent_waits(self, queue_id: str, since: float, limit: int = 50) -> list[float]:
+        """How long the queue's latest chats answered since `since` waited for that answer."""
+        rows = self.db.execute(
+            "SELECT first_response_at - created_at FROM conversations WHERE queue_id = ?"
+            " AND first_response_at >= ? ORDER BY first_response_at DESC LIMIT ?",
+            (queue_id, since, limit))
+        return [float(row[0]) for row in rows]
 
     def set_queue(self, conversation_id: ConversationId, queue_id: QueueId) -> None:
         self._update(conversation_id, queue_id=queue_id)
@@ -553,9 +579,14 @@ class Store:
         with self.db.atomic():
             self.db.execute(
                 "INSERT INTO tickets (id, created_at, queue_id, name, email, text, ip,"
-                " mail_pending, webhook_pending) VALUES (?,?,?,?,?,?,?,?,?)",
+                " conversation_id, mail_pending, webhook_pending) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (ticket.id, ticket.created_at, ticket.queue_id, ticket.name, ticket.email,
-                 ticket.text, ticket.ip, int(mail), int(webhook)))
+                 ticket.text, ticket.ip, ticket.conversation_id, int(mail), int(webhook)))
+
+    def ticket_of_conversation(self, conversation_id: str) -> Ticket | None:
+        rows = list(self.db.query("SELECT * FROM tickets WHERE conversation_id = ?",
+                                  [conversation_id]))
+        return _ticket(rows[0]) if rows else None
 
     def pending_tickets(self) -> list[tuple[Ticket, bool, bool]]:
         rows = self.db.query(
@@ -675,4 +706,5 @@ def _item(row: dict[str, Any]) -> Item:
 
 def _ticket(row: dict[str, Any]) -> Ticket:
     return Ticket(id=row["id"], created_at=row["created_at"], queue_id=row["queue_id"],
-                  name=row["name"], email=row["email"], text=row["text"], ip=row["ip"])
+                  name=row["name"], email=row["email"], text=row["text"], ip=row["ip"],
+                  conversation_id=row["conversation_id"])

@@ -61,8 +61,16 @@ def typing_frame(name: str, active: bool) -> Frame:
     return {"type": "typing", "name": name, "active": active}
 
 
-def queue_frame(position: int, wait_s: int | None) -> Frame:
-    return {"type": "queue", "position": position, "wait_s": wait_s}
+def queue_frame(position: int, wait_s: int | None, offer_message: bool = False) -> Frame:
+    """A waiting visitor's place in line; `offer_message`: they waited long enough to be
+    offered "leave a message instead"."""
+    return {"type": "queue", "position": position, "wait_s": wait_s,
+            "offer_message": offer_message}
+
+
+def ticket_frame(ticket_id: str) -> Frame:
+    """The visitor's lines became a help-desk ticket; the answer comes by email."""
+    return {"type": "ticket", "ticket": ticket_id}
 
 
 def error_frame(code: str, message: str, client_id: str | None = None) -> Frame:

@@ -105,3 +105,4 @@ class Ticket:
     email: str
     text: str
     ip: str = ""
+    conversation_id: str | None = None  # the unanswered chat it was made from

@@ -128,6 +128,11 @@ class PingFrame:
 
 
 @dataclass(frozen=True)
+class LeaveMessageFrame:
+    """Stop waiting: what the visitor wrote becomes a help-desk ticket, answered by email."""
+
+
+@dataclass(frozen=True)
 class SurveyFrame:
     rating: int
     comment: str
@@ -146,7 +151,7 @@ class CallbackFrame:
 
 ClientFrame = (
     StartFrame | ResumeFrame | MessageFrame | TypingFrame | ReadFrame | EndFrame | PingFrame
-    | SurveyFrame | TranscriptFrame | CallbackFrame
+    | SurveyFrame | TranscriptFrame | CallbackFrame | LeaveMessageFrame
 )
 
 
@@ -288,6 +293,10 @@ def _ping(data: dict[str, Any], max_text: int, user_agent: str) -> PingFrame:
     return PingFrame()
 
 
+def _leave_message(data: dict[str, Any], max_text: int, user_agent: str) -> LeaveMessageFrame:
+    return LeaveMessageFrame()
+
+
 def _survey(data: dict[str, Any], max_text: int, user_agent: str) -> SurveyFrame:
     rating = _field(data, "rating", int)
     if not 1 <= rating <= SURVEY_SCALE:
@@ -323,6 +332,7 @@ _PARSERS = {
     "survey": _survey,
     "transcript": _transcript,
     "callback": _callback,
+    "leave_message": _leave_message,
 }
 
 

@@ -3,6 +3,7 @@ local time and the agents' state."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -91,3 +92,27 @@ def choose_agents(strategy: str, members: list[AgentView]) -> list[str]:
         return [m.id for m in takers]
     best = min(takers, key=lambda m: (-m.priority, m.open_chats, members.index(m)))
     return [best.id]
+
+
+ESTIMATE_MIN_SAMPLES = 3
+
+
+def estimate_wait(position: int, recent_waits: list[float], serving: int,
+                  waited_s: float = 0.0) -> int | None:
+    """Seconds until an agent answers the chat at `position` in line (1 = next), or None
+    when there is no honest answer.
+
+    The base is the median time recent chats of the queue waited for their first answer;
+    with `serving` agents on duty, a visitor at position p waits about ceil(p / serving)
+    such turns. Time already waited counts against it. No estimate without at least
+    ESTIMATE_MIN_SAMPLES recent answers, without an agent on duty, or once the visitor has
+    already waited longer than estimated: saying "any moment now" then would be a guess.
+    """
+    if len(recent_waits) < ESTIMATE_MIN_SAMPLES or serving < 1 or position < 1:
+        return None
+    ordered = sorted(recent_waits)
+    middle = len(ordered) // 2
+    base = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    turns = -(-position // serving)
+    remaining = base * turns - waited_s
+    return math.ceil(remaining) if remaining > 0 else None

@@ -1,4 +1,5 @@
-"""The conversation state machine: waiting → active → ended."""
+"""The conversation state machine: waiting ⇄ active → ended (back to waiting when the
+chat's agent walks out and nobody else is left)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from bridge.core.models import Status
 class Happening(StrEnum):
     AGENT_JOINED = "agent_joined"
     AGENT_REPLIED = "agent_replied"
+    AGENT_GONE = "agent_gone"  # the chat's agent left and nobody else is with the visitor
     ENDED = "ended"
 
 
@@ -22,6 +24,7 @@ _NEXT: dict[tuple[Status, Happening], Status] = {
     (Status.WAITING, Happening.AGENT_REPLIED): Status.ACTIVE,
     (Status.ACTIVE, Happening.AGENT_JOINED): Status.ACTIVE,
     (Status.ACTIVE, Happening.AGENT_REPLIED): Status.ACTIVE,
+    (Status.ACTIVE, Happening.AGENT_GONE): Status.WAITING,
     (Status.WAITING, Happening.ENDED): Status.ENDED,
     (Status.ACTIVE, Happening.ENDED): Status.ENDED,
 }

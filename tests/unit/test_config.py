@@ -895,3 +895,13 @@ def test_canned_replies_per_language_and_their_errors() -> None:
     assert problems[0].startswith("canned.hi: unknown placeholder {nobody}")
     assert problems[1] == "canned.german: is not a language code (expected e.g. [canned.de])"
     assert problems[2] == "canned.fr.salut: expected a string, got 3"
+
+
+def test_admin_token_is_off_by_default_and_must_be_long() -> None:
+    assert parse_config(matrix_raw()).server.admin_token == ""
+    raw = matrix_raw()
+    raw["server"] = {"admin_token": "3f9c2a7be41d08c5"}
+    assert parse_config(raw).server.admin_token == "3f9c2a7be41d08c5"
+    raw["server"] = {"admin_token": "short"}
+    assert only_problem(raw) == ("server.admin_token: too short (expected at least 16 "
+                                 "characters, e.g. from `openssl rand -hex 16`)")

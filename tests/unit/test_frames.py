@@ -14,6 +14,7 @@ from bridge.core.frames import (
     queue_frame,
     resumed_frame,
     started_frame,
+    ticket_frame,
     typing_frame,
 )
 from bridge.core.models import (
@@ -167,9 +168,16 @@ def test_typing_frame(active: bool) -> None:
 
 
 def test_queue_frame() -> None:
-    assert roundtrip(queue_frame(2, 90)) == {"type": "queue", "position": 2, "wait_s": 90}
-    assert roundtrip(queue_frame(1, None)) == {"type": "queue", "position": 1, "wait_s": None}
-    assert json.dumps(queue_frame(1, None)) == ('{"type": "queue", "position": 1, "wait_s": null}')
+    assert roundtrip(queue_frame(2, 90)) == {"type": "queue", "position": 2, "wait_s": 90,
+                                             "offer_message": False}
+    assert roundtrip(queue_frame(1, None, True)) == {"type": "queue", "position": 1,
+                                                     "wait_s": None, "offer_message": True}
+    assert json.dumps(queue_frame(1, None)) == (
+        '{"type": "queue", "position": 1, "wait_s": null, "offer_message": false}')
+
+
+def test_ticket_frame() -> None:
+    assert roundtrip(ticket_frame("T-1A2B3C4D")) == {"type": "ticket", "ticket": "T-1A2B3C4D"}
 
 
 def test_error_frame() -> None:

@@ -14,6 +14,7 @@ from bridge.core.protocol import (
     MAX_TITLE,
     MAX_URL,
     EndFrame,
+    LeaveMessageFrame,
     MessageFrame,
     PingFrame,
     ProtocolError,
@@ -113,6 +114,7 @@ def test_protocol_error_is_a_value_error() -> None:
 def test_ping_and_end() -> None:
     assert parse({"type": "ping"}) == PingFrame()
     assert parse({"type": "end"}) == EndFrame()
+    assert parse({"type": "leave_message"}) == LeaveMessageFrame()
 
 
 def test_unknown_extra_fields_are_ignored() -> None:

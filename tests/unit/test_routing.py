@@ -11,7 +11,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bridge.config import STRATEGIES, ConfigError, QueueConfig, parse_config
-from bridge.core.routing import AgentView, Hours, choose_agents, is_open, parse_hours
+from bridge.core.routing import (
+    AgentView,
+    Hours,
+    choose_agents,
+    estimate_wait,
+    is_open,
+    parse_hours,
+)
 from tests.unit.test_config import matrix_raw, only_problem
 
 BUDAPEST = ZoneInfo("Europe/Budapest")
@@ -376,6 +383,9 @@ def test_queue_routing_defaults() -> None:
     assert queue.max_waiting == 0
     assert queue.agent_priorities == {}
     assert STRATEGIES == ("least_busy", "broadcast")
+    assert queue.lobby is False
+    assert queue.offer_message_after_minutes == 5.0
+    assert queue.unanswered_to_ticket is True
 
 
 def test_queue_routing_settings() -> None:
@@ -387,6 +397,9 @@ def test_queue_routing_settings() -> None:
         strategy="broadcast",
         max_waiting=10,
         agents=[{"id": "alice", "priority": 5}, {"id": "@bob:example.com"}],
+        lobby=True,
+        offer_message_after_minutes=0,
+        unanswered_to_ticket=False,
     )
     queue = first_queue(raw)
     assert queue.timezone == BUDAPEST
@@ -397,6 +410,9 @@ def test_queue_routing_settings() -> None:
     assert queue.max_waiting == 10
     assert queue.agents == ("alice", "bob")  # by id, or by address
     assert queue.agent_priorities == {"alice": 5}
+    assert queue.lobby is True
+    assert queue.offer_message_after_minutes == 0
+    assert queue.unanswered_to_ticket is False
 
 
 def test_agents_may_mix_strings_and_tables() -> None:
@@ -499,6 +515,14 @@ sat = "22:00-02:00"
         # A typo in a member table must not silently drop its priority.
         ({"agents": [{"id": "alice", "prio": 5}]}, "queues[0].agents[0].prio: unknown key"),
         ({"rank": 1}, "queues[0].rank: unknown key"),
+        ({"lobby": "yes"}, "queues[0].lobby: expected true or false, got 'yes'"),
+        ({"offer_message_after_minutes": -1},
+         "queues[0].offer_message_after_minutes: -1 is negative (expected minutes, 0 to switch "
+         "off)"),
+        ({"offer_message_after_minutes": "5"},
+         "queues[0].offer_message_after_minutes: expected a number, got '5'"),
+        ({"unanswered_to_ticket": 1},
+         "queues[0].unanswered_to_ticket: expected true or false, got 1"),
     ],
 )
 def test_queue_routing_problems(keys: dict[str, Any], problem: str) -> None:
@@ -567,3 +591,29 @@ def test_holiday_given_as_toml_datetime_is_a_problem_or_a_date(value: datetime) 
     assert all(type(d) is date for d in queue.holidays)
     hours = parse_hours({day: "00:00-24:00" for day in WEEK})
     assert not is_open(hours, queue.holidays, datetime(2026, 12, 25, 12, 0))
+
+
+# -- the wait estimate -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("position", "waits", "serving", "waited", "expected"),
+    [
+        (1, [60.0, 120.0, 180.0], 1, 0.0, 120),  # the median of recent answers
+        (1, [180.0, 60.0, 120.0], 1, 0.0, 120),  # in any order
+        (1, [60.0, 100.0, 140.0, 1000.0], 1, 0.0, 120),  # even count: between the middle two
+        (2, [60.0, 120.0, 180.0], 1, 0.0, 240),  # one agent: a turn per place in line
+        (3, [60.0, 120.0, 180.0], 2, 0.0, 240),  # two agents: places 3-4 wait two turns
+        (2, [60.0, 120.0, 180.0], 2, 0.0, 120),
+        (1, [60.0, 120.0, 180.0], 1, 30.0, 90),  # time already waited counts
+        (1, [60.0, 120.0, 180.0], 1, 119.5, 1),  # rounded up: never "0" while waiting
+        (1, [60.0, 120.0, 180.0], 1, 120.0, None),  # past the estimate: no guess
+        (1, [60.0, 120.0], 1, 0.0, None),  # too few answers to say anything
+        (1, [], 3, 0.0, None),
+        (1, [60.0, 120.0, 180.0], 0, 0.0, None),  # nobody on duty: unknown
+        (0, [60.0, 120.0, 180.0], 1, 0.0, None),  # not in line
+    ],
+)
+def test_estimate_wait(position: int, waits: list[float], serving: int, waited: float,
+                       expected: int | None) -> None:
+    assert estimate_wait(position, waits, serving, waited) == expected

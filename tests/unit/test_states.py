@@ -1,4 +1,4 @@
-"""The conversation state machine: waiting → active → ended, nothing after ended."""
+"""The conversation state machine: waiting ⇄ active → ended, nothing after ended."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ ALLOWED = {
     (Status.ACTIVE, Happening.AGENT_JOINED): Status.ACTIVE,
     (Status.ACTIVE, Happening.AGENT_REPLIED): Status.ACTIVE,
     (Status.ACTIVE, Happening.ENDED): Status.ENDED,
+    # The chat's agent walked out with nobody else left: back in the waiting line.
+    (Status.ACTIVE, Happening.AGENT_GONE): Status.WAITING,
 }
 
 
@@ -64,4 +66,5 @@ def test_invalid_transition_is_a_value_error() -> None:
 
 
 def test_happening_values_are_stable() -> None:
-    assert {h.value for h in Happening} == {"agent_joined", "agent_replied", "ended"}
+    assert {h.value for h in Happening} == {"agent_joined", "agent_replied", "agent_gone",
+                                             "ended"}

@@ -106,7 +106,7 @@ def test_migrations_are_recorded_once(db_path: Path) -> None:
     finally:
         conn.close()
     assert rows == [("m001_initial",), ("m002_commands",), ("m003_agent_tools",), ("m004_tickets",),
-                    ("m005_identity",)]
+                    ("m005_identity",), ("m006_ticket_from_chat",)]
 
 
 def _add_migration_row(path: Path, migration_set: str, name: str) -> None:
