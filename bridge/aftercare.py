@@ -7,7 +7,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from bridge.config import AgentConfig
-from bridge.core.models import Conversation, ConversationId, ItemKind, Sender, Status
+from bridge.core import frames
+from bridge.core.models import Conversation, ConversationId, ItemKind, Sender, Status, Ticket
 from bridge.core.protocol import CallbackFrame, ProtocolError, SurveyFrame, hash_token
 from bridge.core.transcript import render_transcript
 from bridge.mail import BadAddress, MailError, build_message
@@ -51,15 +52,15 @@ class Aftercare:
                                  self.hub.clock())
         log.info("conversation %s: rated %d/5", conversation.id, frame.rating)
         comment = f": {frame.comment}" if frame.comment else ""
-        await self.hub._notice(conversation,
+        await self.hub.notice(conversation,
                            f"⭐ {conversation.visitor.name} rated the chat {frame.rating}/5"
                            f"{comment}", key=f"rating-{conversation.id}")
 
     async def ask_callback(self, conversation: Conversation, agent: AgentConfig) -> None:
         item, _ = self.hub.store.append_item(conversation.id, ItemKind.CALLBACK, Sender.AGENT,
-                                         self.hub._agent_name(agent, ""), "", self.hub.clock(),
+                                         self.hub.agent_name(agent, ""), "", self.hub.clock(),
                                          sender_id=agent.id, delivered=True)
-        await self.hub._push(conversation.id, self.hub._frame(item))
+        await self.hub.push(conversation.id, self.hub.frame(item))
 
     async def visitor_callback(self, conversation_id: ConversationId, frame: CallbackFrame
                                ) -> None:
@@ -73,7 +74,7 @@ class Aftercare:
         self.hub.store.set_callback(conversation.id, frame.phone, frame.time)
         self.hub.store.add_event(conversation.id, None, "callback", frame.phone, self.hub.clock())
         when = f" ({frame.time})" if frame.time else ""
-        await self.hub._notice(conversation, f"📞 {conversation.visitor.name} asks to be called at "
+        await self.hub.notice(conversation, f"📞 {conversation.visitor.name} asks to be called at "
                            f"{frame.phone}{when}", key=f"callback-{conversation.id}-{frame.phone}")
 
     async def visitor_transcript(self, conversation_id: ConversationId, address: str) -> None:
@@ -105,6 +106,48 @@ class Aftercare:
             raise ProtocolError("mail_failed", str(exc)) from None
         self.hub.store.add_event(conversation.id, None, "transcript_mailed", "", self.hub.clock())
         log.info("conversation %s: transcript emailed", conversation.id)
+
+    async def unanswered_ticket(self, conversation: Conversation, *, asked: bool = False
+                                ) -> Ticket | None:
+        """A chat nobody answered becomes a help-desk ticket, so what the visitor wrote is
+        answered by email: when its queue says so, or when the visitor asked. Once per chat,
+        and only when the visitor wrote something."""
+        queue = self.hub.config.queue(conversation.queue_id)
+        wanted = asked or (queue is not None and queue.unanswered_to_ticket)
+        if (self.hub.tickets is None or not wanted
+                or self.hub.store.ticket_of_conversation(conversation.id) is not None):
+            return None
+        items = self.hub.store.items_after(conversation.id, 0)
+        if not any(i.kind is ItemKind.TEXT and i.sender is Sender.VISITOR for i in items):
+            return None
+        ticket = self.hub.tickets.from_chat(conversation, render_transcript(conversation, items),
+                                            self.hub.clock())
+        await self.hub.push(conversation.id, frames.ticket_frame(ticket.id))
+        await self.hub.notice(conversation, f"🎫 Nobody answered; {conversation.visitor.name}'s "
+                              f"lines are ticket {ticket.id} for the help desk.",
+                              key=f"ticket-{conversation.id}")
+        return ticket
+
+    async def leave_message(self, conversation_id: ConversationId) -> None:
+        """The waiting visitor gives up on chatting: their lines become a ticket and the
+        chat ends. A repeat (a retry after a lost answer) gets the same ticket number."""
+        conversation = self.hub.store.conversation(conversation_id)
+        if conversation is None:
+            raise ProtocolError("no_conversation", "start or resume a conversation first")
+        known = self.hub.store.ticket_of_conversation(conversation_id)
+        if known is not None:
+            await self.hub.push(conversation_id, frames.ticket_frame(known.id))
+            return
+        if conversation.status is Status.ENDED:
+            raise ProtocolError("ended", "this conversation has ended; start a new one")
+        if conversation.first_response_at is not None:
+            raise ProtocolError("answered", "an agent is answering you; keep chatting")
+        if self.hub.tickets is None:
+            raise ProtocolError("unavailable", "messages cannot be left here")
+        if await self.unanswered_ticket(conversation, asked=True) is None:
+            raise ProtocolError("nothing_written", "write your message first, then leave it")
+        log.info("conversation %s: visitor left a message instead of waiting", conversation.id)
+        await self.hub.visitor_end(conversation_id)
 
     def transcript_for_token(self, token: str) -> str | None:
         conversation = self.hub.store.conversation_by_token(hash_token(token))

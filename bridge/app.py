@@ -44,9 +44,9 @@ class Bridge:
         self.store = Store(config.storage.path)
         self.backend = backend or make_backend(config, self.store)
         mailer = Mailer(config.smtp) if config.smtp is not None else None
-        self.hub = Hub(config, self.store, self.backend, mailer=mailer)
         self._ticket_tasks = TaskGroup()
         self.tickets = Tickets(config, self.store, mailer, self._ticket_tasks)
+        self.hub = Hub(config, self.store, self.backend, mailer=mailer, tickets=self.tickets)
         self.app = create_app(config, self.hub, self.tickets)
         self._runner: web.AppRunner | None = None
         self.port = config.server.port

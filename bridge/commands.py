@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bridge.config import AgentConfig, QueueConfig
 from bridge.core.commands import Command, CommandError, Registry, Spec, unknown
-from bridge.core.models import AgentId, Conversation, Sender, Status, VisitorInfo
+from bridge.core.models import Conversation, Sender, Status, VisitorInfo
 from bridge.core.protocol import ProtocolError
 from bridge.core.templates import TemplateError, render
 
@@ -36,6 +36,7 @@ class Context:
     conversation: Conversation | None  # None in a room that is not a conversation's
     now: float
     key: str  # the command line's event id: makes a replayed command's effects idempotent
+    lobby: QueueConfig | None = None  # the queue whose lobby the command was written in
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ class Commands:
             self._handlers[spec.name] = handler
 
     async def run(self, command: Command, agent: AgentConfig,
-                  conversation: Conversation | None, key: str) -> Reply:
+                  conversation: Conversation | None, key: str,
+                  lobby: QueueConfig | None = None) -> Reply:
         """Run one command; CommandError text goes back as it is, anything else is logged
         with a reference and the agents see only that reference."""
         try:
@@ -93,7 +95,7 @@ class Commands:
             if spec.in_chat_only and conversation is None:
                 raise CommandError(f"{self.registry.prefix}{spec.name} works in a chat's room")
             return await self._handlers[spec.name](
-                Context(command, agent, conversation, self.hub.clock(), key))
+                Context(command, agent, conversation, self.hub.clock(), key, lobby))
         except CommandError as exc:
             return Reply(str(exc))
         except Exception:
@@ -277,13 +279,16 @@ class Commands:
         return Reply(f"Asked {conversation.visitor.name} for a phone number; it will show "
                      "here when they answer.")
 
-    def _waiting_for(self, agent: AgentConfig) -> list[Conversation]:
-        queues = [q.id for q in self.hub.config.queues if agent.id in q.agents]
+    def _waiting_for(self, ctx: Context) -> list[Conversation]:
+        """The line `!queue` shows and `!claim N` counts in: in a lobby, that queue's;
+        elsewhere, that of every queue the agent is in."""
+        queues = ([ctx.lobby.id] if ctx.lobby else
+                  [q.id for q in self.hub.config.queues if ctx.agent.id in q.agents])
         return [c for c in self.hub.store.open_conversations()
                 if c.status is Status.WAITING and c.queue_id in queues]
 
     async def queue(self, ctx: Context) -> Reply:
-        waiting = self._waiting_for(ctx.agent)
+        waiting = self._waiting_for(ctx)
         if not waiting:
             return Reply("Nobody is waiting in your queues.")
         lines = ["Waiting (take one with !claim N):"]
@@ -300,16 +305,16 @@ class Commands:
             if conversation.agent_id not in (None, ctx.agent.id):
                 raise CommandError(f"{conversation.agent_id} already has this chat; "
                                    "ask them to !transfer it.")
-            self.hub.store.set_agent(conversation.id, AgentId(ctx.agent.id))
+            await self.hub.router.take(conversation, ctx.agent)
             self._event(ctx, "claim", conversation.id)
             return Reply(f"This chat is yours, {ctx.agent.name or ctx.agent.id}.")
-        waiting = self._waiting_for(ctx.agent)
+        waiting = self._waiting_for(ctx)
         choice = ctx.command.args[0]
         if not choice.isdigit() or not 1 <= int(choice) <= len(waiting):
             raise CommandError(f"No waiting chat number {choice}; see !queue.")
         conversation = waiting[int(choice) - 1]
-        self.hub.store.set_agent(conversation.id, AgentId(ctx.agent.id))
         await self.hub.invite_agent(conversation, ctx.agent)
+        await self.hub.router.take(conversation, ctx.agent)
         self.hub.store.add_event(conversation.id, ctx.agent.id, "claim", "", ctx.now)
         return Reply(f"Invited you to the chat with {conversation.visitor.name}.")
 
@@ -321,7 +326,7 @@ class Commands:
     async def come_back(self, ctx: Context) -> Reply:
         self.hub.store.set_break(ctx.agent.id, False)
         self._event(ctx, "back", "")
-        await self.hub.assign_waiting()
+        await self.hub.router.assign_waiting()
         return Reply("Welcome back: you take new chats again.")
 
     async def stats(self, ctx: Context) -> Reply:
@@ -357,15 +362,15 @@ class Commands:
         """The queue's available agent with the fewest open chats (not the current one)."""
         candidates = [a for agent_id in queue.agents
                       if (a := self.hub.config.agent(agent_id)) is not None
-                      and a.id != current.id and self.hub.can_take(a)]
+                      and a.id != current.id and self.hub.router.can_take(a)]
         if not candidates:
             raise CommandError(f"Nobody in {queue.name} can take a chat now; nothing changed.")
-        return min(candidates, key=self.hub.open_chats)
+        return min(candidates, key=self.hub.router.open_chats)
 
     def _check_can_take(self, agent: AgentConfig) -> None:
-        if not self.hub.agent_available(agent):
+        if not self.hub.router.agent_available(agent):
             raise CommandError(f"{agent.name or agent.id} is away; nothing changed.")
-        if self.hub.open_chats(agent) >= agent.max_chats:
+        if self.hub.router.open_chats(agent) >= agent.max_chats:
             raise CommandError(f"{agent.name or agent.id} already has {agent.max_chats} chats; "
                                "nothing changed.")
 

@@ -12,8 +12,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from bridge.aftercare import Aftercare
 from bridge.backends.base import (
@@ -50,13 +49,14 @@ from bridge.core.protocol import (
     hash_token,
     identity_verified,
 )
-from bridge.core.routing import AgentView, choose_agents, is_open
 from bridge.core.states import Happening, InvalidTransition, is_abandoned, next_status
 from bridge.core.templates import render
 from bridge.mail import Mailer
 from bridge.outbox import Outbox
+from bridge.routing import Router
 from bridge.store import Store
 from bridge.tasks import TaskGroup
+from bridge.tickets import Tickets
 
 log = logging.getLogger(__name__)
 
@@ -87,26 +87,28 @@ class Hub:
         *,
         clock: Callable[[], float] = time.time,
         mailer: Mailer | None = None,
+        tickets: Tickets | None = None,
     ) -> None:
         self.config = config
         self.mailer = mailer
+        self.tickets = tickets
         self.store = store
         self.backend = backend
         self.clock = clock
         self._sinks: dict[ConversationId, set[VisitorSink]] = {}
         self._tasks = TaskGroup()
-        self._presence: dict[str, bool] = {}
         self.commands = Commands(self)
         self.aftercare = Aftercare(self)
-        self.outbox = Outbox(config, store, backend, self._tasks, self.invitees,
-                             self.assign_waiting)
-        self._invited: dict[ConversationId, set[str]] = {}
+        self.router = Router(self)
+        self.outbox = Outbox(config, store, backend, self._tasks, self.router.invitees,
+                             self.router.assign_waiting)
 
     async def start(self) -> None:
         """Start the backend, then resume every delivery a previous run left unfinished."""
         await self.backend.start(self.on_inbound)
         open_conversations = self.store.open_conversations()
-        await self.backend.attach_rooms({
+        lobbies = await self.router.open_lobbies()
+        await self.backend.attach_rooms(lobbies | {
             c.room: self.outbox.room_spec(c) for c in open_conversations if c.room is not None
         })
         for conversation in open_conversations:
@@ -120,13 +122,15 @@ class Hub:
         """Now and then: end abandoned chats, and give waiting chats to whoever can take
         them (a safety net behind the events that normally do it)."""
         timeout_s = self.config.server.idle_timeout_minutes * 60
-        interval = min(SWEEP_S, max(timeout_s / 4, 0.2)) if timeout_s else SWEEP_S
+        limits = [timeout_s] + [q.offer_message_after_minutes * 60 for q in self.config.queues]
+        interval = min([SWEEP_S] + [max(s / 4, 0.2) for s in limits if s])
         while True:
             await asyncio.sleep(interval)
             try:
                 if timeout_s:
                     await self._end_abandoned_chats(timeout_s)
-                await self.assign_waiting()
+                await self.router.assign_waiting()
+                await self.router.offer_messages()
             except Exception:
                 log.exception("sweep failed; next one in %.0fs", interval)
 
@@ -152,7 +156,7 @@ class Hub:
 
     async def start_conversation(self, frame: StartFrame, sink: VisitorSink) -> Conversation:
         queue = self._queue_for_topic(frame.topic)
-        if not self.queue_open(queue):
+        if not self.router.queue_open(queue):
             raise ProtocolError("queue_closed", f"{queue.name} is closed now; please leave "
                                 "a message instead")
         if queue.max_waiting and self.store.count_waiting(queue.id) >= queue.max_waiting:
@@ -182,6 +186,7 @@ class Hub:
         self.outbox.kick(conversation.id)
         await sink.send(frames.started_frame(conversation, token))
         await self.follow(conversation.id, 0, sink)
+        await self.router.line_moved(queue.id)
         return conversation
 
     async def resume(self, frame: ResumeFrame, sink: VisitorSink) -> Conversation:
@@ -200,7 +205,7 @@ class Hub:
         await self._replay(conversation_id, after, sink)
         conversation = self.store.conversation(conversation_id)
         if conversation is not None and conversation.status is Status.WAITING:
-            await self._send_queue_position(conversation, sink)
+            await sink.send(self.router.position_frame(conversation))
 
     async def _replay(self, conversation_id: ConversationId, after: int, sink: VisitorSink
                       ) -> None:
@@ -209,7 +214,7 @@ class Hub:
         in between, so every later item reaches it as a live push."""
         while items := self.store.items_after(conversation_id, after):
             for count, item in enumerate(items, 1):
-                await sink.send(self._frame(item))
+                await sink.send(self.frame(item))
                 after = item.seq
                 if count % REPLAY_BATCH == 0:
                     await sink.drain()  # a long chat goes out in batches, not all queued
@@ -224,6 +229,10 @@ class Hub:
             sinks.discard(sink)
             if not sinks:
                 del self._sinks[conversation_id]
+
+    def has_visitor(self, conversation_id: ConversationId) -> bool:
+        """Whether the visitor has the chat open somewhere right now."""
+        return bool(self._sinks.get(conversation_id))
 
     async def visitor_message(
         self, conversation_id: ConversationId, frame: MessageFrame, origin: VisitorSink
@@ -250,7 +259,7 @@ class Hub:
             log.debug("conversation %s: visitor line seq %d: %r", conversation.id, item.seq,
                       item.text)
             self.outbox.kick(conversation.id)
-            await self._push(conversation.id, self._frame(item), skip=origin)
+            await self.push(conversation.id, self.frame(item), skip=origin)
         return item.seq
 
     async def visitor_typing(self, conversation_id: ConversationId, active: bool) -> None:
@@ -281,13 +290,15 @@ class Hub:
         )
         self.store.set_status(conversation.id, status, ended_at=now)
         log.info("conversation %s: ended by %s", conversation.id, by.value)
-        await self._push(conversation.id, self._frame(item))
+        if by is not Sender.AGENT and conversation.first_response_at is None:
+            await self.aftercare.unanswered_ticket(conversation)
+        await self.push(conversation.id, self.frame(item))
         self.outbox.kick(conversation.id)
-        self._invited.pop(conversation.id, None)
+        self.router.forget(conversation.id)
         if conversation.status is Status.WAITING:
-            await self._line_moved(conversation.queue_id)
+            await self.router.line_moved(conversation.queue_id)
         else:
-            await self.assign_waiting()  # its agent may take a waiting chat now
+            await self.router.assign_waiting()  # its agent may take a waiting chat now
 
     # -- backend side --------------------------------------------------------------------
 
@@ -309,17 +320,8 @@ class Hub:
 
     async def _on_presence(self, event: AgentPresence) -> None:
         agent = self.config.agent_by_address(event.address)
-        if agent is not None and self._presence.get(agent.id) != event.available:
-            self._presence[agent.id] = event.available
-            log.info("agent %s is %s", agent.id, "available" if event.available else "away")
-            if event.available:
-                await self.assign_waiting()
-
-    def agent_available(self, agent: AgentConfig) -> bool:
-        """On a break, or away, busy (dnd), extended away or offline: no new chats."""
-        if self.store.on_break(agent.id):
-            return False
-        return self._presence.get(agent.id, self.backend.presence_default)
+        if agent is not None:
+            await self.router.on_presence(agent, event.available)
 
     def _agent_in_room(
         self, room: RoomRef, address: str, what: str
@@ -335,8 +337,8 @@ class Hub:
         return conversation, agent
 
     async def _on_direct(self, event: AgentMessage) -> None:
-        """A line in a room that is no conversation's: an agent's direct chat with the bot,
-        where only commands about the agent make sense."""
+        """A line in a room that is no conversation's: a queue's lobby or an agent's direct
+        chat with the bot, where only commands about the agent make sense."""
         agent = self.config.agent_by_address(event.sender)
         if agent is None:
             return
@@ -346,7 +348,9 @@ class Hub:
             reply = str(exc)
         else:
             if isinstance(parsed, Command):
-                reply = (await self.commands.run(parsed, agent, None, event.event_id)).to_agents
+                lobby = self.router.lobby_queue(event.room)
+                reply = (await self.commands.run(parsed, agent, None, event.event_id,
+                                                 lobby=lobby)).to_agents
             else:
                 reply = "Only commands work here; try !help."
         if reply:
@@ -368,26 +372,26 @@ class Hub:
             # (and a corrected command is not run again).
             if conversation.status is not Status.ENDED:
                 await self._agent_item(conversation, agent,
-                                       self._agent_name(agent, event.sender_name),
+                                       self.agent_name(agent, event.sender_name),
                                        f"{EDIT_MARK}{event.text}", event.event_id, event.ts)
             return
         try:
             parsed = parse_line(event.text, self.commands.registry.prefix)
         except CommandError as exc:
-            await self._notice(conversation, str(exc), key=f"cmd-{event.event_id}")
+            await self.notice(conversation, str(exc), key=f"cmd-{event.event_id}")
             return
         if isinstance(parsed, Command):
             log.info("conversation %s: agent %s runs %s", conversation.id, agent.id, parsed.name)
             reply = await self.commands.run(parsed, agent, conversation, event.event_id)
             if reply.to_agents:
-                await self._notice(conversation, reply.to_agents, key=f"cmd-{event.event_id}")
+                await self.notice(conversation, reply.to_agents, key=f"cmd-{event.event_id}")
             return
         if conversation.status is Status.ENDED:
-            await self._notice(conversation, "This chat has ended; the visitor no longer sees "
+            await self.notice(conversation, "This chat has ended; the visitor no longer sees "
                                "new messages.", key=f"ended-{event.event_id}")
             return
         text = parsed.text if isinstance(parsed, Literal) else event.text
-        name = self._agent_name(agent, event.sender_name)
+        name = self.agent_name(agent, event.sender_name)
         await self._agent_item(conversation, agent, name, text, event.event_id, event.ts)
 
     async def _agent_item(self, conversation: Conversation, agent: AgentConfig, name: str,
@@ -400,7 +404,7 @@ class Hub:
         if not created:
             return
         log.debug("conversation %s: agent %s line seq %d", conversation.id, agent.id, item.seq)
-        await self._push(conversation.id, self._frame(item))
+        await self.push(conversation.id, self.frame(item))
         self.store.set_first_response(conversation.id, ts)
         await self._agent_engaged(conversation, agent, Happening.AGENT_REPLIED)
 
@@ -413,7 +417,7 @@ class Hub:
         return {
             "visitor": conversation.visitor.name if conversation else "",
             "visitor_email": conversation.visitor.email if conversation else "",
-            "agent": self._agent_name(agent, ""),
+            "agent": self.agent_name(agent, ""),
             "queue": queue.name if queue else "",
             "site": self.config.widget.title,
         }
@@ -423,9 +427,9 @@ class Hub:
         """A line an agent sends through a command (a canned reply): to the visitor, and
         shown in the room so the other agents see what the visitor got. `key` (the command's
         event id) keeps a replayed command from sending it twice."""
-        await self._agent_item(conversation, agent, self._agent_name(agent, ""), text, key,
+        await self._agent_item(conversation, agent, self.agent_name(agent, ""), text, key,
                                self.clock())
-        await self._notice(conversation, f"{self._agent_name(agent, '')} → visitor: {text}",
+        await self.notice(conversation, f"{self.agent_name(agent, '')} → visitor: {text}",
                            key=f"said-{key}")
 
     async def invite_agent(self, conversation: Conversation, agent: AgentConfig) -> None:
@@ -443,11 +447,11 @@ class Hub:
         self.store.set_agent(conversation.id, AgentId(target.id))
         if queue is not None:
             self.store.set_queue(conversation.id, QueueId(queue.id))
-        name = self._agent_name(target, "")
+        name = self.agent_name(target, "")
         item, _ = self.store.append_item(conversation.id, ItemKind.TRANSFERRED, Sender.AGENT,
                                          name, "", self.clock(), sender_id=target.id,
                                          delivered=True)
-        await self._push(conversation.id, self._frame(item))
+        await self.push(conversation.id, self.frame(item))
         if not stay and conversation.room is not None:
             try:
                 await self.backend.remove(conversation.room, current.address)
@@ -458,13 +462,7 @@ class Hub:
                  target.id)
 
     async def end_by_agent(self, conversation: Conversation, agent: AgentConfig) -> None:
-        await self._end(conversation, Sender.AGENT, self._agent_name(agent, ""))
-
-    def open_chats(self, agent: AgentConfig) -> int:
-        return self.store.open_chats_of(agent.id)
-
-    def can_take(self, agent: AgentConfig) -> bool:
-        return self.agent_available(agent) and self.open_chats(agent) < agent.max_chats
+        await self._end(conversation, Sender.AGENT, self.agent_name(agent, ""))
 
     async def _on_agent_typing(self, event: AgentTyping) -> None:
         found = self._agent_in_room(event.room, event.sender, "typing")
@@ -473,8 +471,8 @@ class Hub:
         conversation, agent = found
         if conversation.status is Status.ENDED:
             return
-        name = self._agent_name(agent, event.sender_name)
-        await self._push(conversation.id, frames.typing_frame(name, event.active))
+        name = self.agent_name(agent, event.sender_name)
+        await self.push(conversation.id, frames.typing_frame(name, event.active))
 
     async def _on_membership(self, event: MemberJoined | MemberLeft) -> None:
         found = self._agent_in_room(event.room, event.member, "membership")
@@ -490,7 +488,7 @@ class Hub:
             conversation.id,
             ItemKind.JOINED if joined else ItemKind.LEFT,
             Sender.AGENT,
-            self._agent_name(agent, event.member_name),
+            self.agent_name(agent, event.member_name),
             "",
             self.clock(),
             sender_id=agent.id,
@@ -501,9 +499,11 @@ class Hub:
             return
         log.info("conversation %s: agent %s %s", conversation.id, agent.id,
                  "joined" if joined else "left")
-        await self._push(conversation.id, self._frame(item))
+        await self.push(conversation.id, self.frame(item))
         if joined:
             await self._agent_engaged(conversation, agent, Happening.AGENT_JOINED)
+        else:
+            await self.router.on_agent_left(conversation, agent)
 
     async def _agent_engaged(
         self, conversation: Conversation, agent: AgentConfig, happening: Happening
@@ -512,24 +512,19 @@ class Hub:
             status = next_status(conversation.status, happening)
         except InvalidTransition:
             return
-        if conversation.agent_id is None:
-            self.store.set_agent(conversation.id, AgentId(agent.id))
+        queue = self._queue(conversation.queue_id)
+        # Under `broadcast` several agents may join; the first to speak (or !claim) owns it.
+        first_word = happening is Happening.AGENT_REPLIED or (
+            queue is None or queue.strategy != "broadcast")
+        if conversation.agent_id is None and first_word:
+            await self.router.take(conversation, agent)
         if status is not conversation.status:
             self.store.set_status(conversation.id, status)
-            await self._line_moved(conversation.queue_id)
-
-    async def _line_moved(self, queue_id: QueueId) -> None:
-        """Someone left the waiting line: tell everyone still waiting their new place."""
-        for waiting in self.store.waiting_conversations(queue_id):
-            sinks = list(self._sinks.get(waiting.id, ()))
-            if sinks:
-                frame = frames.queue_frame(self.store.waiting_position(waiting), None)
-                for sink in sinks:
-                    await sink.send(frame)
+            await self.router.line_moved(conversation.queue_id)
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _notice(self, conversation: Conversation, text: str, *, key: str) -> None:
+    async def notice(self, conversation: Conversation, text: str, *, key: str) -> None:
         """A notice for the agents only (never stored in the visitor's timeline)."""
         if conversation.room is None:
             return
@@ -545,16 +540,12 @@ class Hub:
         except BackendError as exc:
             log.debug("conversation %s: typing not shown (%s)", conversation_id, exc)
 
-    async def _push(
+    async def push(
         self, conversation_id: ConversationId, frame: frames.Frame, skip: VisitorSink | None = None
     ) -> None:
         for sink in list(self._sinks.get(conversation_id, ())):
             if sink is not skip:
                 await sink.send(frame)
-
-    async def _send_queue_position(self, conversation: Conversation, sink: VisitorSink) -> None:
-        # wait_s stays null until routing can estimate it honestly.
-        await sink.send(frames.queue_frame(self.store.waiting_position(conversation), None))
 
     def _queue_for_topic(self, topic: str | None) -> QueueConfig:
         if topic is None or topic == "":
@@ -574,79 +565,8 @@ class Hub:
         )
 
     @staticmethod
-    def _agent_name(agent: AgentConfig, shown_name: str) -> str:
+    def agent_name(agent: AgentConfig, shown_name: str) -> str:
         return agent.name or shown_name or agent.id
 
-    def _frame(self, item: Item) -> frames.Frame:
+    def frame(self, item: Item) -> frames.Frame:
         return frames.item_frame(item, self.config.widget.strings.get("survey", SURVEY_QUESTION))
-
-    # -- routing -------------------------------------------------------------------------
-
-    def queue_open(self, queue: QueueConfig) -> bool:
-        local = datetime.fromtimestamp(self.clock(), queue.timezone)
-        return is_open(queue.hours, queue.holidays, local)
-
-    def _members(self, queue: QueueConfig) -> list[AgentView]:
-        return [
-            AgentView(id=agent.id, priority=queue.agent_priorities.get(agent.id, 0),
-                      open_chats=self.open_chats(agent), max_chats=agent.max_chats,
-                      available=self.agent_available(agent))
-            for agent_id in queue.agents
-            if (agent := self.config.agent(agent_id)) is not None
-        ]
-
-    def invitees(self, conversation: Conversation) -> tuple[str, ...]:
-        """Who is invited to the conversation's room: its agent if it has one, else whom
-        the queue's strategy picks among the agents who can take a chat now (maybe nobody:
-        the chat then waits until someone can)."""
-        if conversation.agent_id and (agent := self.config.agent(conversation.agent_id)):
-            return (agent.address,)
-        queue = self._queue(conversation.queue_id)
-        if queue is None:
-            return ()
-        chosen = choose_agents(queue.strategy, self._members(queue))
-        self._invited.setdefault(conversation.id, set()).update(chosen)
-        return tuple(a.address for agent_id in chosen if (a := self.config.agent(agent_id)))
-
-    async def assign_waiting(self) -> None:
-        """Invite someone to each waiting chat whose invited agents can no longer take it
-        (or who had nobody): called when an agent comes back, a chat ends, and regularly."""
-        for conversation in self.store.open_conversations():
-            queue = self._queue(conversation.queue_id)
-            if conversation.status is not Status.WAITING or conversation.room is None or not queue:
-                continue
-            invited = self._invited.setdefault(conversation.id, set())
-            members = self._members(queue)
-            if any(m.can_take for m in members if m.id in invited):
-                continue
-            fresh = [m for m in members if m.id not in invited]
-            for agent_id in choose_agents(queue.strategy, fresh):
-                agent = self.config.agent(agent_id)
-                if agent is None:
-                    continue
-                try:
-                    await self.backend.invite(conversation.room, agent.address)
-                except BackendError as exc:
-                    log.warning("conversation %s: could not invite %s (%s)", conversation.id,
-                                agent.id, exc)
-                    continue
-                invited.add(agent.id)
-                log.info("conversation %s: invited %s from the waiting line", conversation.id,
-                         agent.id)
-
-    def status(self) -> dict[str, Any]:
-        """The public availability answer behind GET /v1/status."""
-        queues = []
-        for queue in self.config.queues:
-            is_open_now = self.queue_open(queue)
-            available = is_open_now and any(m.can_take for m in self._members(queue))
-            queues.append({
-                "id": queue.id,
-                "name": queue.name,
-                "topic": queue.topic,
-                "open": is_open_now,
-                "available": available,
-                "waiting": self.store.count_waiting(queue.id),
-                "wait_s": None,
-            })
-        return {"available": any(q["available"] for q in queues), "queues": queues}

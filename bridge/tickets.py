@@ -15,7 +15,7 @@ from dataclasses import asdict
 import aiohttp
 
 from bridge.config import Config, QueueConfig
-from bridge.core.models import Ticket
+from bridge.core.models import Conversation, Ticket
 from bridge.core.protocol import OfflineMessage, ProtocolError
 from bridge.mail import Mailer, MailError, build_message
 from bridge.store import Store
@@ -36,6 +36,10 @@ class WebhookRefused(Exception):
 
 class Flooded(Exception):
     """Too many offline messages from this address or email lately (HTTP 429)."""
+
+
+def _ticket_id() -> str:
+    return f"T-{secrets.token_hex(4).upper()}"
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -67,15 +71,31 @@ class Tickets:
                 or self.store.count_tickets(email=message.email, since=hour_ago)
                 >= PER_EMAIL_PER_HOUR):
             raise Flooded()
-        ticket = Ticket(id=f"T-{secrets.token_hex(4).upper()}", created_at=now,
-                        queue_id=queue.id, name=message.name, email=message.email.lower(),
-                        text=message.text, ip=ip)
-        mail = bool(queue.helpdesk_email and self.mailer)
-        webhook = bool(queue.webhook_url)
-        self.store.add_ticket(ticket, mail=mail, webhook=webhook)
+        ticket = Ticket(id=_ticket_id(), created_at=now, queue_id=queue.id, name=message.name,
+                        email=message.email.lower(), text=message.text, ip=ip)
+        self._file(ticket, queue)
         log.info("ticket %s: offline message for queue %s", ticket.id, queue.id)
-        self._spawn(ticket, mail=mail, webhook=webhook)
         return ticket
+
+    def from_chat(self, conversation: Conversation, transcript: str, now: float) -> Ticket:
+        """An unanswered chat as a ticket: its transcript goes to the help desk. One per
+        chat; asking again returns the same ticket."""
+        existing = self.store.ticket_of_conversation(conversation.id)
+        if existing is not None:
+            return existing
+        ticket = Ticket(id=_ticket_id(), created_at=now, queue_id=conversation.queue_id,
+                        name=conversation.visitor.name, email=conversation.visitor.email,
+                        text=transcript, conversation_id=conversation.id)
+        self._file(ticket, self.config.queue(conversation.queue_id))
+        log.info("conversation %s: unanswered; became ticket %s", conversation.id, ticket.id)
+        return ticket
+
+    def _file(self, ticket: Ticket, queue: QueueConfig | None) -> None:
+        """Store the ticket (durably, before anyone is told its number), then deliver it."""
+        mail = bool(queue and queue.helpdesk_email and self.mailer)
+        webhook = bool(queue and queue.webhook_url)
+        self.store.add_ticket(ticket, mail=mail, webhook=webhook)
+        self._spawn(ticket, mail=mail, webhook=webhook)
 
     def _spawn(self, ticket: Ticket, *, mail: bool, webhook: bool) -> None:
         queue = self.config.queue(ticket.queue_id)
@@ -111,7 +131,8 @@ class Tickets:
         assert self.mailer is not None
         message = build_message(
             self.mailer.cfg, queue.helpdesk_email,
-            f"[{ticket.id}] Offline message: {queue.name}",
+            f"[{ticket.id}] {'Unanswered chat' if ticket.conversation_id else 'Offline message'}"
+            f": {queue.name}",
             f"From: {ticket.name} <{ticket.email}>\nQueue: {queue.name}\n\n{ticket.text}\n",
             reply_to=(ticket.name, ticket.email),
         )

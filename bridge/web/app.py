@@ -39,6 +39,8 @@ DEFAULT_STRINGS: dict[str, str] = {
     "joined": "{name} joined",
     "left": "{name} left",
     "queue": "You are number {position} in line",
+    "wait": "about {minutes} min",
+    "instead": "Leave a message instead",
     "offline": "We are offline right now. Leave a message and we will answer by email.",
     "or_leave": "Or leave a message",
     "ticket": "Thanks! Your message is ticket {ticket}; we will answer by email.",
@@ -136,7 +138,7 @@ async def _status(request: web.Request) -> web.Response:
         "position": config.widget.position,
         "strings": {key: strings[key] for key in LAUNCHER_STRINGS},
     }
-    return _json(request, {**request.app[HUB].status(), **look}, max_age=10)
+    return _json(request, {**request.app[HUB].router.status(), **look}, max_age=10)
 
 
 TOKEN_HEADER = "X-Livechat-Token"

@@ -18,6 +18,7 @@ from bridge.core.models import Conversation, ConversationId
 from bridge.core.protocol import (
     CallbackFrame,
     EndFrame,
+    LeaveMessageFrame,
     MessageFrame,
     PingFrame,
     ProtocolError,
@@ -175,6 +176,8 @@ class VisitorConnection:
                 self._current()
             case EndFrame():
                 await self.hub.visitor_end(self._current())
+            case LeaveMessageFrame():
+                await self.hub.aftercare.leave_message(self._current())
             case SurveyFrame():
                 await self.hub.aftercare.visitor_survey(self._current(), frame)
                 await self.sink.send(frames.rated_frame(frame.rating))

@@ -139,7 +139,8 @@ def matrix(homeserver: Homeserver) -> Messenger:
 
 def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = None,
                   queues: list[dict[str, Any]] | None = None, identity: str | None = None,
-                  **server: Any) -> Config:
+                  agents: dict[str, dict[str, Any]] | None = None, **server: Any) -> Config:
+    """The test bridge's config; `agents` adds keys to agents by id ({"alice": {...}})."""
     port = free_port()
     extra: dict[str, Any] = {"smtp": smtp} if smtp else {}
     if identity:
@@ -152,8 +153,9 @@ def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = 
         "storage": {"path": str(db)},
         **messenger.backend_config(),
         "agents": [
-            {"id": "alice", "address": messenger.address("alice"), "name": "Alice"},
-            {"id": "bob", "address": messenger.address("bob")},
+            {"id": "alice", "address": messenger.address("alice"), "name": "Alice",
+             **(agents or {}).get("alice", {})},
+            {"id": "bob", "address": messenger.address("bob"), **(agents or {}).get("bob", {})},
         ],
         "queues": [{"id": "support", "name": "Support", "agents": ["alice"],
                     "welcome": "Hi {visitor}, {agent} will be with you shortly."},
@@ -177,9 +179,11 @@ def _bridges(messenger_fixture: str) -> Any:
 
         async def start(smtp: dict[str, Any] | None = None,
                         queues: list[dict[str, Any]] | None = None,
-                        identity: str | None = None, **server: Any) -> Bridge:
+                        identity: str | None = None,
+                        agents: dict[str, dict[str, Any]] | None = None,
+                        **server: Any) -> Bridge:
             bridge = Bridge(bridge_config(messenger, tmp_path / "livechat.sqlite3", smtp,
-                                          queues, identity, **server))
+                                          queues, identity, agents, **server))
             await bridge.start()
             running.append(bridge)
             return bridge

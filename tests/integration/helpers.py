@@ -1,9 +1,11 @@
-"""Test-side parts: a visitor on a real WebSocket and an agent on a real Matrix client."""
+"""Test-side parts: a visitor on a real WebSocket, an agent on a real Matrix client, and
+seeds for the bridge's database."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,9 @@ from nio import (
     SyncResponse,
     TypingNoticeEvent,
 )
+
+from bridge.app import Bridge
+from bridge.core.models import ConversationId, Page, QueueId, Status, VisitorInfo
 
 Frame = dict[str, Any]
 
@@ -119,6 +124,7 @@ class MatrixAgent:
         self.bot_id = bot_id
         self.messages: list[tuple[str, str, bool, str]] = []  # room, sender, notice, body
         self.invites: set[str] = set()
+        self.removed: set[str] = set()  # rooms the agent was taken out of (or uninvited from)
         self.typing: dict[str, list[str]] = {}
         self.presence = "online"
         self._changed = asyncio.Condition()
@@ -148,6 +154,7 @@ class MatrixAgent:
             for event in invited.invite_state:
                 if isinstance(event, InviteMemberEvent) and event.state_key == self.address:
                     self.invites.add(room_id)
+        self.removed.update(response.rooms.leave)
         for room_id, joined in response.rooms.join.items():
             for event in joined.timeline.events:
                 if isinstance(event, RoomMessageText | RoomMessageNotice):
@@ -173,6 +180,10 @@ class MatrixAgent:
     async def join(self, room: str) -> None:
         await self.until(lambda: room in self.invites)
         response = await self.client.join(room)
+        assert not hasattr(response, "status_code"), response
+
+    async def leave(self, room: str) -> None:
+        response = await self.client.room_leave(room)
         assert not hasattr(response, "status_code"), response
 
     async def say(self, room: str, text: str) -> str:
@@ -224,3 +235,15 @@ class MatrixAgent:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.client.close()
+
+
+def seed_answered(bridge: Bridge, queue: str, waits: list[float]) -> None:
+    """Earlier chats of the queue, answered after these waits (they make the estimate)."""
+    now = time.time()
+    for n, wait in enumerate(waits):
+        conversation_id = ConversationId(f"seed{n}")
+        bridge.store.create_conversation(conversation_id, QueueId(queue),
+                                         VisitorInfo("Seed", "seed@example.com"), Page(),
+                                         f"hash{n}", now - 1000)
+        bridge.store.set_first_response(conversation_id, now - 1000 + wait)
+        bridge.store.set_status(conversation_id, Status.ENDED, ended_at=now - 500)

@@ -13,6 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.integration.conftest import Messenger, TestAgent, room_of
+from tests.integration.helpers import seed_answered
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -224,3 +225,39 @@ async def test_offline_form_and_signed_identity_in_chromium(
     await send_line(page, "hello from a logged-in user")
     conversation = bridge.store.open_conversations()[-1]
     assert conversation.visitor.verified and conversation.visitor.identity_id == "cust-7"
+
+
+async def test_waiting_estimate_and_leaving_a_message_in_chromium(
+    make_matrix_bridge, browser: Browser, start_server
+) -> None:
+    smtp = start_server()
+    bridge = await make_matrix_bridge(
+        smtp={"host": "127.0.0.1", "port": smtp.port, "starttls": False,
+              "from": "Support <support@example.com>"},
+        queues=[{"id": "support", "name": "Support", "agents": ["alice"],
+                 "helpdesk_email": "helpdesk@example.com",
+                 "offer_message_after_minutes": 0.03}])
+    seed_answered(bridge, "support", [200, 240, 300])  # median 4 min
+    page = await browser.new_page()
+    await open_chat(page, f"{bridge.base_url}/demo", "Anna", "anna@example.com")
+    status = page.locator(".lcb-status")
+    await expect(status).to_have_text("You are number 1 in line · about 4 min")
+    instead = page.locator("button.lcb-instead")
+    await expect(instead).to_be_hidden()
+
+    await expect(instead).to_be_visible()  # offered after 1.8 s of waiting
+    await instead.click()  # nothing written yet: the widget asks for the message first
+    await expect(status).to_have_text("write your message first, then leave it")
+    await send_line(page, "Please send the invoice again")
+    await expect(page.locator(".lcb-msg.lcb-visitor.lcb-pending")).to_have_count(0)
+    await instead.click()
+    ticket = page.locator(".lcb-ticket")
+    await expect(ticket).to_contain_text("T-")
+    await expect(page.locator(".lcb-rate")).to_have_count(0)  # no survey after a ticket
+    await expect(page.locator("button.lcb-new")).to_be_visible()
+    async with asyncio.timeout(15):
+        while not smtp.handler.received:
+            await asyncio.sleep(0.1)
+    mail = smtp.handler.received[0].message
+    assert (await ticket.text_content() or "").count(mail["Subject"][1:11]) == 1
+    assert "Anna: Please send the invoice again" in mail.get_content()

@@ -38,6 +38,7 @@ class XmppAgent:
         self.messages: list[tuple[str, str, bool, str]] = []  # room, nick, notice, body
         self.invites: set[str] = set()
         self.joined: set[str] = set()
+        self.removed: set[str] = set()  # rooms the agent was taken out of
         self.seen_ids: set[tuple[str, str]] = set()
         self.states: dict[str, list[bool]] = {}
         self._closing = False
@@ -47,6 +48,7 @@ class XmppAgent:
         self.client.add_event_handler("disconnected", self._on_disconnected)
         self.client.add_event_handler("groupchat_direct_invite", self._on_invite)
         self.client.add_event_handler("groupchat_message", self._on_groupchat)
+        self.client.add_event_handler("groupchat_presence", self._on_room_presence)
         self.client.add_event_handler("chatstate", self._on_chat_state)
         self.client.add_event_handler("message", self._on_direct)
         self.direct: list[tuple[str, str]] = []  # sender, body of chat messages
@@ -94,6 +96,15 @@ class XmppAgent:
             self.states.setdefault(room, []).append(message["chat_state"] == "composing")
         await self._notify()
 
+    async def _on_room_presence(self, presence: Any) -> None:
+        room, nick = presence["from"].bare, presence["from"].resource
+        # 321: the affiliation was taken away (removed from a members-only room).
+        if (presence["type"] == "unavailable" and nick == self.nick
+                and 321 in presence["muc"]["status_codes"]):
+            self.removed.add(room)
+            self.joined.discard(room)
+            await self._notify()
+
     async def _on_direct(self, message: Message) -> None:
         if message["type"] == "chat" and message["body"]:
             self.direct.append((message["from"].bare, str(message["body"])))
@@ -134,6 +145,10 @@ class XmppAgent:
         await self.client.plugin["xep_0045"].join_muc_wait(JID(room), self.nick,
                                                            maxstanzas=50, timeout=10)
         self.joined.add(room)
+
+    async def leave(self, room: str) -> None:
+        self.joined.discard(room)
+        self.client.plugin["xep_0045"].leave_muc(JID(room), self.nick)
 
     async def say(self, room: str, text: str) -> str:
         message = self.client.make_message(mto=JID(room), mbody=text, mtype="groupchat")

@@ -11,7 +11,8 @@ let S = {
   title: 'Chat with us', chat: 'Chat with us', leave: 'Leave a message', start: 'Start chat',
   name: 'Your name', email: 'Email', topic: 'Topic', send: 'Send',
   placeholder: 'Write a message…', typing: '{name} is typing…', joined: '{name} joined',
-  left: '{name} left', queue: 'You are number {position} in line',
+  left: '{name} left', queue: 'You are number {position} in line', wait: 'about {minutes} min',
+  instead: 'Leave a message instead',
   offline: 'We are offline right now. Leave a message and we will answer by email.', or_leave: 'Or leave a message',
   ticket: 'Thanks! Your message is ticket {ticket}; we will answer by email.', slow: 'Too many messages; please try again later.',
   ended: 'The chat has ended.', reconnecting: 'Reconnecting…', error: 'Something went wrong.',
@@ -108,7 +109,7 @@ const HTML = `<div class="lcb">
  <div class="lcb-log" role="log" aria-live="polite" hidden></div>
  <div class="lcb-transcript" hidden><button type="button" class="lcb-download" data-s="download"></button><form class="lcb-mail"><input name="mail" type="email" required maxlength="254" autocomplete="email" data-a="email"><button type="submit" data-s="mail"></button></form></div>
  <div class="lcb-typing"></div>
- <div class="lcb-status" role="status"></div>
+ <div class="lcb-status" role="status"></div><button type="button" class="lcb-link lcb-instead" data-s="instead" hidden></button>
  <form class="lcb-compose" hidden><textarea name="text" rows="1" data-a="placeholder"></textarea><button type="submit" data-a="send">${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form>
  <button type="button" class="lcb-new" data-s="new" hidden></button>
 </div>
@@ -126,10 +127,10 @@ try { // not subject to the page's CSP, unlike <style>
 } catch { root.prepend(el('style', '', CSS)) }
 const $ = s => root.querySelector(s);
 const [W, panel, launcher, form, offF, log, typingEl, statusEl, compose, ta, endBtn, newBtn, minBtn,
-  txBtn, txP, dlBtn, mailF] =
+  txBtn, txP, dlBtn, mailF, instead] =
   ['.lcb', '.lcb-panel', '.lcb-launcher', '.lcb-form', '.lcb-offline', '.lcb-log', '.lcb-typing',
    '.lcb-status', '.lcb-compose', '.lcb-compose textarea', '.lcb-end', '.lcb-new', '.lcb-min', '.lcb-tx',
-   '.lcb-transcript', '.lcb-download', '.lcb-mail'].map($);
+   '.lcb-transcript', '.lcb-download', '.lcb-mail', '.lcb-instead'].map($);
 const mailIn = mailF.elements.mail, sel = form.elements.topic, O = offF.elements, toChat = O[5]; // O[4]: Leave a message
 
 const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
@@ -141,7 +142,7 @@ const status = t => { statusEl.textContent = t || '' };
 
 let st = load(), tok, who = '', mail = '', avail = false, offl = false, cfgP, isOpen = false, active = false, ended = false;
 let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg;
-let typT = 0, typOn = false, idle, typTimer, readTimer, cbF; // cbF: the callback form on show
+let typT = 0, typOn = false, idle, typTimer, readTimer, cbF, tkt; // cbF: the callback form on show; tkt: the ticket line
 const seen = new Set(), lines = new Map(), pend = new Map(), q = []; // q: frames waiting for a connection
 
 function apply(c) {
@@ -333,15 +334,20 @@ function onFrame(m) {
       break;
     case 'agent':
       if (!saw(m.seq) && S[m.event]) line('system', fmt(m.event, m), 0, m.seq, m.ts);
-      if (m.event != 'left') status();
+      if (m.event != 'left') status(), instead.hidden = true;
       break;
-    case 'queue':
-      status(fmt('queue', m));
+    case 'queue': // the estimate only when the bridge has an honest one
+      status(fmt('queue', m) + (m.wait_s ? ' · ' + fmt('wait', { minutes: Math.max(1, Math.round(m.wait_s / 60)) }) : ''));
+      instead.hidden = !m.offer_message;
+      break;
+    case 'ticket':
+      status();
+      if (!tkt) log.append(tkt = ticketLine(m.ticket));
       break;
     case 'ended':
       if (!saw(m.seq)) {
         const d = line('system', S.ended, 0, m.seq, m.ts);
-        if (!load()?.rated) survey(d, m.survey?.question || S.survey);
+        if (!load()?.rated && !tkt) survey(d, m.survey?.question || S.survey); // nobody to rate after a ticket
       }
       finish();
       break;
@@ -392,6 +398,7 @@ function onError(m) {
   if (!ready) return lost(ws);
   if (code == 'ended') return finish();
   if (code == 'bad_phone') cbF?.phone.focus();
+  if (code == 'nothing_written') return status(text), instead.hidden = false, ta.focus();
   // else the oldest pending line: errors come in order
   const id = m.client_id || pend.keys().next().value;
   if (pend.has(id) && (code == 'too_long' || code == 'empty')) {
@@ -405,6 +412,7 @@ function onError(m) {
 }
 
 function finish() {
+  instead.hidden = true;
   active = false;
   ended = true;
   pend.clear();
@@ -476,7 +484,7 @@ function reset() {
   mailIn.value = '';
   toggleTx();
   log.replaceChildren();
-  cbF = null;
+  cbF = tkt = null;
   seen.clear();
   lines.clear();
   pend.clear();
@@ -517,14 +525,19 @@ offF.onsubmit = async e => {
     if (r.status == 429) return status(S.slow);
     const j = await r.json();
     if (r.status != 201 || !j.ticket) throw j;
-    const d = el('div', 'lcb-msg lcb-system lcb-ticket'), t = el('div', 'lcb-text'), [a, c = ''] = S.ticket.split('{ticket}');
-    t.append(a, el('b', '', j.ticket), c); // the number in one piece
-    d.append(t);
+    const d = ticketLine(j.ticket);
     offF.replaceWith(d);
     d.tabIndex = -1; // the button that had the focus is gone
     d.focus();
   } catch (x) { status(x?.error?.message || S.error) } finally { b.disabled = false }
 };
+function ticketLine(id) {
+  const d = el('div', 'lcb-msg lcb-system lcb-ticket'), t = el('div', 'lcb-text'), [a, c = ''] = S.ticket.split('{ticket}');
+  t.append(a, el('b', '', id), c); // the number in one piece
+  d.append(t);
+  return d;
+}
+instead.onclick = () => { instead.hidden = true; want({ type: 'leave_message' }) };
 const toOff = o => { offl = o; status(); view(); focus() };
 $('.lcb-to-offline').onclick = () => toOff(true);
 toChat.onclick = () => toOff(false);

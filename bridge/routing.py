@@ -1,0 +1,337 @@
+"""Routing's effects: who is invited to a chat, who owns it, the waiting line and the lobbies.
+
+The decisions are pure and live in bridge/core/routing.py; this module gathers the state
+they need (presence, breaks, open chats, recent waits) and carries them out through the
+backend and the hub.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bridge.backends.base import BackendError, RoomGone, RoomSpec
+from bridge.config import AgentConfig, QueueConfig
+from bridge.core import frames
+from bridge.core.models import AgentId, Conversation, ConversationId, RoomRef, Status
+from bridge.core.routing import AgentView, choose_agents, estimate_wait, is_open
+from bridge.core.states import Happening, InvalidTransition, next_status
+
+if TYPE_CHECKING:
+    from bridge.hub import Hub
+
+log = logging.getLogger(__name__)
+
+ESTIMATE_WINDOW_S = 24 * 3600  # answers older than a day say little about today's line
+
+
+class Router:
+    """Applies the queues' routing rules for one hub."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._presence: dict[str, bool] = {}
+        # Agents routing invited to each waiting chat, and those who left it: someone who
+        # walked out of a chat is not invited to it again by routing.
+        self._invited: dict[ConversationId, set[str]] = {}
+        self._declined: dict[ConversationId, set[str]] = {}
+        self._offered: set[ConversationId] = set()
+        self._lobbies: dict[RoomRef, str] = {}  # lobby room → queue id
+        self._announced: set[ConversationId] = set()
+
+    # -- availability --------------------------------------------------------------------
+
+    async def on_presence(self, agent: AgentConfig, available: bool) -> None:
+        if self._presence.get(agent.id) == available:
+            return
+        self._presence[agent.id] = available
+        log.info("agent %s is %s", agent.id, "available" if available else "away")
+        if available:
+            await self.assign_waiting()
+
+    def agent_available(self, agent: AgentConfig) -> bool:
+        """On a break, or away, busy (dnd), extended away or offline: no new chats."""
+        if self.hub.store.on_break(agent.id):
+            return False
+        return self._presence.get(agent.id, self.hub.backend.presence_default)
+
+    def open_chats(self, agent: AgentConfig) -> int:
+        return self.hub.store.open_chats_of(agent.id)
+
+    def can_take(self, agent: AgentConfig) -> bool:
+        return self.agent_available(agent) and self.open_chats(agent) < agent.max_chats
+
+    def queue_open(self, queue: QueueConfig) -> bool:
+        local = datetime.fromtimestamp(self.hub.clock(), queue.timezone)
+        return is_open(queue.hours, queue.holidays, local)
+
+    def members(self, queue: QueueConfig) -> list[AgentView]:
+        return [
+            AgentView(id=agent.id, priority=queue.agent_priorities.get(agent.id, 0),
+                      open_chats=self.open_chats(agent), max_chats=agent.max_chats,
+                      available=self.agent_available(agent))
+            for agent_id in queue.agents
+            if (agent := self.hub.config.agent(agent_id)) is not None
+        ]
+
+    # -- who gets a chat -----------------------------------------------------------------
+
+    def invitees(self, conversation: Conversation) -> tuple[str, ...]:
+        """Who is invited to the conversation's room: its agent if it has one, else whom
+        the queue's strategy picks among the agents who can take a chat now (maybe nobody:
+        the chat then waits until someone can)."""
+        if conversation.agent_id and (agent := self.hub.config.agent(conversation.agent_id)):
+            return (agent.address,)
+        queue = self.hub.config.queue(conversation.queue_id)
+        if queue is None:
+            return ()
+        chosen = choose_agents(queue.strategy, self.members(queue))
+        self._invited.setdefault(conversation.id, set()).update(chosen)
+        return tuple(a.address for agent_id in chosen if (a := self.hub.config.agent(agent_id)))
+
+    async def assign_waiting(self) -> None:
+        """Invite someone to each waiting chat whose invited agents can no longer take it
+        (or who had nobody), and show chats nobody can take in their queue's lobby. Called
+        when a room opens, an agent comes back, a chat ends or is left, and regularly."""
+        for conversation in self.hub.store.open_conversations():
+            queue = self.hub.config.queue(conversation.queue_id)
+            if conversation.status is not Status.WAITING or conversation.room is None or not queue:
+                continue
+            invited = self._invited.setdefault(conversation.id, set())
+            declined = self._declined.get(conversation.id, set())
+            members = self.members(queue)
+            if any(m.can_take for m in members if m.id in invited - declined):
+                continue
+            fresh = [m for m in members if m.id not in invited | declined]
+            chosen = choose_agents(queue.strategy, fresh)
+            for agent_id in chosen:
+                agent = self.hub.config.agent(agent_id)
+                if agent is not None and await self._invite(conversation, agent):
+                    invited.add(agent.id)
+            if not chosen:
+                await self._announce(conversation, queue)
+
+    async def _invite(self, conversation: Conversation, agent: AgentConfig) -> bool:
+        assert conversation.room is not None
+        try:
+            await self.hub.backend.invite(conversation.room, agent.address)
+        except BackendError as exc:
+            log.warning("conversation %s: could not invite %s (%s)", conversation.id,
+                        agent.id, exc)
+            return False
+        log.info("conversation %s: invited %s from the waiting line", conversation.id,
+                 agent.id)
+        return True
+
+    async def take(self, conversation: Conversation, agent: AgentConfig) -> None:
+        """`agent` owns the chat now (joined, spoke first, or claimed it): the others
+        routing invited are let go, and the lobby hears it was taken."""
+        self.hub.store.set_agent(conversation.id, AgentId(agent.id))
+        others = self._invited.pop(conversation.id, set()) - {agent.id}
+        self._declined.pop(conversation.id, None)
+        self._offered.discard(conversation.id)
+        if conversation.room is not None:
+            for other_id in sorted(others):
+                other = self.hub.config.agent(other_id)
+                if other is None:
+                    continue
+                try:
+                    await self.hub.backend.remove(conversation.room, other.address)
+                except BackendError as exc:
+                    log.warning("conversation %s: could not let %s go (%s)", conversation.id,
+                                other.id, exc)
+        log.info("conversation %s: taken by %s (%d other invitees let go)", conversation.id,
+                 agent.id, len(others))
+        if conversation.id in self._announced:
+            await self._post_lobby(conversation.queue_id,
+                                   f"✅ {self.hub.agent_name(agent, '')} took the chat with "
+                                   f"{conversation.visitor.name}.",
+                                   key=f"taken-{conversation.id}-{agent.id}")
+
+    async def on_agent_left(self, conversation: Conversation, agent: AgentConfig) -> None:
+        """An agent walked out of an open chat. If it was the chat's agent and nobody else
+        is left with the visitor, the chat goes back to the head of its line."""
+        self._declined.setdefault(conversation.id, set()).add(agent.id)
+        if conversation.agent_id == agent.id and not self._anyone_present(conversation):
+            try:
+                status = next_status(conversation.status, Happening.AGENT_GONE)
+            except InvalidTransition:
+                return
+            self.hub.store.clear_agent(conversation.id)
+            self.hub.store.set_status(conversation.id, status)
+            self._announced.discard(conversation.id)
+            log.info("conversation %s: %s left; back in the waiting line", conversation.id,
+                     agent.id)
+            await self.hub.notice(conversation, f"{self.hub.agent_name(agent, '')} left; "
+                                  "the chat is back in the waiting line.",
+                                  key=f"requeued-{conversation.id}-{agent.id}")
+            await self.line_moved(conversation.queue_id)
+        await self.assign_waiting()
+
+    def _anyone_present(self, conversation: Conversation) -> bool:
+        return any(self.hub.store.agent_present(conversation.id, agent.id)
+                   for agent in self.hub.config.agents)
+
+    def forget(self, conversation_id: ConversationId) -> None:
+        """The chat ended: nothing of it is left to route."""
+        for memory in (self._invited, self._declined):
+            memory.pop(conversation_id, None)
+        self._offered.discard(conversation_id)
+        self._announced.discard(conversation_id)
+
+    # -- the waiting line ----------------------------------------------------------------
+
+    def wait_s(self, queue: QueueConfig, position: int, waited_s: float = 0.0) -> int | None:
+        """An honest estimate of the wait at `position`, or None (see estimate_wait)."""
+        now = self.hub.clock()
+        waits = self.hub.store.recent_waits(queue.id, now - ESTIMATE_WINDOW_S)
+        serving = sum(1 for m in self.members(queue) if m.available)
+        return estimate_wait(position, waits, serving, waited_s)
+
+    def offer_due(self, conversation: Conversation, queue: QueueConfig | None) -> bool:
+        """Whether the visitor has waited long enough to be offered "leave a message"."""
+        if queue is None or not queue.offer_message_after_minutes:
+            return False
+        waited = self.hub.clock() - conversation.created_at
+        return waited >= queue.offer_message_after_minutes * 60
+
+    def position_frame(self, conversation: Conversation) -> frames.Frame:
+        queue = self.hub.config.queue(conversation.queue_id)
+        position = self.hub.store.waiting_position(conversation)
+        waited = self.hub.clock() - conversation.created_at
+        wait_s = self.wait_s(queue, position, waited) if queue else None
+        return frames.queue_frame(position, wait_s, self.offer_due(conversation, queue))
+
+    async def line_moved(self, queue_id: str) -> None:
+        """Someone joined or left the waiting line: tell everyone waiting their place."""
+        for waiting in self.hub.store.waiting_conversations(queue_id):
+            if self.hub.has_visitor(waiting.id):
+                await self.hub.push(waiting.id, self.position_frame(waiting))
+
+    async def offer_messages(self) -> None:
+        """Offer "leave a message instead" to visitors who waited the queue's limit."""
+        for conversation in self.hub.store.open_conversations():
+            if (conversation.status is not Status.WAITING or conversation.id in self._offered
+                    or not self.hub.has_visitor(conversation.id)):
+                continue
+            if self.offer_due(conversation, self.hub.config.queue(conversation.queue_id)):
+                self._offered.add(conversation.id)
+                log.info("conversation %s: offered to leave a message", conversation.id)
+                await self.hub.push(conversation.id, self.position_frame(conversation))
+
+    def status(self) -> dict[str, Any]:
+        """The public availability answer behind GET /v1/status."""
+        queues = []
+        for queue in self.hub.config.queues:
+            is_open_now = self.queue_open(queue)
+            members = self.members(queue)
+            available = is_open_now and any(m.can_take for m in members)
+            waiting = self.hub.store.count_waiting(queue.id)
+            if not is_open_now:
+                wait_s = None
+            elif available and not waiting:
+                wait_s = 0
+            else:
+                wait_s = self.wait_s(queue, waiting + 1)
+            queues.append({
+                "id": queue.id,
+                "name": queue.name,
+                "topic": queue.topic,
+                "open": is_open_now,
+                "available": available,
+                "waiting": waiting,
+                "wait_s": wait_s,
+            })
+        return {"available": any(q["available"] for q in queues), "queues": queues}
+
+    # -- lobbies -------------------------------------------------------------------------
+
+    async def open_lobbies(self) -> dict[RoomRef, RoomSpec]:
+        """Make sure every queue with `lobby = true` has its room with its agents in it;
+        returns the rooms to attach after a restart."""
+        rooms: dict[RoomRef, RoomSpec] = {}
+        for queue in self.hub.config.queues:
+            if not queue.lobby:
+                continue
+            spec = self._lobby_spec(queue)
+            room = self.hub.store.kv_get(f"lobby:{queue.id}:room") or None
+            try:
+                if room is None:
+                    room = await self._open_lobby(queue, spec)
+                else:
+                    await self._invite_new_members(queue, RoomRef(room))
+            except BackendError as exc:
+                log.warning("queue %s: lobby not available (%s)", queue.id, exc)
+                continue
+            self._lobbies[RoomRef(room)] = queue.id
+            rooms[RoomRef(room)] = spec
+        return rooms
+
+    def _lobby_spec(self, queue: QueueConfig) -> RoomSpec:
+        return RoomSpec(name=f"📥 {queue.name} · lobby",
+                        topic=f"Chats waiting in {queue.name}: !queue lists them, "
+                              "!claim N takes one",
+                        visitor_nick="livechat", invite=self._member_addresses(queue),
+                        key=f"lobby-{queue.id}")
+
+    def _member_addresses(self, queue: QueueConfig) -> tuple[str, ...]:
+        return tuple(a.address for agent_id in queue.agents
+                     if (a := self.hub.config.agent(agent_id)) is not None)
+
+    async def _open_lobby(self, queue: QueueConfig, spec: RoomSpec) -> RoomRef:
+        room = await self.hub.backend.open_room(spec)
+        self.hub.store.kv_set(f"lobby:{queue.id}:room", room)
+        self.hub.store.kv_set(f"lobby:{queue.id}:invited", json.dumps(sorted(spec.invite)))
+        log.info("queue %s: lobby %s opened", queue.id, room)
+        return room
+
+    async def _invite_new_members(self, queue: QueueConfig, room: RoomRef) -> None:
+        """Agents added to the queue since the lobby was made are invited once."""
+        invited = set(json.loads(self.hub.store.kv_get(f"lobby:{queue.id}:invited") or "[]"))
+        for address in self._member_addresses(queue):
+            if address not in invited:
+                await self.hub.backend.invite(room, address)
+                invited.add(address)
+        self.hub.store.kv_set(f"lobby:{queue.id}:invited", json.dumps(sorted(invited)))
+
+    def lobby_queue(self, room: RoomRef) -> QueueConfig | None:
+        queue_id = self._lobbies.get(room)
+        return self.hub.config.queue(queue_id) if queue_id else None
+
+    async def _announce(self, conversation: Conversation, queue: QueueConfig) -> None:
+        """One lobby line per chat that waits with nobody to invite."""
+        if not queue.lobby or conversation.id in self._announced:
+            return
+        self._announced.add(conversation.id)
+        position = self.hub.store.waiting_position(conversation)
+        await self._post_lobby(queue.id,
+                               f"⏳ {conversation.visitor.name} <{conversation.visitor.email}> "
+                               f"is waiting, number {position} in line. !queue lists the "
+                               f"line; !claim {position} takes this chat.",
+                               key=f"waiting-{conversation.id}")
+
+    async def _post_lobby(self, queue_id: str, text: str, *, key: str) -> None:
+        room = next((r for r, q in self._lobbies.items() if q == queue_id), None)
+        queue = self.hub.config.queue(queue_id)
+        if room is None or queue is None:
+            return
+        try:
+            await self.hub.backend.post_notice(room, text, key=key)
+        except RoomGone:
+            # An admin deleted the lobby: make a new one and say it there.
+            log.warning("queue %s: lobby %s is gone; opening a new one", queue_id, room)
+            del self._lobbies[room]
+            self.hub.store.kv_set(f"lobby:{queue_id}:room", "")
+            try:
+                spec = self._lobby_spec(queue)
+                new_room = await self._open_lobby(
+                    queue, RoomSpec(spec.name, spec.topic, spec.visitor_nick, spec.invite,
+                                    f"{spec.key}-{int(self.hub.clock())}"))
+                self._lobbies[new_room] = queue_id
+                await self.hub.backend.post_notice(new_room, text, key=key)
+            except BackendError as exc:
+                log.warning("queue %s: lobby line not posted (%s)", queue_id, exc)
+        except BackendError as exc:
+            log.warning("queue %s: lobby line not posted (%s)", queue_id, exc)

@@ -1,0 +1,171 @@
+"""Who owns a chat, on both messengers: broadcast's first word, an agent walking out,
+capacity across queues, the lobby's !claim, and a queue removed while its chats are open."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.core.models import Status
+from bridge.report import build_report
+from tests.integration.conftest import Messenger, TestAgent, room_of
+
+
+async def wait_available(bridge, *agent_ids: str) -> None:
+    """Until the bridge has seen these agents' presence (XMPP reports it after login)."""
+    async with asyncio.timeout(15):
+        while not all(bridge.hub.router.agent_available(bridge.config.agent(a))
+                      for a in agent_ids):
+            await asyncio.sleep(0.1)
+
+
+async def test_broadcast_gives_the_chat_to_the_first_who_speaks(
+    make_bridge, agent: TestAgent, visitors, messenger: Messenger
+) -> None:
+    bob = await messenger.agent("bob", "Bob")
+    try:
+        bridge = await make_bridge(queues=[{"id": "support", "name": "Support",
+                                            "strategy": "broadcast", "agents": ["alice", "bob"]}])
+        await wait_available(bridge, "alice", "bob")
+        visitor = await visitors(bridge.base_url)
+        started = await visitor.start()
+        room = await room_of(bridge, started["conversation"])
+        await agent.join(room)  # both were invited; both look
+        await bob.join(room)
+        await visitor.wait("agent", lambda f: f["event"] == "joined" and f["name"] == "Alice")
+        assert bridge.store.conversation(started["conversation"]).agent_id is None
+
+        await bob.say(room, "Bob here, how can I help?")
+        await visitor.wait("message", lambda f: f["text"] == "Bob here, how can I help?")
+        await agent.until(lambda: room in agent.removed)  # alice is let go
+        assert bridge.store.conversation(started["conversation"]).agent_id == "bob"
+        assert room not in bob.removed
+        await visitor.say("My order")
+        await bob.wait_text(room, "My order")
+    finally:
+        await bob.close()
+
+
+async def test_an_agent_who_walks_out_hands_the_chat_back_to_the_line(
+    make_bridge, agent: TestAgent, visitors, messenger: Messenger
+) -> None:
+    bob = await messenger.agent("bob", "Bob")
+    try:
+        bridge = await make_bridge(queues=[{
+            "id": "support", "name": "Support",
+            "agents": [{"id": "alice", "priority": 10}, "bob"]}])
+        await wait_available(bridge, "alice", "bob")
+        visitor = await visitors(bridge.base_url)
+        started = await visitor.start()
+        conversation_id = started["conversation"]
+        room = await room_of(bridge, conversation_id)
+        await agent.join(room)
+        await agent.say(room, "Alice here")
+        await visitor.wait("message", lambda f: f["text"] == "Alice here")
+        assert room not in bob.invites
+
+        await agent.leave(room)
+        await visitor.wait("agent", lambda f: f["event"] == "left")
+        back = await visitor.wait("queue")
+        assert back["position"] == 1
+        conversation = bridge.store.conversation(conversation_id)
+        assert conversation.status is Status.WAITING and conversation.agent_id is None
+        await bob.join(room)  # the next agent who can take it is invited
+        await visitor.wait("agent", lambda f: f["event"] == "joined" and f["name"] != "Alice")
+        await bob.say(room, "Bob takes over")
+        await visitor.wait("message", lambda f: f["text"] == "Bob takes over")
+        assert bridge.store.conversation(conversation_id).agent_id == "bob"
+        assert "Alice left; the chat is back in the waiting line." in bob.texts(room, notice=True)
+    finally:
+        await bob.close()
+
+
+async def test_a_full_agent_gets_no_chat_from_any_of_their_queues(
+    make_bridge, agent: TestAgent, visitors
+) -> None:
+    bridge = await make_bridge(
+        agents={"alice": {"max_chats": 1}},
+        queues=[{"id": "support", "name": "Support", "agents": ["alice"]},
+                {"id": "sales", "name": "Sales", "agents": ["alice"]}])
+    await wait_available(bridge, "alice")
+    first = await visitors(bridge.base_url)
+    one = await first.start()
+    room = await room_of(bridge, one["conversation"])
+    await agent.join(room)
+    await first.wait("agent", lambda f: f["event"] == "joined")
+
+    second = await visitors(bridge.base_url)
+    two = await second.start(name="Two", topic="sales")  # alice is full: the chat waits
+    room2 = await room_of(bridge, two["conversation"])
+    assert (await second.wait("queue"))["position"] == 1
+    await asyncio.sleep(0.5)
+    assert room2 not in agent.invites
+    status = bridge.hub.router.status()
+    assert {q["id"]: q["available"] for q in status["queues"]} == {"support": False,
+                                                                  "sales": False}
+    await agent.say(room, "!end")  # her first chat ends: she can take the waiting one
+    await agent.join(room2)
+    await second.wait("agent", lambda f: f["event"] == "joined")
+
+
+async def test_the_lobby_shows_waiting_chats_and_claim_takes_one(
+    make_bridge, agent: TestAgent, visitors
+) -> None:
+    queues = [{"id": "support", "name": "Support", "agents": ["alice"], "lobby": True}]
+    bridge = await make_bridge(queues=queues)
+    lobby = bridge.store.kv_get("lobby:support:room")
+    assert lobby
+    await agent.join(lobby)
+    await agent.say(lobby, "!break")
+    await agent.wait_text(lobby, "You are on a break: no new chats or transfers to you. "
+                          "!back to return.", notice=True)
+
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await agent.until(lambda: any("Anna <anna@example.com> is waiting, number 1 in line" in t
+                                  for t in agent.texts(lobby, notice=True)))
+    assert room not in agent.invites
+    await agent.say(lobby, "!queue")
+    await agent.until(lambda: any(t.startswith("Waiting (take one with !claim N):\n1. Anna")
+                                  for t in agent.texts(lobby, notice=True)))
+    await agent.say(lobby, "!claim 1")
+    await agent.wait_text(lobby, "Invited you to the chat with Anna.", notice=True)
+    await agent.wait_text(lobby, "✅ Alice took the chat with Anna.", notice=True)
+    await agent.join(room)
+    await visitor.wait("agent", lambda f: f["event"] == "joined")
+    assert bridge.store.conversation(started["conversation"]).agent_id == "alice"
+
+    await bridge.stop()  # the same lobby after a restart
+    again = await make_bridge(queues=queues)
+    assert again.store.kv_get("lobby:support:room") == lobby
+    await agent.say(lobby, "!queue")
+    await agent.wait_text(lobby, "Nobody is waiting in your queues.", notice=True)
+
+
+async def test_a_queue_removed_from_the_config_keeps_its_open_chats(
+    make_bridge, agent: TestAgent, visitors
+) -> None:
+    both = [{"id": "support", "name": "Support", "agents": ["alice"]},
+            {"id": "sales", "name": "Sales", "agents": ["alice"]}]
+    bridge = await make_bridge(queues=both)
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start(topic="sales")
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await agent.say(room, "Sales here")
+    await visitor.wait("message", lambda f: f["text"] == "Sales here")
+    await bridge.stop()
+
+    bridge = await make_bridge(queues=both[:1])  # "sales" is gone from the file
+    returning = await visitors(bridge.base_url)
+    await returning.send({"type": "resume", "token": started["token"], "after": 0})
+    await returning.wait("resumed")
+    await returning.say("Still there?")
+    await agent.wait_text(room, "Still there?")
+    await agent.say(room, "Yes")
+    await returning.wait("message", lambda f: f["text"] == "Yes")
+    await agent.say(room, "!end")
+    await returning.wait("ended")
+    records, tickets = bridge.store.report_records(None, None)
+    rows = {row["key"]: row for row in build_report(records, tickets, "queue")["rows"]}
+    assert rows["sales"]["chats"] == 1  # reported under the old id
