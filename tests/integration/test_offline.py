@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bridge import tickets
 from bridge.devserver.ports import free_port
 from bridge.tickets import signature
 
@@ -19,8 +20,9 @@ SECRET = "webhook-secret-1"
 class Receiver:
     """A real HTTP endpoint on loopback playing the help desk's webhook."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], stalls: int = 0) -> None:
         self.statuses = statuses
+        self.stalls = stalls  # this many first calls never answer in time
         self.calls: list[tuple[bytes, str]] = []
         self.port = free_port()
         self.runner: web.AppRunner | None = None
@@ -28,6 +30,9 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.calls.append((body, request.headers.get("X-Livechat-Signature", "")))
+        if self.stalls:
+            self.stalls -= 1
+            await asyncio.sleep(2)  # far past the (shortened) webhook timeout
         status = self.statuses.pop(0) if self.statuses else 200
         return web.Response(status=status)
 
@@ -134,3 +139,25 @@ async def test_a_ticket_waits_for_a_help_desk_that_is_down(make_matrix_bridge) -
     await asyncio.sleep(0.5)
     pending = bridge.store.pending_tickets()
     assert [(t.id, mail, hook) for t, mail, hook in pending] == [(answer["ticket"], True, True)]
+
+
+async def test_a_webhook_that_times_out_is_retried_and_blocks_nothing(
+    make_matrix_bridge, visitors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tickets, "WEBHOOK_TIMEOUT_S", 0.5)
+    hook = await Receiver([], stalls=1).start()
+    try:
+        bridge = await make_matrix_bridge(queues=offline_queues(hook.url))
+        started = asyncio.get_running_loop().time()
+        status, answer = await post(bridge.base_url, MESSAGE)
+        assert status == 201 and asyncio.get_running_loop().time() - started < 0.5
+        visitor = await visitors(bridge.base_url)  # chats go on meanwhile
+        await visitor.start()
+        await visitor.say("hello while the help desk hangs")
+        async with asyncio.timeout(10):  # timed out once, then delivered by the retry
+            while len(hook.calls) < 2 or bridge.store.pending_tickets():
+                await asyncio.sleep(0.05)
+        assert json.loads(hook.calls[1][0])["ticket"]["id"] == answer["ticket"]
+    finally:
+        assert hook.runner is not None
+        await hook.runner.cleanup()
