@@ -186,7 +186,6 @@ class Hub:
         self.outbox.kick(conversation.id)
         await sink.send(frames.started_frame(conversation, token))
         await self.follow(conversation.id, 0, sink)
-        await self.router.line_moved(queue.id)
         return conversation
 
     async def resume(self, frame: ResumeFrame, sink: VisitorSink) -> Conversation:
@@ -483,7 +482,9 @@ class Hub:
             return  # agents leaving a finished chat is not news for the visitor
         joined = isinstance(event, MemberJoined)
         if self.store.agent_present(conversation.id, agent.id) == joined:
-            return  # a rejoin after a reconnect, not news for the visitor
+            if not joined:  # an invitation turned down: not news, but routing must know
+                await self.router.on_agent_left(conversation, agent)
+            return  # or a rejoin after a reconnect, not news for the visitor
         item, created = self.store.append_item(
             conversation.id,
             ItemKind.JOINED if joined else ItemKind.LEFT,

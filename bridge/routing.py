@@ -17,7 +17,7 @@ from bridge.config import AgentConfig, QueueConfig
 from bridge.core import frames
 from bridge.core.models import AgentId, Conversation, ConversationId, RoomRef, Status
 from bridge.core.routing import AgentView, choose_agents, estimate_wait, is_open
-from bridge.core.states import Happening, InvalidTransition, next_status
+from bridge.core.states import Happening, next_status
 
 if TYPE_CHECKING:
     from bridge.hub import Hub
@@ -151,15 +151,20 @@ class Router:
                                    key=f"taken-{conversation.id}-{agent.id}")
 
     async def on_agent_left(self, conversation: Conversation, agent: AgentConfig) -> None:
-        """An agent walked out of an open chat. If it was the chat's agent and nobody else
-        is left with the visitor, the chat goes back to the head of its line."""
+        """An agent walked out of an open chat (or turned its invitation down). If it was
+        the chat's agent, another agent still in the room has it now; with nobody left, the
+        chat goes back to its place in the line and someone else is invited."""
         self._declined.setdefault(conversation.id, set()).add(agent.id)
-        if conversation.agent_id == agent.id and not self._anyone_present(conversation):
-            try:
-                status = next_status(conversation.status, Happening.AGENT_GONE)
-            except InvalidTransition:
-                return
+        if conversation.agent_id == agent.id and (heir := self._someone_present(conversation)):
+            self.hub.store.set_agent(conversation.id, AgentId(heir.id))
+            log.info("conversation %s: %s left; %s has it now", conversation.id, agent.id,
+                     heir.id)
+        elif conversation.agent_id == agent.id:
             self.hub.store.clear_agent(conversation.id)
+            if conversation.status is not Status.ACTIVE:  # claimed, then turned down
+                await self.assign_waiting()
+                return
+            status = next_status(conversation.status, Happening.AGENT_GONE)
             self.hub.store.set_status(conversation.id, status)
             self._announced.discard(conversation.id)
             log.info("conversation %s: %s left; back in the waiting line", conversation.id,
@@ -170,9 +175,9 @@ class Router:
             await self.line_moved(conversation.queue_id)
         await self.assign_waiting()
 
-    def _anyone_present(self, conversation: Conversation) -> bool:
-        return any(self.hub.store.agent_present(conversation.id, agent.id)
-                   for agent in self.hub.config.agents)
+    def _someone_present(self, conversation: Conversation) -> AgentConfig | None:
+        return next((agent for agent in self.hub.config.agents
+                     if self.hub.store.agent_present(conversation.id, agent.id)), None)
 
     def forget(self, conversation_id: ConversationId) -> None:
         """The chat ended: nothing of it is left to route."""

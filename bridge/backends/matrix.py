@@ -342,7 +342,9 @@ class MatrixBackend:
             name = (event.content or {}).get("displayname") or event.state_key
             if event.membership == "join" and not was_in:
                 return MemberJoined(room, event.state_key, name, event.event_id)
-            if event.membership in ("leave", "ban") and was_in:
+            # A rejected (or withdrawn) invitation counts as leaving: routing must know.
+            if event.membership in ("leave", "ban") and event.prev_membership in ("join",
+                                                                                  "invite"):
                 return MemberLeft(room, event.state_key, name, event.event_id)
         return None
 

@@ -169,3 +169,49 @@ async def test_a_queue_removed_from_the_config_keeps_its_open_chats(
     records, tickets = bridge.store.report_records(None, None)
     rows = {row["key"]: row for row in build_report(records, tickets, "queue")["rows"]}
     assert rows["sales"]["chats"] == 1  # reported under the old id
+
+
+async def test_a_declined_invitation_goes_to_the_next_agent(
+    make_matrix_bridge, matrix_agent: TestAgent, visitors, matrix: Messenger
+) -> None:
+    bob = await matrix.agent("bob", "Bob")
+    try:
+        bridge = await make_matrix_bridge(queues=[{
+            "id": "support", "name": "Support",
+            "agents": [{"id": "alice", "priority": 10}, "bob"]}])
+        visitor = await visitors(bridge.base_url)
+        started = await visitor.start()
+        room = await room_of(bridge, started["conversation"])
+        await matrix_agent.until(lambda: room in matrix_agent.invites)
+        await matrix_agent.leave(room)  # alice turns the chat down
+        await bob.join(room)
+        await visitor.wait("agent", lambda f: f["event"] == "joined")
+        assert bridge.store.conversation(started["conversation"]).agent_id == "bob"
+        assert [f for f in visitor.of("agent") if f["event"] == "left"] == []  # not news
+    finally:
+        await bob.close()
+
+
+async def test_the_chat_stays_with_whoever_is_still_in_the_room(
+    make_bridge, agent: TestAgent, visitors, messenger: Messenger
+) -> None:
+    bob = await messenger.agent("bob", "Bob")
+    try:
+        bridge = await make_bridge()
+        visitor = await visitors(bridge.base_url)
+        started = await visitor.start()
+        room = await room_of(bridge, started["conversation"])
+        await agent.join(room)
+        await agent.say(room, "!invite bob")
+        await bob.join(room)
+        await visitor.wait("agent", lambda f: f["event"] == "joined" and f["name"] != "Alice")
+        await agent.leave(room)
+        await visitor.wait("agent", lambda f: f["event"] == "left")
+        async with asyncio.timeout(5):
+            while bridge.store.conversation(started["conversation"]).agent_id != "bob":
+                await asyncio.sleep(0.05)
+        assert bridge.store.conversation(started["conversation"]).status is Status.ACTIVE
+        assert visitor.of("queue")[-1]["position"] == 1  # only the first one, at the start
+        assert len(visitor.of("queue")) == 1
+    finally:
+        await bob.close()
