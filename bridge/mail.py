@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid, parseaddr
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from bridge.config import _Reader
+from bridge.config_reader import Reader, check_port, check_secret
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +60,8 @@ class BadAddress(MailError):
 # --- configuration -------------------------------------------------------------------------
 
 
-def parse_smtp(r: _Reader, table: dict[str, Any], path: str = "smtp") -> SmtpConfig:
+def parse_smtp(r: Reader, table: dict[str, Any], path: str = "smtp") -> SmtpConfig:
     """Read an `[smtp]` table; problems are recorded on `r` as "smtp.key: what is wrong"."""
-    # Imported here: bridge.config imports this module to wire the section in.
-    from bridge.config import _port, _secret
-
     r.unknown_keys(
         table,
         {"host", "port", "starttls", "tls", "username", "password", "from", "timeout"},
@@ -76,9 +72,9 @@ def parse_smtp(r: _Reader, table: dict[str, Any], path: str = "smtp") -> SmtpCon
     starttls = r.get(table, "starttls", path, bool, not tls)
     if tls and starttls:
         r.fail(f"{path}.tls", "cannot be combined with starttls (expected one of them)")
-    port = r.get(table, "port", path, int, 465 if tls else 587, check=_port)
+    port = r.get(table, "port", path, int, 465 if tls else 587, check=check_port)
     username = r.get(table, "username", path, str, None, check=_single_line)
-    password = r.get(table, "password", path, str, None, check=_secret)
+    password = r.get(table, "password", path, str, None, check=check_secret)
     if username is not None and "password" not in table:
         r.fail(f"{path}.password", "missing (expected a string, needed with username)")
     if password is not None and "username" not in table:

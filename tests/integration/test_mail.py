@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from bridge.config import _Reader
+from bridge.config_reader import Reader
 from bridge.devserver.ports import free_port
 from bridge.mail import (
     BadAddress,
@@ -209,7 +209,7 @@ async def test_unauthenticated_send_is_refused(start_server: StartServer) -> Non
 
 
 def parse(table: dict[str, Any], path: str = "smtp") -> tuple[SmtpConfig, list[str]]:
-    r = _Reader()
+    r = Reader()
     cfg = parse_smtp(r, table, path)
     return cfg, r.problems
 

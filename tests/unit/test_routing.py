@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bridge.config import STRATEGIES, ConfigError, QueueConfig, parse_config
+from bridge.config import ConfigError, QueueConfig, parse_config
+from bridge.config_queues import STRATEGIES
 from bridge.core.routing import (
     AgentView,
     Hours,

@@ -1,0 +1,187 @@
+"""The `[[queues]]` tables: who answers which topic, when, and how chats are handed out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bridge.config_reader import (
+    Reader,
+    address_check,
+    check_http_url,
+    check_ident,
+    check_mailbox,
+    check_not_negative,
+    check_secret,
+)
+from bridge.core.routing import Hours, parse_hours
+from bridge.core.templates import TemplateError, render
+
+if TYPE_CHECKING:
+    from bridge.config import AgentConfig
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    id: str
+    name: str
+    agents: tuple[str, ...]
+    welcome: str = ""
+    topic: str = ""
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    hours: Hours | None = None  # None: always open
+    holidays: frozenset[date] = frozenset()
+    priority: int = 0
+    strategy: str = "least_busy"
+    max_waiting: int = 0  # 0: no limit
+    agent_priorities: dict[str, int] = field(default_factory=dict)
+    helpdesk_email: str = ""
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    lobby: bool = False  # a room where the queue's agents see waiting chats and !claim them
+    offer_message_after_minutes: float = 5.0  # 0: never offer "leave a message" to waiters
+    unanswered_to_ticket: bool = True  # a chat that ends unanswered becomes a ticket
+
+
+def _queue_agent(
+    r: Reader, path: str, ref: Any, agents: list[AgentConfig], backend: str
+) -> str | None:
+    """Resolve a queue member given by agent id or by address to the agent id."""
+    if not isinstance(ref, str):
+        r.fail(path, f"expected a string, got {ref!r}")
+        return None
+    for agent in agents:
+        if ref in (agent.id, agent.address):
+            return agent.id
+    if "@" in ref:
+        problem = address_check(backend)(ref)
+        if problem:
+            r.fail(path, problem)
+            return None
+    r.fail(path, f"{ref!r} is not a declared agent (expected an id or address from [[agents]])")
+    return None
+
+
+def parse_queues(r: Reader, items: Any, agents: list[AgentConfig], backend: str
+                 ) -> list[QueueConfig]:
+    """Every `[[queues]]` table; members are resolved to agent ids, problems go to `r`."""
+    if not isinstance(items, list) or not items:
+        r.fail("queues", "expected at least one [[queues]] table")
+        return []
+    queues: list[QueueConfig] = []
+    seen: set[str] = set()
+    for i, t in enumerate(items):
+        p = f"queues[{i}]"
+        if not isinstance(t, dict):
+            r.fail(p, "expected a table")
+            continue
+        r.unknown_keys(t, {"id", "name", "agents", "welcome", "topic", "timezone", "hours",
+                           "holidays", "priority", "strategy", "max_waiting",
+                           "helpdesk_email", "webhook_url", "webhook_secret", "lobby",
+                           "offer_message_after_minutes", "unanswered_to_ticket"}, p)
+        queue_id = r.get(t, "id", p, str, "", required=True, check=check_ident)
+        if queue_id and queue_id in seen:
+            r.fail(f"{p}.id", f"{queue_id!r} is declared twice (expected unique ids)")
+        seen.add(queue_id)
+        members = r.get(t, "agents", p, list, [], required=True)
+        priorities: dict[str, int] = {}
+        resolved = []
+        for j, member in enumerate(members):
+            ref, priority = member, 0
+            if isinstance(member, dict):  # { id = "bob", priority = 5 }
+                r.unknown_keys(member, {"id", "priority"}, f"{p}.agents[{j}]")
+                ref, priority = member.get("id"), member.get("priority", 0)
+                if not isinstance(priority, int) or isinstance(priority, bool):
+                    r.fail(f"{p}.agents[{j}].priority", f"expected an integer, got {priority!r}")
+                    priority = 0
+            agent_id = _queue_agent(r, f"{p}.agents[{j}]", ref, agents, backend)
+            if agent_id:
+                resolved.append(agent_id)
+                if priority:
+                    priorities[agent_id] = priority
+        name = r.get(t, "name", p, str, queue_id) or queue_id
+        strategy = r.get(t, "strategy", p, str, "least_busy")
+        if strategy not in STRATEGIES:
+            r.fail(f"{p}.strategy", f"{strategy!r} is not a strategy (expected one of "
+                   f"{', '.join(STRATEGIES)})")
+        queues.append(
+            QueueConfig(
+                id=queue_id,
+                name=name,
+                agents=tuple(resolved),
+                welcome=r.get(t, "welcome", p, str, "", check=_welcome),
+                topic=r.get(t, "topic", p, str, name),
+                timezone=_timezone(r, t, p),
+                hours=_hours(r, t, p),
+                holidays=_holidays(r, t, p),
+                priority=r.get(t, "priority", p, int, 0),
+                strategy=strategy,
+                max_waiting=r.get(t, "max_waiting", p, int, 0, check=check_not_negative),
+                agent_priorities=priorities,
+                helpdesk_email=r.get(t, "helpdesk_email", p, str, "", check=check_mailbox),
+                webhook_url=r.get(t, "webhook_url", p, str, "", check=check_http_url),
+                webhook_secret=r.get(t, "webhook_secret", p, str, "", check=check_secret),
+                lobby=r.get(t, "lobby", p, bool, False),
+                offer_message_after_minutes=float(r.get(
+                    t, "offer_message_after_minutes", p, (int, float), 5.0,
+                    check=check_not_negative)),
+                unanswered_to_ticket=r.get(t, "unanswered_to_ticket", p, bool, True),
+            )
+        )
+        if queues[-1].webhook_url and not queues[-1].webhook_secret:
+            r.fail(f"{p}.webhook_secret", "missing (expected a secret to sign the webhook)")
+    return queues
+
+
+STRATEGIES = ("least_busy", "broadcast")
+
+
+def _timezone(r: Reader, t: dict[str, Any], p: str) -> ZoneInfo:
+    name = r.get(t, "timezone", p, str, "UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder, not a zone
+        r.fail(f"{p}.timezone", f"{name!r} is not a time zone (expected e.g. Europe/Budapest)")
+        return ZoneInfo("UTC")
+
+
+def _hours(r: Reader, t: dict[str, Any], p: str) -> Hours | None:
+    spec = r.get(t, "hours", p, dict, None)
+    if spec is None:
+        return None
+    try:
+        return parse_hours(spec)
+    except ValueError as exc:
+        r.fail(f"{p}.hours", str(exc))
+        return None
+
+
+def _holidays(r: Reader, t: dict[str, Any], p: str) -> frozenset[date]:
+    days: set[date] = set()
+    for j, value in enumerate(r.get(t, "holidays", p, list, [])):
+        try:
+            if isinstance(value, datetime):
+                raise ValueError  # a moment, not a day: say what is expected
+            if not isinstance(value, date):
+                if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                    raise ValueError
+                value = date.fromisoformat(value)
+            days.add(value)
+        except ValueError:
+            r.fail(f"{p}.holidays[{j}]", f"{value!r} is not a date (expected YYYY-MM-DD)")
+    return frozenset(days)
+
+
+WELCOME_PLACEHOLDERS = {"visitor", "queue", "agent"}
+
+
+def _welcome(value: str) -> str | None:
+    try:
+        render(value, {name: "" for name in WELCOME_PLACEHOLDERS})
+    except TemplateError as exc:
+        return str(exc)
+    return None
+
