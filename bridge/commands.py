@@ -18,7 +18,7 @@ from bridge.config import AgentConfig, QueueConfig
 from bridge.core.commands import Command, CommandError, Registry, Spec, unknown
 from bridge.core.models import Conversation, Sender, Status, VisitorInfo
 from bridge.core.protocol import ProtocolError
-from bridge.core.templates import TemplateError, render
+from bridge.core.templates import TemplateError, language_key, render
 
 if TYPE_CHECKING:
     from bridge.hub import Hub
@@ -124,7 +124,7 @@ class Commands:
         """Shared replies, those for the visitor's language over them, the agent's own
         over both."""
         config = self.hub.config
-        in_lang = config.canned_by_lang.get(lang.split("-")[0].lower(), {}) if lang else {}
+        in_lang = config.canned_by_lang.get(language_key(lang), {}) if lang else {}
         return {**config.canned, **in_lang, **self.hub.store.personal_canned(agent.id)}
 
     async def canned_reply(self, ctx: Context) -> Reply:

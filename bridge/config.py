@@ -6,7 +6,6 @@ admin fixes the file in one pass (`livechat-bridge check`).
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 
 from bridge.config_queues import QueueConfig, parse_queues
 from bridge.config_reader import (
+    LANG_RE,
     Reader,
     address_check,
     check_bare_jid,
@@ -30,7 +30,7 @@ from bridge.config_reader import (
     check_positive,
     check_secret,
 )
-from bridge.core.templates import TemplateError, render
+from bridge.core.templates import TemplateError, language_key, render
 from bridge.mail import SmtpConfig, parse_smtp
 
 BACKENDS = ("matrix", "xmpp")
@@ -121,6 +121,11 @@ class WidgetConfig:
     color: str = "#2563eb"
     position: str = "right"
     strings: dict[str, str] = field(default_factory=dict)
+    strings_by_lang: dict[str, dict[str, str]] = field(default_factory=dict)  # [widget.strings.de]
+
+    def strings_in(self, lang: str) -> dict[str, str]:
+        """The admin's texts for a visitor's language: that language's over the defaults."""
+        return {**self.strings, **self.strings_by_lang.get(language_key(lang), {})}
 
 
 @dataclass(frozen=True)
@@ -325,7 +330,6 @@ def _agents(r: Reader, items: Any, backend: str) -> list[AgentConfig]:
 
 
 CANNED_PLACEHOLDERS = {"visitor", "visitor_email", "agent", "queue", "site"}
-LANG_RE = re.compile(r"[a-z]{2,3}")
 
 
 def _canned_text(r: Reader, path: str, text: Any) -> str | None:
@@ -362,8 +366,14 @@ def _widget(r: Reader, t: dict[str, Any]) -> WidgetConfig:
     p = "widget"
     r.unknown_keys(t, {"title", "color", "position", "strings"}, p)
     strings = r.table(t, "strings", "widget.strings", False)
+    by_lang: dict[str, dict[str, str]] = {}
     for key, value in strings.items():
-        if not isinstance(value, str):
+        if isinstance(value, dict) and LANG_RE.fullmatch(key):
+            by_lang[key] = _strings(r, value, f"widget.strings.{key}")
+        elif isinstance(value, dict):
+            r.fail(f"widget.strings.{key}", "is not a language code (expected e.g. "
+                   "[widget.strings.de])")
+        elif not isinstance(value, str):
             r.fail(f"widget.strings.{key}", f"expected a string, got {value!r}")
     position = r.get(t, "position", p, str, "right")
     if position not in ("left", "right"):
@@ -373,6 +383,14 @@ def _widget(r: Reader, t: dict[str, Any]) -> WidgetConfig:
         color=r.get(t, "color", p, str, "#2563eb", check=check_color),
         position=position,
         strings={k: v for k, v in strings.items() if isinstance(v, str)},
+        strings_by_lang=by_lang,
     )
+
+
+def _strings(r: Reader, t: dict[str, Any], path: str) -> dict[str, str]:
+    for key, value in t.items():
+        if not isinstance(value, str):
+            r.fail(f"{path}.{key}", f"expected a string, got {value!r}")
+    return {k: v for k, v in t.items() if isinstance(v, str)}
 
 

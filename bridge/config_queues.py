@@ -9,16 +9,18 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.config_reader import (
+    LANG_RE,
     Reader,
     address_check,
     check_http_url,
     check_ident,
     check_mailbox,
     check_not_negative,
+    check_one_line,
     check_secret,
 )
 from bridge.core.routing import Hours, parse_hours
-from bridge.core.templates import TemplateError, render
+from bridge.core.templates import TemplateError, language_key, render
 
 if TYPE_CHECKING:
     from bridge.config import AgentConfig
@@ -44,6 +46,15 @@ class QueueConfig:
     lobby: bool = False  # a room where the queue's agents see waiting chats and !claim them
     offer_message_after_minutes: float = 5.0  # 0: never offer "leave a message" to waiters
     unanswered_to_ticket: bool = True  # a chat that ends unanswered becomes a ticket
+    # [queues.translations.de]: name, topic and welcome in other languages
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def text(self, key: str, lang: str) -> str:
+        """The queue's `name`, `topic` or `welcome` in the visitor's language, else as set."""
+        own = self.translations.get(language_key(lang), {})
+        if key == "topic" and "topic" not in own and self.topic == self.name:
+            key = "name"  # the topic was never set apart from the name: it follows it
+        return own.get(key) or getattr(self, key)
 
 
 def _queue_agent(
@@ -81,7 +92,8 @@ def parse_queues(r: Reader, items: Any, agents: list[AgentConfig], backend: str
         r.unknown_keys(t, {"id", "name", "agents", "welcome", "topic", "timezone", "hours",
                            "holidays", "priority", "strategy", "max_waiting",
                            "helpdesk_email", "webhook_url", "webhook_secret", "lobby",
-                           "offer_message_after_minutes", "unanswered_to_ticket"}, p)
+                           "offer_message_after_minutes", "unanswered_to_ticket",
+                           "translations"}, p)
         queue_id = r.get(t, "id", p, str, "", required=True, check=check_ident)
         if queue_id and queue_id in seen:
             r.fail(f"{p}.id", f"{queue_id!r} is declared twice (expected unique ids)")
@@ -112,7 +124,7 @@ def parse_queues(r: Reader, items: Any, agents: list[AgentConfig], backend: str
                 id=queue_id,
                 name=name,
                 agents=tuple(resolved),
-                welcome=r.get(t, "welcome", p, str, "", check=_welcome),
+                welcome=r.get(t, "welcome", p, str, "", check=check_welcome),
                 topic=r.get(t, "topic", p, str, name),
                 timezone=_timezone(r, t, p),
                 hours=_hours(r, t, p),
@@ -129,6 +141,8 @@ def parse_queues(r: Reader, items: Any, agents: list[AgentConfig], backend: str
                     t, "offer_message_after_minutes", p, (int, float), 5.0,
                     check=check_not_negative)),
                 unanswered_to_ticket=r.get(t, "unanswered_to_ticket", p, bool, True),
+                translations=_translations(r, r.table(t, "translations", f"{p}.translations",
+                                                      False), f"{p}.translations"),
             )
         )
         if queues[-1].webhook_url and not queues[-1].webhook_secret:
@@ -176,9 +190,27 @@ def _holidays(r: Reader, t: dict[str, Any], p: str) -> frozenset[date]:
 
 
 WELCOME_PLACEHOLDERS = {"visitor", "queue", "agent"}
+TRANSLATABLE = {"name", "topic", "welcome"}
 
 
-def _welcome(value: str) -> str | None:
+def _translations(r: Reader, t: dict[str, Any], path: str) -> dict[str, dict[str, str]]:
+    """`[queues.translations.de]` tables: a language code, then name, topic, welcome."""
+    found: dict[str, dict[str, str]] = {}
+    for lang, texts in t.items():
+        p = f"{path}.{lang}"
+        if not LANG_RE.fullmatch(lang) or not isinstance(texts, dict):
+            r.fail(p, "is not a language table (expected e.g. [queues.translations.de])")
+            continue
+        r.unknown_keys(texts, TRANSLATABLE, p)
+        found[lang] = {}
+        for key in sorted(TRANSLATABLE & set(texts)):
+            check = check_welcome if key == "welcome" else check_one_line
+            if value := r.get(texts, key, p, str, None, check=check):
+                found[lang][key] = value
+    return found
+
+
+def check_welcome(value: str) -> str | None:
     try:
         render(value, {name: "" for name in WELCOME_PLACEHOLDERS})
     except TemplateError as exc:

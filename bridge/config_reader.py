@@ -17,6 +17,7 @@ BARE_JID_RE = re.compile(r"^[^@/\s\"&'/:<>]+@[A-Za-z0-9.\-]+$")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,31}$")
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 PLACEHOLDER_SECRETS = {"", "...", "change-me", "changeme", "secret", "password"}
+LANG_RE = re.compile(r"[a-z]{2,3}")  # a translation's key: the primary language subtag
 
 T = TypeVar("T")
 

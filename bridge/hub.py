@@ -180,7 +180,7 @@ class Hub:
             self.clock(),
         )
         log.info("conversation %s: started in queue %s", conversation.id, queue.id)
-        if queue.welcome:
+        if queue.text("welcome", conversation.visitor.lang):
             self.store.append_item(conversation.id, ItemKind.TEXT, Sender.SYSTEM, "",
                                    self._render_welcome(conversation, queue), self.clock())
         self.outbox.kick(conversation.id)
@@ -560,9 +560,11 @@ class Hub:
         return self.config.queue(queue_id)
 
     def _render_welcome(self, conversation: Conversation, queue: QueueConfig) -> str:
+        lang = conversation.visitor.lang
         return render(
-            queue.welcome,
-            {"visitor": conversation.visitor.name, "queue": queue.name, "agent": "an agent"},
+            queue.text("welcome", lang),
+            {"visitor": conversation.visitor.name, "queue": queue.text("name", lang),
+             "agent": self.config.widget.strings_in(lang).get("someone", "an agent")},
         )
 
     @staticmethod

@@ -226,8 +226,9 @@ class Router:
                 log.info("conversation %s: offered to leave a message", conversation.id)
                 await self.hub.push(conversation.id, self.position_frame(conversation))
 
-    def status(self) -> dict[str, Any]:
-        """The public availability answer behind GET /v1/status."""
+    def status(self, lang: str = "") -> dict[str, Any]:
+        """The public availability answer behind GET /v1/status, with the queues' names in
+        the visitor's language."""
         queues = []
         for queue in self.hub.config.queues:
             is_open_now = self.queue_open(queue)
@@ -242,8 +243,8 @@ class Router:
                 wait_s = self.wait_s(queue, waiting + 1)
             queues.append({
                 "id": queue.id,
-                "name": queue.name,
-                "topic": queue.topic,
+                "name": queue.text("name", lang),
+                "topic": queue.text("topic", lang),
                 "open": is_open_now,
                 "available": available,
                 "waiting": waiting,

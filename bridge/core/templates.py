@@ -12,6 +12,11 @@ class TemplateError(ValueError):
     pass
 
 
+def language_key(tag: str) -> str:
+    """The key translations are filed under: the primary subtag, lowercase ("de-AT" → "de")."""
+    return tag.split("-")[0].lower()
+
+
 def placeholders(template: str) -> set[str]:
     return {m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1)}
 

@@ -113,32 +113,42 @@ def _json(request: web.Request, body: dict[str, Any], max_age: int) -> web.Respo
     return _cors(request, response, request.app[CONFIG])
 
 
-def _strings(config: Config) -> dict[str, str]:
-    return {**DEFAULT_STRINGS, "title": config.widget.title, **config.widget.strings}
+def _strings(config: Config, lang: str) -> dict[str, str]:
+    return {**DEFAULT_STRINGS, "title": config.widget.title, **config.widget.strings_in(lang)}
+
+
+def _lang(request: web.Request) -> str:
+    """`?lang=de-AT`: the visitor's language, for the admin's translations (a part of the
+    URL, so each language is cached on its own)."""
+    return request.query.get("lang", "")[:35]
 
 
 async def _widget_config(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
+    lang = _lang(request)
+    strings = _strings(config, lang)
     body = {
-        "title": config.widget.title,
+        "title": strings["title"],
         "color": config.widget.color,
         "position": config.widget.position,
         "max_text": config.server.max_text,
-        "queues": [{"id": q.id, "name": q.name, "topic": q.topic} for q in config.queues],
-        "strings": _strings(config),
+        "queues": [{"id": q.id, "name": q.text("name", lang), "topic": q.text("topic", lang)}
+                   for q in config.queues],
+        "strings": strings,
     }
     return _json(request, body, max_age=300)
 
 
 async def _status(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    strings = _strings(config)
+    lang = _lang(request)
+    strings = _strings(config, lang)
     look = {
         "color": config.widget.color,
         "position": config.widget.position,
         "strings": {key: strings[key] for key in LAUNCHER_STRINGS},
     }
-    return _json(request, {**request.app[HUB].router.status(), **look}, max_age=10)
+    return _json(request, {**request.app[HUB].router.status(lang), **look}, max_age=10)
 
 
 TOKEN_HEADER = "X-Livechat-Token"

@@ -139,7 +139,8 @@ def matrix(homeserver: Homeserver) -> Messenger:
 
 def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = None,
                   queues: list[dict[str, Any]] | None = None, identity: str | None = None,
-                  agents: dict[str, dict[str, Any]] | None = None, **server: Any) -> Config:
+                  agents: dict[str, dict[str, Any]] | None = None,
+                  widget: dict[str, Any] | None = None, **server: Any) -> Config:
     """The test bridge's config; `agents` adds keys to agents by id ({"alice": {...}})."""
     port = free_port()
     extra: dict[str, Any] = {"smtp": smtp} if smtp else {}
@@ -147,6 +148,8 @@ def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = 
         extra["identity"] = {"secret": identity}
     if queues is not None:
         extra["queues"] = queues
+    if widget is not None:
+        extra["widget"] = widget
     return parse_config({
         "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
                    "allowed_origins": ["https://shop.example.com"], **server},
@@ -181,9 +184,10 @@ def _bridges(messenger_fixture: str) -> Any:
                         queues: list[dict[str, Any]] | None = None,
                         identity: str | None = None,
                         agents: dict[str, dict[str, Any]] | None = None,
+                        widget: dict[str, Any] | None = None,
                         **server: Any) -> Bridge:
             bridge = Bridge(bridge_config(messenger, tmp_path / "livechat.sqlite3", smtp,
-                                          queues, identity, agents, **server))
+                                          queues, identity, agents, widget, **server))
             await bridge.start()
             running.append(bridge)
             return bridge

@@ -63,7 +63,7 @@ async def test_visitor_chats_with_an_agent_in_chromium(
     await expect(page.locator("button.lcb-launcher")).to_be_visible()
     # Until the visitor opens the chat the widget costs one cacheable status fetch.
     assert [u.removeprefix(bridge.base_url) for u in requests] == [
-        "/demo", "/widget.js", "/v1/status"]
+        "/demo", "/widget.js", "/v1/status?lang=en-US"]
 
     await open_chat(page, f"{bridge.base_url}/demo", "Anna <b>Test</b>", "anna@example.com")
     await send_line(page, "Hello from the browser <i>really</i>")

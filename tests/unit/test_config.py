@@ -905,3 +905,66 @@ def test_admin_token_is_off_by_default_and_must_be_long() -> None:
     raw["server"] = {"admin_token": "short"}
     assert only_problem(raw) == ("server.admin_token: too short (expected at least 16 "
                                  "characters, e.g. from `openssl rand -hex 16`)")
+
+
+def test_widget_strings_per_language() -> None:
+    raw = matrix_raw()
+    raw["widget"] = {"strings": {"send": "Send it", "de": {"send": "Senden", "title": "Hallo"},
+                                 "hu": {"send": "Küldés"}}}
+    widget = parse_config(raw).widget
+    assert widget.strings == {"send": "Send it"}
+    assert widget.strings_in("de-AT") == {"send": "Senden", "title": "Hallo"}
+    assert widget.strings_in("HU") == {"send": "Küldés"}
+    assert widget.strings_in("fr") == widget.strings_in("") == {"send": "Send it"}
+
+
+@pytest.mark.parametrize(
+    ("strings", "problem"),
+    [
+        ({"German": {"send": "Senden"}},
+         "widget.strings.German: is not a language code (expected e.g. [widget.strings.de])"),
+        ({"de": {"send": 1}}, "widget.strings.de.send: expected a string, got 1"),
+        ({"send": ["x"]}, "widget.strings.send: expected a string, got ['x']"),
+    ],
+)
+def test_widget_strings_problems(strings: dict[str, Any], problem: str) -> None:
+    raw = matrix_raw()
+    raw["widget"] = {"strings": strings}
+    assert only_problem(raw) == problem
+
+
+def test_queue_translations() -> None:
+    raw = matrix_raw()
+    raw["queues"][0].update(name="Support", welcome="Hi {visitor}", translations={
+        "de": {"name": "Kundendienst", "welcome": "Hallo {visitor}"}, "fr": {"topic": "Aide"}})
+    queue = parse_config(raw).queues[0]
+    assert queue.text("name", "de-CH") == "Kundendienst"
+    assert queue.text("topic", "de") == "Kundendienst"  # the topic follows the name
+    assert queue.text("welcome", "de") == "Hallo {visitor}"
+    assert queue.text("name", "fr") == "Support" and queue.text("topic", "fr") == "Aide"
+    assert queue.text("welcome", "fr") == "Hi {visitor}"  # falls back to the default
+    assert queue.text("name", "") == "Support"
+
+
+@pytest.mark.parametrize(
+    ("translations", "problem"),
+    [
+        ({"deutsch": {"name": "x"}},
+         "queues[0].translations.deutsch: is not a language table (expected e.g. "
+         "[queues.translations.de])"),
+        ({"de": "Kundendienst"},
+         "queues[0].translations.de: is not a language table (expected e.g. "
+         "[queues.translations.de])"),
+        ({"de": {"nam": "x"}}, "queues[0].translations.de.nam: unknown key"),
+        ({"de": {"welcome": "Hallo {kunde}"}},
+         "queues[0].translations.de.welcome: unknown placeholder {kunde} (known: {agent}, "
+         "{queue}, {visitor})"),
+        ({"de": {"name": "two\nlines"}},
+         "queues[0].translations.de.name: must be one non-empty line (expected e.g. \"Chat "
+         "with us\")"),
+    ],
+)
+def test_queue_translation_problems(translations: dict[str, Any], problem: str) -> None:
+    raw = matrix_raw()
+    raw["queues"][0]["translations"] = translations
+    assert only_problem(raw) == problem

@@ -7,6 +7,7 @@ const src = new URL(me.src, location.href);
 const BASE = src.origin + src.pathname.replace(/\/[^/]*$/, '');
 const KEY = 'lcb:' + BASE;
 const OPT = window.LivechatBridge || {};
+const LANG = OPT.lang || navigator.language || '', QL = '?lang=' + encodeURIComponent(LANG); // the admin's translations
 let S = {
   title: 'Chat with us', chat: 'Chat with us', leave: 'Leave a message', start: 'Start chat',
   name: 'Your name', email: 'Email', topic: 'Topic', send: 'Send',
@@ -162,7 +163,7 @@ function fill(r) {
   for (const e of r.querySelectorAll('[data-a]')) e.setAttribute('aria-label', e['placeholder' in e ? 'placeholder' : 'title'] = S[e.dataset.a]);
 }
 
-const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config').then(r => r.json()).catch(() => ({})).then(c => {
+const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config' + QL).then(r => r.json()).catch(() => ({})).then(c => {
   apply(c);
   if (c.max_text > 0) ta.maxLength = O.text.maxLength = c.max_text;
   const qs = c.queues || [];
@@ -347,7 +348,7 @@ function onFrame(m) {
     case 'ended':
       if (!saw(m.seq)) {
         const d = line('system', S.ended, 0, m.seq, m.ts);
-        if (!load()?.rated && !tkt) survey(d, m.survey?.question || S.survey); // nobody to rate after a ticket
+        if (!load()?.rated && !tkt) survey(d, S.survey || m.survey?.question); // nobody to rate after a ticket
       }
       finish();
       break;
@@ -504,7 +505,7 @@ form.onsubmit = e => {
   mail = v('email');
   startMsg = { type: 'start', visitor: { name: who, email: mail }, topic: sel.value || null,
     page: { url: location.href, title: document.title, referrer: document.referrer },
-    lang: OPT.lang || navigator.language, identity: OPT.identity };
+    lang: LANG, identity: OPT.identity };
   active = true;
   tries = 0;
   view();
@@ -608,7 +609,7 @@ if (st?.token) { // an ended chat stays (survey, transcript) until New chat
   }
   getConfig().then(() => { setOpen(!!st?.open); active && connect() });
 } else put(st = null);
-fetch(BASE + '/v1/status').then(r => r.json()).then(s => {
+fetch(BASE + '/v1/status' + QL).then(r => r.json()).then(s => {
   avail = !!s.available;
   apply(s);
 }).catch(() => {}).finally(() => {
