@@ -58,7 +58,11 @@ class Router:
         return self._presence.get(agent.id, self.hub.backend.presence_default)
 
     def open_chats(self, agent: AgentConfig) -> int:
-        return self.hub.store.open_chats_of(agent.id)
+        """The agent's open chats, counting the waiting ones routing invited them to: an
+        invitation is a chat on its way, so two waiting chats never go to one free place."""
+        pending = sum(1 for conversation_id, invited in self._invited.items()
+                      if agent.id in invited - self._declined.get(conversation_id, set()))
+        return self.hub.store.open_chats_of(agent.id) + pending
 
     def can_take(self, agent: AgentConfig) -> bool:
         return self.agent_available(agent) and self.open_chats(agent) < agent.max_chats
@@ -94,15 +98,18 @@ class Router:
     async def assign_waiting(self) -> None:
         """Invite someone to each waiting chat whose invited agents can no longer take it
         (or who had nobody), and show chats nobody can take in their queue's lobby. Called
-        when a room opens, an agent comes back, a chat ends or is left, and regularly."""
-        for conversation in self.hub.store.open_conversations():
-            queue = self.hub.config.queue(conversation.queue_id)
-            if conversation.status is not Status.WAITING or conversation.room is None or not queue:
+        when a room opens, an agent comes back, a chat ends or is left, and regularly.
+        Chats of higher-priority queues go first, then the longest waiting."""
+        for conversation, queue in self._waiting_by_priority():
+            if conversation.room is None:
                 continue
             invited = self._invited.setdefault(conversation.id, set())
             declined = self._declined.get(conversation.id, set())
             members = self.members(queue)
-            if any(m.can_take for m in members if m.id in invited - declined):
+            # An invitee's count includes this very chat: they are still coming while it
+            # does not take them over their limit.
+            if any(m.available and m.open_chats <= m.max_chats
+                   for m in members if m.id in invited - declined):
                 continue
             fresh = [m for m in members if m.id not in invited | declined]
             chosen = choose_agents(queue.strategy, fresh)
@@ -112,6 +119,11 @@ class Router:
                     invited.add(agent.id)
             if not chosen:
                 await self._announce(conversation, queue)
+
+    def _waiting_by_priority(self) -> list[tuple[Conversation, QueueConfig]]:
+        waiting = [(c, q) for c in self.hub.store.open_conversations()
+                   if c.status is Status.WAITING and (q := self.hub.config.queue(c.queue_id))]
+        return sorted(waiting, key=lambda pair: (-pair[1].priority, pair[0].created_at))
 
     async def _invite(self, conversation: Conversation, agent: AgentConfig) -> bool:
         assert conversation.room is not None

@@ -215,3 +215,32 @@ async def test_the_chat_stays_with_whoever_is_still_in_the_room(
         assert len(visitor.of("queue")) == 1
     finally:
         await bob.close()
+
+
+async def test_a_freed_agent_gets_the_higher_priority_queue_first(
+    make_bridge, agent: TestAgent, visitors
+) -> None:
+    bridge = await make_bridge(
+        agents={"alice": {"max_chats": 1}},
+        queues=[{"id": "support", "name": "Support", "agents": ["alice"]},
+                {"id": "vip", "name": "VIP", "agents": ["alice"], "priority": 10}])
+    await wait_available(bridge, "alice")
+    first = await visitors(bridge.base_url)
+    one = await first.start(name="One")
+    room = await room_of(bridge, one["conversation"])
+    await agent.join(room)
+    await first.wait("agent", lambda f: f["event"] == "joined")
+    plain = await visitors(bridge.base_url)
+    waits_longer = await plain.start(name="Plain")  # waits first, in the plain queue
+    vip = await visitors(bridge.base_url)
+    important = await vip.start(name="Important", topic="vip")
+    plain_room = await room_of(bridge, waits_longer["conversation"])
+    vip_room = await room_of(bridge, important["conversation"])
+    await asyncio.sleep(0.3)
+    assert plain_room not in agent.invites and vip_room not in agent.invites
+
+    await agent.say(room, "!end")
+    await agent.join(vip_room)  # the VIP chat, though it came later
+    await vip.wait("agent", lambda f: f["event"] == "joined")
+    await asyncio.sleep(0.3)
+    assert plain_room not in agent.invites  # alice is full again
