@@ -101,8 +101,8 @@ class Router:
         when a room opens, an agent comes back, a chat ends or is left, and regularly.
         Chats of higher-priority queues go first, then the longest waiting."""
         for conversation, queue in self._waiting_by_priority():
-            if conversation.room is None:
-                continue
+            if conversation.room is None or conversation.agent_id:
+                continue  # no room to invite to yet, or claimed by an agent on their way
             invited = self._invited.setdefault(conversation.id, set())
             declined = self._declined.get(conversation.id, set())
             members = self.members(queue)
