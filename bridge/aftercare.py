@@ -53,13 +53,14 @@ class Aftercare:
         log.info("conversation %s: rated %d/5", conversation.id, frame.rating)
         comment = f": {frame.comment}" if frame.comment else ""
         await self.hub.notice(conversation,
-                           f"⭐ {conversation.visitor.name} rated the chat {frame.rating}/5"
-                           f"{comment}", key=f"rating-{conversation.id}")
+                              f"⭐ {conversation.visitor.name} rated the chat {frame.rating}/5"
+                              f"{comment}", key=f"rating-{conversation.id}")
 
     async def ask_callback(self, conversation: Conversation, agent: AgentConfig) -> None:
         item, _ = self.hub.store.append_item(conversation.id, ItemKind.CALLBACK, Sender.AGENT,
-                                         self.hub.agent_name(agent, ""), "", self.hub.clock(),
-                                         sender_id=agent.id, delivered=True)
+                                             self.hub.agent_name(agent, ""), "",
+                                             self.hub.clock(), sender_id=agent.id,
+                                             delivered=True)
         await self.hub.push(conversation.id, self.hub.frame(item))
 
     async def visitor_callback(self, conversation_id: ConversationId, frame: CallbackFrame
@@ -74,8 +75,10 @@ class Aftercare:
         self.hub.store.set_callback(conversation.id, frame.phone, frame.time)
         self.hub.store.add_event(conversation.id, None, "callback", frame.phone, self.hub.clock())
         when = f" ({frame.time})" if frame.time else ""
-        await self.hub.notice(conversation, f"📞 {conversation.visitor.name} asks to be called at "
-                           f"{frame.phone}{when}", key=f"callback-{conversation.id}-{frame.phone}")
+        await self.hub.notice(conversation,
+                              f"📞 {conversation.visitor.name} asks to be called at "
+                              f"{frame.phone}{when}",
+                              key=f"callback-{conversation.id}-{frame.phone}")
 
     async def visitor_transcript(self, conversation_id: ConversationId, address: str) -> None:
         conversation = self.hub.store.conversation(conversation_id)
