@@ -429,7 +429,7 @@ class Hub:
         await self._agent_item(conversation, agent, self.agent_name(agent, ""), text, key,
                                self.clock())
         await self.notice(conversation, f"{self.agent_name(agent, '')} → visitor: {text}",
-                           key=f"said-{key}")
+                          key=f"said-{key}")
 
     async def invite_agent(self, conversation: Conversation, agent: AgentConfig) -> None:
         if conversation.room is None:
