@@ -387,7 +387,7 @@ class Hub:
             return
         if conversation.status is Status.ENDED:
             await self.notice(conversation, "This chat has ended; the visitor no longer sees "
-                               "new messages.", key=f"ended-{event.event_id}")
+                              "new messages.", key=f"ended-{event.event_id}")
             return
         text = parsed.text if isinstance(parsed, Literal) else event.text
         name = self.agent_name(agent, event.sender_name)
