@@ -9,7 +9,7 @@ Definitions (every time is a Unix timestamp in seconds; every duration is in sec
 rounded to 0.1 s):
 - chats: conversations started (`created_at`) in the period, whatever their status.
 - missed: ended conversations that no agent ever answered (`first_response_at` unset).
-- tickets: offline messages left in the period.
+- tickets: offline messages left, and unanswered chats turned into tickets, in the period.
 - messages: the conversations' text lines (visitor, agent and system alike).
 - wait / first response: `first_response_at - created_at`, answered conversations only;
   `wait_median_s` and `first_response_median_s` are the same number under both names.
