@@ -160,6 +160,11 @@ def clean_text(text: str, *, multiline: bool = True) -> str:
 
     Keeps newlines (and tabs) in multi-line text; other format characters stay.
     """
+    if text.isprintable():
+        # The common case, checked in C: printable text has no control, format (bidi
+        # controls are format characters), separator, surrogate, private-use or unassigned
+        # character, so there is nothing to drop or turn into a newline.
+        return unicodedata.normalize("NFC", text).strip()
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     kept = []
     for ch in text:
