@@ -10,9 +10,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from bridge.aftercare import Aftercare
 from bridge.backends.base import (
@@ -101,7 +101,7 @@ class Hub:
         self.aftercare = Aftercare(self)
         self.router = Router(self)
         self.outbox = Outbox(config, store, backend, self._tasks, self.router.invitees,
-                             self.router.assign_waiting)
+                             self.router.room_opened)
 
     async def start(self) -> None:
         """Start the backend, then resume every delivery a previous run left unfinished."""
@@ -228,6 +228,10 @@ class Hub:
             sinks.discard(sink)
             if not sinks:
                 del self._sinks[conversation_id]
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """A background task of the hub's, stopped with it."""
+        return self._tasks.spawn(coroutine, name=name)
 
     def has_visitor(self, conversation_id: ConversationId) -> bool:
         """Whether the visitor has the chat open somewhere right now."""

@@ -7,8 +7,11 @@ backend and the hub.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +43,8 @@ class Router:
         self._offered: set[ConversationId] = set()
         self._lobbies: dict[RoomRef, str] = {}  # lobby room → queue id
         self._announced: set[ConversationId] = set()
+        self._pass: asyncio.Task[None] | None = None  # a routing pass after new rooms
+        self._again = False  # more rooms opened while that pass ran
 
     # -- availability --------------------------------------------------------------------
 
@@ -57,12 +62,18 @@ class Router:
             return False
         return self._presence.get(agent.id, self.hub.backend.presence_default)
 
-    def open_chats(self, agent: AgentConfig) -> int:
+    def open_chats(self, agent: AgentConfig, pending: Counter[str] | None = None) -> int:
         """The agent's open chats, counting the waiting ones routing invited them to: an
-        invitation is a chat on its way, so two waiting chats never go to one free place."""
-        pending = sum(1 for conversation_id, invited in self._invited.items()
-                      if agent.id in invited - self._declined.get(conversation_id, set()))
-        return self.hub.store.open_chats_of(agent.id) + pending
+        invitation is a chat on its way, so two waiting chats never go to one free place.
+        `pending`: the invitations counted once for a whole routing pass."""
+        if pending is None:
+            pending = self._pending()
+        return self.hub.store.open_chats_of(agent.id) + pending[agent.id]
+
+    def _pending(self) -> Counter[str]:
+        """Per agent, the invitations routing sent that are neither taken nor turned down."""
+        return Counter(agent_id for conversation_id, invited in self._invited.items()
+                       for agent_id in invited - self._declined.get(conversation_id, set()))
 
     def can_take(self, agent: AgentConfig) -> bool:
         return self.agent_available(agent) and self.open_chats(agent) < agent.max_chats
@@ -71,10 +82,13 @@ class Router:
         local = datetime.fromtimestamp(self.hub.clock(), queue.timezone)
         return is_open(queue.hours, queue.holidays, local)
 
-    def members(self, queue: QueueConfig) -> list[AgentView]:
+    def members(self, queue: QueueConfig, pending: Counter[str] | None = None
+                ) -> list[AgentView]:
+        if pending is None:
+            pending = self._pending()
         return [
             AgentView(id=agent.id, priority=queue.agent_priorities.get(agent.id, 0),
-                      open_chats=self.open_chats(agent), max_chats=agent.max_chats,
+                      open_chats=self.open_chats(agent, pending), max_chats=agent.max_chats,
                       available=self.agent_available(agent))
             for agent_id in queue.agents
             if (agent := self.hub.config.agent(agent_id)) is not None
@@ -100,12 +114,18 @@ class Router:
         (or who had nobody), and show chats nobody can take in their queue's lobby. Called
         when a room opens, an agent comes back, a chat ends or is left, and regularly.
         Chats of higher-priority queues go first, then the longest waiting."""
+        # One pass reads each queue's members once (again only after an invitation changed
+        # someone's count): thousands of waiting chats cost a loop, not thousands of queries.
+        pending = self._pending()
+        views: dict[str, list[AgentView]] = {}
         for conversation, queue in self._waiting_by_priority():
             if conversation.room is None or conversation.agent_id:
                 continue  # no room to invite to yet, or claimed by an agent on their way
             invited = self._invited.setdefault(conversation.id, set())
             declined = self._declined.get(conversation.id, set())
-            members = self.members(queue)
+            if queue.id not in views:
+                views[queue.id] = self.members(queue, pending)
+            members = views[queue.id]
             # An invitee's count includes this very chat: they are still coming while it
             # does not take them over their limit.
             if any(m.available and m.open_chats <= m.max_chats
@@ -117,8 +137,25 @@ class Router:
                 agent = self.hub.config.agent(agent_id)
                 if agent is not None and await self._invite(conversation, agent):
                     invited.add(agent.id)
+                    pending[agent.id] += 1
+                    views.clear()
             if not chosen:
                 await self._announce(conversation, queue)
+
+    async def room_opened(self) -> None:
+        """A new room exists: route it soon. Passes are coalesced, so a burst of new chats
+        costs a few passes over the line, not one pass per chat."""
+        if self._pass is None or self._pass.done():
+            self._pass = self.hub.spawn(self._passes(), name="routing-pass")
+        else:
+            self._again = True
+
+    async def _passes(self) -> None:
+        while True:
+            self._again = False
+            await self.assign_waiting()
+            if not self._again:
+                return
 
     def _waiting_by_priority(self) -> list[tuple[Conversation, QueueConfig]]:
         waiting = [(c, q) for c in self.hub.store.open_conversations()
@@ -202,10 +239,7 @@ class Router:
 
     def wait_s(self, queue: QueueConfig, position: int, waited_s: float = 0.0) -> int | None:
         """An honest estimate of the wait at `position`, or None (see estimate_wait)."""
-        now = self.hub.clock()
-        waits = self.hub.store.recent_waits(queue.id, now - ESTIMATE_WINDOW_S)
-        serving = sum(1 for m in self.members(queue) if m.available)
-        return estimate_wait(position, waits, serving, waited_s)
+        return self._estimator(queue)(position, waited_s)
 
     def offer_due(self, conversation: Conversation, queue: QueueConfig | None) -> bool:
         """Whether the visitor has waited long enough to be offered "leave a message"."""
@@ -214,18 +248,32 @@ class Router:
         waited = self.hub.clock() - conversation.created_at
         return waited >= queue.offer_message_after_minutes * 60
 
-    def position_frame(self, conversation: Conversation) -> frames.Frame:
+    def position_frame(self, conversation: Conversation, position: int | None = None,
+                       estimate: Callable[[int, float], int | None] | None = None
+                       ) -> frames.Frame:
+        """The visitor's place in line with the estimate; a caller going through the whole
+        line passes the position and an `estimate` prepared once for the queue."""
         queue = self.hub.config.queue(conversation.queue_id)
-        position = self.hub.store.waiting_position(conversation)
+        if position is None:
+            position = self.hub.store.waiting_position(conversation)
         waited = self.hub.clock() - conversation.created_at
-        wait_s = self.wait_s(queue, position, waited) if queue else None
+        if estimate is None and queue is not None:
+            estimate = self._estimator(queue)
+        wait_s = estimate(position, waited) if estimate else None
         return frames.queue_frame(position, wait_s, self.offer_due(conversation, queue))
 
+    def _estimator(self, queue: QueueConfig) -> Callable[[int, float], int | None]:
+        waits = self.hub.store.recent_waits(queue.id, self.hub.clock() - ESTIMATE_WINDOW_S)
+        serving = sum(1 for m in self.members(queue) if m.available)
+        return lambda position, waited: estimate_wait(position, waits, serving, waited)
+
     async def line_moved(self, queue_id: str) -> None:
-        """Someone joined or left the waiting line: tell everyone waiting their place."""
-        for waiting in self.hub.store.waiting_conversations(queue_id):
+        """The line changed: tell everyone waiting their place."""
+        queue = self.hub.config.queue(queue_id)
+        estimate = self._estimator(queue) if queue else None
+        for position, waiting in enumerate(self.hub.store.waiting_conversations(queue_id), 1):
             if self.hub.has_visitor(waiting.id):
-                await self.hub.push(waiting.id, self.position_frame(waiting))
+                await self.hub.push(waiting.id, self.position_frame(waiting, position, estimate))
 
     async def offer_messages(self) -> None:
         """Offer "leave a message instead" to visitors who waited the queue's limit."""
