@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +121,7 @@ class Router:
         for conversation, queue in self._waiting_by_priority():
             if conversation.room is None or conversation.agent_id:
                 continue  # no room to invite to yet, or claimed by an agent on their way
-            invited = self._invited.setdefault(conversation.id, set())
+            invited = self._invited.get(conversation.id, set())
             declined = self._declined.get(conversation.id, set())
             if queue.id not in views:
                 views[queue.id] = self.members(queue, pending)
@@ -136,7 +136,7 @@ class Router:
             for agent_id in chosen:
                 agent = self.hub.config.agent(agent_id)
                 if agent is not None and await self._invite(conversation, agent):
-                    invited.add(agent.id)
+                    self._invited.setdefault(conversation.id, set()).add(agent.id)
                     pending[agent.id] += 1
                     views.clear()
             if not chosen:
@@ -157,10 +157,12 @@ class Router:
             if not self._again:
                 return
 
-    def _waiting_by_priority(self) -> list[tuple[Conversation, QueueConfig]]:
-        waiting = [(c, q) for c in self.hub.store.open_conversations()
-                   if c.status is Status.WAITING and (q := self.hub.config.queue(c.queue_id))]
-        return sorted(waiting, key=lambda pair: (-pair[1].priority, pair[0].created_at))
+    def _waiting_by_priority(self) -> Iterator[tuple[Conversation, QueueConfig]]:
+        """Waiting chats of configured queues, the highest priority first, then the oldest.
+        Chats of a queue removed from the config wait for a transfer or a !claim."""
+        for queue in sorted(self.hub.config.queues, key=lambda q: -q.priority):
+            for conversation in self.hub.store.waiting_conversations(queue.id):
+                yield conversation, queue
 
     async def _invite(self, conversation: Conversation, agent: AgentConfig) -> bool:
         assert conversation.room is not None
