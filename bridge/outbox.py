@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 COURIER_RESTART_S = 5.0
+# Rooms of recent conversations, so a courier starts posting without reading its
+# conversation first. Only the outbox sets a conversation's room, so the copy cannot go stale.
+ROOM_CACHE_SIZE = 10_000
 
 
 def visitor_nick(conversation: Conversation) -> str:
@@ -51,29 +54,52 @@ class Outbox:
         # Someone may have become able to take the chat while the room was being made.
         self._room_opened = room_opened
         self._couriers: dict[ConversationId, asyncio.Task[None]] = {}
+        self._rooms: dict[ConversationId, RoomRef] = {}  # oldest first
+        # Conversations whose courier last found nothing undelivered, with no kick since.
+        self._drained: set[ConversationId] = set()
         self._retry_now = asyncio.Event()
 
-    def kick(self, conversation_id: ConversationId) -> None:
+    def kick(self, conversation_id: ConversationId, item: Item | None = None) -> None:
+        """Deliver the conversation's undelivered items; call it after storing any.
+
+        `item` is the line just stored, if the caller has it: when the conversation had
+        nothing else undelivered, the courier posts it at once instead of reading it back.
+        That rests on every stored undelivered line being followed by a kick.
+        """
+        drained = conversation_id in self._drained
+        self._drained.discard(conversation_id)
         task = self._couriers.get(conversation_id)
         if task is None or task.done():
+            first = item if drained and item is not None and not item.delivered else None
             self._couriers[conversation_id] = self._tasks.spawn(
-                self._deliver(conversation_id), name=f"courier-{conversation_id}"
+                self._deliver(conversation_id, first), name=f"courier-{conversation_id}"
             )
 
-    async def _deliver(self, conversation_id: ConversationId) -> None:
+    async def _deliver(self, conversation_id: ConversationId, first: Item | None = None
+                       ) -> None:
         """Post the conversation's undelivered items in seq order, one at a time, until none
         are left. Failed posts are retried with the same key, so nothing is lost or doubled."""
         try:
-            conversation = self.store.conversation(conversation_id)
-            if conversation is None:
-                return
-            room = conversation.room or await self._retrying(
-                conversation_id, "open room", self._open_room, conversation
-            )
+            room = self._rooms.get(conversation_id)
+            if room is None:
+                conversation = self.store.conversation(conversation_id)
+                if conversation is None:
+                    return
+                room = conversation.room or await self._retrying(
+                    conversation_id, "open room", self._open_room, conversation
+                )
+                self._remember_room(conversation_id, room)
             while True:
-                pending = self.store.undelivered(conversation_id)
+                if first is not None:
+                    pending, first = [first], None
+                else:
+                    pending = self.store.undelivered(conversation_id)
                 if not pending:
-                    return  # no await since the query: no item can slip in unseen
+                    # No await since the query: no item can slip in unseen.
+                    if len(self._drained) >= ROOM_CACHE_SIZE:
+                        self._drained.clear()  # forgetting only costs a read
+                    self._drained.add(conversation_id)
+                    return
                 for item in pending:
                     try:
                         event_id = await self._retrying(
@@ -82,11 +108,18 @@ class Outbox:
                     except RoomGone as exc:
                         log.warning("conversation %s: room %s is gone (%s); opening a new one",
                                     conversation_id, room, exc)
+                        self._rooms.pop(conversation_id, None)
+                        conversation = self.store.conversation(conversation_id)
+                        if conversation is None:
+                            return
                         room = await self._retrying(
                             conversation_id, "reopen room", self._open_room, conversation, True
                         )
+                        self._remember_room(conversation_id, room)
                         break  # the same items again, in the new room
                     self.store.mark_delivered(conversation_id, item.seq, event_id)
+                    if item.kind is ItemKind.ENDED:
+                        self._rooms.pop(conversation_id, None)  # its last line
         except Exception:
             # A bug (or a locked database) must not leave this outbox stuck: try later.
             log.exception("conversation %s: delivery failed; retrying in %.0fs",
@@ -95,6 +128,12 @@ class Outbox:
         finally:
             if self._couriers.get(conversation_id) is asyncio.current_task():
                 del self._couriers[conversation_id]
+
+    def _remember_room(self, conversation_id: ConversationId, room: RoomRef) -> None:
+        self._rooms.pop(conversation_id, None)
+        self._rooms[conversation_id] = room
+        if len(self._rooms) > ROOM_CACHE_SIZE:
+            del self._rooms[next(iter(self._rooms))]
 
     async def _kick_later(self, conversation_id: ConversationId) -> None:
         await asyncio.sleep(COURIER_RESTART_S)

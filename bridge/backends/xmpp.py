@@ -21,6 +21,8 @@ from typing import Any
 
 from slixmpp import JID, ClientXMPP, Message, Presence
 from slixmpp.exceptions import IqError, IqTimeout, PresenceError
+from slixmpp.plugins.xep_0198.stanza import RequestAck
+from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXMLMask
 
@@ -52,6 +54,26 @@ HISTORY_STANZAS = 50
 BUSY_SHOWS = {"away", "xa", "dnd"}
 # A room that was destroyed (Prosody keeps a tombstone), never existed, or banned the bot.
 ROOM_GONE_CONDITIONS = {"gone", "item-not-found", "forbidden", "registration-required"}
+# Ask the server to acknowledge our stanzas (XEP-0198 <r/>) after this many, not after every
+# 5th (slixmpp's default): an ack round trip costs both sides work while a line is in flight.
+# Delivery never rests on these acks (a line counts once the room reflects it); they only
+# bound what a resumed stream sends again.
+SM_ACK_WINDOW = 50
+# Prosody asks for an ack after every stanza it sends us. The answer waits this long, so it
+# never competes with the line it came with (the server needs it within tens of seconds);
+# one answer covers every request made meanwhile.
+SM_ACK_DELAY_S = 0.005
+_SM_MAX_SEQ = 2**32
+_XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;",
+                              '"': "&quot;"})
+# Looked up on the parsed element directly: a stanza plugin object per lookup is what makes
+# slixmpp's stanza interface slow on the path of every line.
+_BODY = "{jabber:client}body"
+_SUBJECT = "{jabber:client}subject"
+_DELAY = "{urn:xmpp:delay}delay"
+_STANZA_ID = "{urn:xmpp:sid:0}stanza-id"
+_ORIGIN_ID = "{urn:xmpp:sid:0}origin-id"
+_REPLACE = "{urn:xmpp:message-correct:0}replace"
 
 
 @dataclass
@@ -63,6 +85,7 @@ class _Room:
     joined: bool = False
     delivered: dict[str, str] = field(default_factory=dict)  # our message id -> event id
     real_jids: dict[str, str] = field(default_factory=dict)  # occupant nick -> bare JID
+    line_head: str = ""  # our group chat lines up to the id, built once per room
 
 
 class XmppBackend:
@@ -93,6 +116,7 @@ class XmppBackend:
         self._session_number = 0
         self._sent_in_session: dict[str, int] = {}
         self._reconnecting = False
+        self._ack_answer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -108,6 +132,9 @@ class XmppBackend:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._ack_answer is not None:
+            self._ack_answer.cancel()
+            self._ack_answer = None
         client = self._client
         if client is not None:
             client.cancel_connection_attempt()
@@ -121,8 +148,12 @@ class XmppBackend:
     def _make_client(self) -> ClientXMPP:
         client = ClientXMPP(self.config.jid, self.config.password)
         for plugin in ("xep_0030", "xep_0045", "xep_0085", "xep_0199", "xep_0203",
-                       "xep_0249", "xep_0308", "xep_0359", "xep_0198"):
+                       "xep_0249", "xep_0308", "xep_0359"):
             client.register_plugin(plugin)
+        client.register_plugin("xep_0198", pconfig={"window": SM_ACK_WINDOW})
+        # After stream management's own filter (which counts what arrives), before slixmpp
+        # matches the stanza against each of its ~40 handlers.
+        client.add_filter("in", self._filter_incoming)
         client.plugin["xep_0199"].enable_keepalive(interval=60, timeout=15)
         if self.config.plaintext:
             # Loopback test servers only: no TLS at all, SCRAM over the plain stream.
@@ -219,6 +250,9 @@ class XmppBackend:
             self._reconnecting = False
 
     def _on_disconnected(self, reason: Any) -> None:
+        if self._ack_answer is not None:  # the next stream asks again
+            self._ack_answer.cancel()
+            self._ack_answer = None
         if self._stopping:
             return
         if self._connecting:
@@ -425,11 +459,7 @@ class XmppBackend:
         # the rejoin history has told us whether it arrived.
         if self._sent_in_session.get(key) != self._session_number:
             self._sent_in_session[key] = self._session_number
-            message = self._require_client().make_message(mto=JID(room), mbody=text,
-                                                          mtype="groupchat")
-            message["id"] = key
-            message["origin_id"]["id"] = key
-            message.send()
+            self._send_line(state, room, text, key)
         try:
             return await asyncio.wait_for(asyncio.shield(reflected), REFLECTION_TIMEOUT_S)
         except TimeoutError:
@@ -438,6 +468,49 @@ class XmppBackend:
             if reflected.done():
                 self._reflections.pop(key, None)
                 self._sent_in_session.pop(key, None)
+
+    def _send_line(self, state: _Room, room: RoomRef, text: str, key: str) -> None:
+        """Send a group chat line whose id (and origin-id, XEP-0359) is `key`.
+
+        The stanza is written from a template at once when nothing waits in slixmpp's send
+        queue: building it as a stanza object, the queue's task hop, its filters and its
+        serializer cost a few tenths of a millisecond per line. Otherwise it joins the
+        queue behind what is there, so lines and chat states keep their order. (An empty
+        queue means everything sent before was written: slixmpp takes a stanza off the
+        queue only to filter and write it in the same step, our plugins' filters being
+        synchronous.)
+        """
+        client = self._require_client()
+        if client.transport is not None and client.waiting_queue.empty():
+            if not state.line_head:
+                lang = f' xml:lang="{_xml(client.default_lang)}"' if client.default_lang else ""
+                state.line_head = (f'<message type="groupchat" to="{_xml(str(JID(room)))}"'
+                                   f'{lang} id="')
+            quoted = _xml(key)
+            self._write_stanza(client, f'{state.line_head}{quoted}"><body>{_xml(text)}</body>'
+                                       f'<origin-id xmlns="urn:xmpp:sid:0" id="{quoted}"/>'
+                                       "</message>")
+            return
+        message = client.make_message(mto=JID(room), mbody=text, mtype="groupchat")
+        message["id"] = key
+        message["origin_id"]["id"] = key
+        message.send()
+
+    @staticmethod
+    def _write_stanza(client: ClientXMPP, xml: str) -> None:
+        """Write one stanza past the send queue, counted for stream management exactly as
+        slixmpp's XEP-0198 send filter counts the stanzas it sees: numbered, kept until the
+        server acknowledges it (a resumed stream sends it again), an ack requested every
+        SM_ACK_WINDOW stanzas. Uncounted, the server's acks would no longer line up."""
+        sm = client.plugin["xep_0198"]
+        client.send_raw(xml)
+        if sm.enabled_out:
+            sm.seq = (sm.seq + 1) % _SM_MAX_SEQ
+            sm.unacked_queue.append((sm.seq, xml))
+            sm.window_counter -= 1
+            if sm.window_counter <= 0:
+                sm.window_counter = sm.window
+                sm.request_ack()
 
     async def set_typing(self, room: RoomRef, active: bool) -> None:
         state = self._rooms.get(room)
@@ -448,6 +521,51 @@ class XmppBackend:
         message.send()
 
     # -- inbound -------------------------------------------------------------------------
+
+    def _filter_incoming(self, stanza: StanzaBase) -> StanzaBase | None:
+        """slixmpp's "in" filter: the stanzas of the hot path are handled here, before
+        slixmpp matches each stanza against all its handlers (most of the time it spends
+        on a line); returning None ends slixmpp's processing of the stanza.
+
+        Taken here: live lines and chat states in rooms we are in, and the server's ack
+        requests (XEP-0198), which Prosody sends after every stanza. Room history (it has
+        a delay stamp, and join_muc_wait collects it), subjects and everything else go
+        through slixmpp's handlers as before.
+        """
+        try:
+            if isinstance(stanza, RequestAck):
+                if self._ack_answer is None:
+                    client = self._require_client()
+                    self._ack_answer = asyncio.get_running_loop().call_later(
+                        SM_ACK_DELAY_S, self._answer_ack_request, client, client.transport)
+                return None
+            if not isinstance(stanza, Message):
+                return stanza
+            xml = stanza.xml
+            if xml.get("type") != "groupchat" or xml.find(_SUBJECT) is not None \
+                    or xml.find(_DELAY) is not None:
+                return stanza
+            state = self._rooms.get(stanza["from"].bare)
+            if state is None or not state.joined:
+                return stanza
+            if xml.find(_BODY) is not None:
+                self._on_groupchat_message(stanza)
+            elif stanza["chat_state"]:
+                self._on_chat_state(stanza)
+            else:
+                return stanza
+        except Exception:
+            # Raised out of the filter, it would abort slixmpp's read of the stream.
+            log.exception("xmpp: handling a stanza from %s failed", stanza.xml.get("from"))
+        return None
+
+    def _answer_ack_request(self, client: ClientXMPP, transport: Any) -> None:
+        """What slixmpp's own handler answers, on the stream that asked, without building a
+        stanza: how many stanzas we have handled."""
+        self._ack_answer = None
+        if transport is not None and client.transport is transport:
+            handled = client.plugin["xep_0198"].handled
+            client.send_raw(f"<a xmlns='urn:xmpp:sm:3' h='{handled}'/>")
 
     def _queue_event(self, event: InboundEvent) -> None:
         self._events.put_nowait(event)
@@ -465,13 +583,14 @@ class XmppBackend:
     def _agent_line(self, message: Message) -> tuple[str, str, str] | None:
         """(room, agent address, nick) for a group chat line from someone else in one of our
         rooms whose real address the room told us; None for anything else."""
-        if message["type"] != "groupchat":
+        if message.xml.get("type") != "groupchat":
             return None  # direct messages, even from agents, are not conversation lines
-        room_jid = message["from"].bare
+        address = message["from"]
+        room_jid = address.bare
         state = self._rooms.get(room_jid)
         if state is None:
             return None
-        nick = message["from"].resource
+        nick = address.resource
         if nick == state.nick:
             self._note_reflection(state, message)
             return None
@@ -508,11 +627,14 @@ class XmppBackend:
         if found is None:
             return
         room_jid, sender, nick = found
-        text = clean_text(str(message["body"]))
-        if not text or message["subject"]:
+        xml = message.xml
+        text = clean_text(xml.findtext(_BODY) or "")
+        if not text or xml.find(_SUBJECT) is not None:
             return
-        delay = message.get_plugin("delay", check=True)
-        stamp = delay["stamp"] if delay is not None else None
+        stamp = None
+        if xml.find(_DELAY) is not None:  # room history, replayed on a join
+            stamp = message["delay"]["stamp"]
+        replace = xml.find(_REPLACE)
         self._queue_event(AgentMessage(
             room=RoomRef(room_jid),
             sender=sender,
@@ -520,12 +642,13 @@ class XmppBackend:
             text=text,
             event_id=self._event_id(message),
             ts=stamp.timestamp() if stamp else time.time(),
-            edited=bool(message["replace"]["id"]),  # XEP-0308 correction
+            edited=replace is not None and bool(replace.get("id")),  # XEP-0308 correction
         ))
 
     def _note_reflection(self, state: _Room, message: Message) -> None:
         """Our own line came back from the room (live or in the history on join)."""
-        key = message["origin_id"]["id"] or message["id"]
+        origin = message.xml.find(_ORIGIN_ID)
+        key = (origin.get("id") if origin is not None else None) or message.xml.get("id")
         if not key:
             return
         event_id = self._event_id(message)
@@ -537,9 +660,10 @@ class XmppBackend:
     @staticmethod
     def _event_id(message: Message) -> str:
         """The room's own id for a message (XEP-0359) when it gives one, else sender + id."""
-        stanza_id = message["stanza_id"]
-        if stanza_id["id"] and stanza_id["by"] == message["from"].bare:
-            return str(stanza_id["id"])
+        stanza_id = message.xml.find(_STANZA_ID)
+        if stanza_id is not None and stanza_id.get("id") \
+                and stanza_id.get("by") == message["from"].bare:
+            return str(stanza_id.get("id"))
         return f"{message['from']}#{message['id']}"
 
     def _on_groupchat_presence(self, presence: Presence) -> None:
@@ -603,3 +727,8 @@ class XmppBackend:
         if self._client is None:
             raise BackendUnavailable("xmpp: not started")
         return self._client
+
+
+def _xml(text: str) -> str:
+    """Text escaped for XML content and attribute values, as slixmpp escapes it."""
+    return text.translate(_XML_ESCAPES)
