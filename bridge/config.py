@@ -303,11 +303,7 @@ def _agents(r: Reader, items: Any, backend: str) -> list[AgentConfig]:
     agents: list[AgentConfig] = []
     seen: set[str] = set()
     addresses: set[str] = set()
-    for i, t in enumerate(items):
-        p = f"agents[{i}]"
-        if not isinstance(t, dict):
-            r.fail(p, "expected a table")
-            continue
+    for p, t in r.tables(items, "agents"):
         r.unknown_keys(t, {"id", "address", "name", "max_chats"}, p)
         agent_id = r.get(t, "id", p, str, "", required=True, check=check_ident)
         if agent_id and agent_id in seen:

@@ -84,11 +84,7 @@ def parse_queues(r: Reader, items: Any, agents: list[AgentConfig], backend: str
         return []
     queues: list[QueueConfig] = []
     seen: set[str] = set()
-    for i, t in enumerate(items):
-        p = f"queues[{i}]"
-        if not isinstance(t, dict):
-            r.fail(p, "expected a table")
-            continue
+    for p, t in r.tables(items, "queues"):
         r.unknown_keys(t, {"id", "name", "agents", "welcome", "topic", "timezone", "hours",
                            "holidays", "priority", "strategy", "max_waiting",
                            "helpdesk_email", "webhook_url", "webhook_secret", "lobby",

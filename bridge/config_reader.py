@@ -8,7 +8,7 @@ the words the admin sees after the key path), or None.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -68,6 +68,16 @@ class Reader:
                 self.fail(full, problem)
                 return default
         return value
+
+    def tables(self, items: list[Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each entry of an array of tables with its key path; an entry that is not a table
+        is reported and skipped."""
+        for i, t in enumerate(items):
+            p = f"{path}[{i}]"
+            if isinstance(t, dict):
+                yield p, t
+            else:
+                self.fail(p, "expected a table")
 
     def unknown_keys(self, data: dict[str, Any], known: set[str], path: str) -> None:
         for key in sorted(set(data) - known):

@@ -12,6 +12,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -394,9 +395,9 @@ class Router:
             self.hub.store.kv_set(f"lobby:{queue_id}:room", "")
             try:
                 spec = self._lobby_spec(queue)
+                # A new key: the old room's address may stay taken (XMPP tombstones).
                 new_room = await self._open_lobby(
-                    queue, RoomSpec(spec.name, spec.topic, spec.visitor_nick, spec.invite,
-                                    f"{spec.key}-{int(self.hub.clock())}"))
+                    queue, replace(spec, key=f"{spec.key}-{int(self.hub.clock())}"))
                 self._lobbies[new_room] = queue_id
                 await self.hub.backend.post_notice(new_room, text, key=key)
             except BackendError as exc:
