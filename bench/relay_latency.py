@@ -672,7 +672,8 @@ def prosody_version() -> str:
 # -- running it ------------------------------------------------------------------------------
 
 
-def run(messages: int, backend: str, workdir: Path) -> dict[str, Any]:
+def run(messages: int, backend: str, workdir: Path, samples_file: Path | None = None
+        ) -> dict[str, Any]:
     server: SynapseServer | ProsodyServer
     accounts: Accounts | XmppAccounts
     if backend == "xmpp":
@@ -690,6 +691,9 @@ def run(messages: int, backend: str, workdir: Path) -> dict[str, Any]:
         server.stop()
     log.info("paired overhead, median of bridged - direct in the same round (ms): %s",
              paired_overhead_ms(samples))
+    if samples_file is not None:
+        samples_file.write_text(json.dumps(
+            {kind: [round(s * 1000, 4) for s in samples[kind]] for kind in KINDS}) + "\n")
     return report(samples, messages, backend)
 
 
@@ -707,6 +711,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=["matrix", "xmpp"], default="matrix",
                         help="matrix (a private Synapse, the default) or xmpp (a private "
                              "Prosody)")
+    parser.add_argument("--samples", type=Path, metavar="FILE",
+                        help="also write every measured sample (ms, in round order) to FILE "
+                             "as JSON, one list per kind")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log the bridge's INFO lines too")
     return parser.parse_args(argv)
@@ -726,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, as_ctrl_c)
     try:
         with tempfile.TemporaryDirectory(prefix="relay-latency-") as workdir:
-            result = run(args.messages, args.backend, Path(workdir))
+            result = run(args.messages, args.backend, Path(workdir), args.samples)
     except KeyboardInterrupt:
         log.error("interrupted; everything stopped")
         return 130

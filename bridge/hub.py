@@ -257,11 +257,16 @@ class Hub:
             frame.text,
             self.clock(),
             client_id=frame.client_id,
+            wait_for_disk=False,
         )
         if created:
             log.debug("conversation %s: visitor line seq %d: %r", conversation.id, item.seq,
                       item.text)
-            self.outbox.kick(conversation.id)
+            # The room may see the line while the disk catches up: a crash cannot lose a
+            # committed line, and the visitor resends any line not acknowledged.
+            self.outbox.kick(conversation.id, item)
+        await self.store.flush()  # a retry, too, is acknowledged only once on disk
+        if created:
             await self.push(conversation.id, self.frame(item), skip=origin)
         return item.seq
 

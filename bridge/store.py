@@ -1,7 +1,10 @@
 """SQLite storage: the only module that knows table names or SQL.
 
-WAL mode with synchronous=FULL: a visitor line is acknowledged only after its commit reached
-the disk, and the outbox (undelivered items) survives a kill -9.
+WAL mode. A write returns once its commit is on disk (an fdatasync of the WAL file right
+after the commit, which is what synchronous=FULL does inside it), so the outbox (undelivered
+items) survives a kill -9 and a power cut. Visitor lines are the exception: they commit
+without waiting, go to the room, and their acknowledgement waits for an fsync shared with the
+lines around them, in another thread (`flush`, `bridge.wal_sync`).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +33,15 @@ from bridge.core.models import (
     VisitorInfo,
 )
 from bridge.report import ChatRecord
+from bridge.wal_sync import WalSync
 
 log = logging.getLogger(__name__)
 
 migrations = Migrations("livechat")
+
+# Conversations kept in memory (the newest read), so that each line does not read its
+# conversation back from SQLite; every write to a conversation goes through this module.
+CONVERSATION_CACHE_SIZE = 512
 
 
 class StoreError(RuntimeError):
@@ -199,12 +208,19 @@ class Store:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = Database(str(path))
+        self._wal_sync = None if str(path) == ":memory:" else WalSync(Path(path))
+        self._cached: dict[ConversationId, Conversation] = {}  # oldest first
+        self._room_ids: dict[str, ConversationId] = {}  # checked against the cached room
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
         self._refuse_newer_schema()
         migrations.apply(self.db)
+        if self._wal_sync is not None:
+            # Commits no longer fsync inside SQLite: `_transaction` syncs the WAL file itself
+            # (at once, or for many commits together in `flush`).
+            self.db.execute("PRAGMA synchronous=NORMAL")
 
     def _refuse_newer_schema(self) -> None:
         known = {m.name for m in migrations._migrations}
@@ -216,22 +232,31 @@ class Store:
             )
 
     def close(self) -> None:
+        if self._wal_sync is not None:
+            self._wal_sync.close()
         self.db.conn.close()
+
+    async def flush(self) -> None:
+        """Return once every commit so far is on disk, those made without waiting included.
+
+        Raises OSError when the disk refused the fsync."""
+        if self._wal_sync is not None:
+            await self._wal_sync.wait()
 
     @contextmanager
     def _transaction(self, *, durable: bool) -> Iterator[None]:
-        """A transaction; `durable=False` commits without waiting for the disk (WAL keeps
-        commits in order, so a crash may lose the newest ones but never reorders them)."""
+        """A transaction, on disk when it returns; `durable=False` commits without waiting
+        for the disk (WAL keeps commits in order, so a power cut may lose the newest ones but
+        never reorders them; a crash of the process loses nothing) and `flush()` waits."""
+        nested = self.db.conn.in_transaction
+        with self.db.atomic():
+            yield
+        if nested or self._wal_sync is None:
+            return  # the outer transaction's commit is the one that counts
         if durable:
-            with self.db.atomic():
-                yield
-            return
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            with self.db.atomic():
-                yield
-        finally:
-            self.db.execute("PRAGMA synchronous=FULL")
+            self._wal_sync.sync_now()
+        else:
+            self._wal_sync.committed()
 
     # -- conversations ------------------------------------------------------------------
 
@@ -244,7 +269,7 @@ class Store:
         token_hash: str,
         now: float,
     ) -> Conversation:
-        with self.db.atomic():
+        with self._transaction(durable=True):
             visitor_id = self.db.execute(
                 "INSERT INTO visitors (name, email, lang, user_agent, created_at, identity_id,"
                 " verified) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -262,13 +287,38 @@ class Store:
         return conversation
 
     def conversation(self, conversation_id: str) -> Conversation | None:
-        return self._one_conversation("c.id = ?", conversation_id)
+        cached = self._cached.get(ConversationId(conversation_id))
+        if cached is not None:
+            return cached
+        return self._cache(self._one_conversation("c.id = ?", conversation_id))
 
     def conversation_by_token(self, token_hash: str) -> Conversation | None:
         return self._one_conversation("c.token_hash = ?", token_hash)
 
     def conversation_by_room(self, room: str) -> Conversation | None:
-        return self._one_conversation("c.room = ?", room)
+        conversation_id = self._room_ids.get(room)
+        cached = self._cached.get(conversation_id) if conversation_id is not None else None
+        if cached is not None and cached.room == room:
+            return cached
+        return self._cache(self._one_conversation("c.room = ?", room))
+
+    def _cache(self, conversation: Conversation | None) -> Conversation | None:
+        if conversation is None:
+            return None
+        self._cached.pop(conversation.id, None)
+        self._cached[conversation.id] = conversation
+        if len(self._cached) > CONVERSATION_CACHE_SIZE:
+            del self._cached[next(iter(self._cached))]
+        if conversation.room is not None:
+            self._room_ids.pop(conversation.room, None)
+            self._room_ids[conversation.room] = conversation.id
+            if len(self._room_ids) > CONVERSATION_CACHE_SIZE:
+                del self._room_ids[next(iter(self._room_ids))]
+        return conversation
+
+    def _forget(self, conversation_id: ConversationId) -> None:
+        """Drop the cached copy after a write; call it after the commit, and on errors."""
+        self._cached.pop(conversation_id, None)
 
     def open_conversations(self) -> list[Conversation]:
         return list(self._conversations("c.status != ?", Status.ENDED.value))
@@ -310,21 +360,27 @@ class Store:
     ) -> None:
         """Change the status; an ended conversation stays ended (a late event read the
         conversation before it ended must not reopen it)."""
-        with self.db.atomic():
-            self.db.execute(
-                "UPDATE conversations SET status = ?, ended_at = COALESCE(?, ended_at)"
-                " WHERE id = ? AND status != ?",
-                (status.value, ended_at, conversation_id, Status.ENDED.value),
-            )
+        try:
+            with self._transaction(durable=True):
+                self.db.execute(
+                    "UPDATE conversations SET status = ?, ended_at = COALESCE(?, ended_at)"
+                    " WHERE id = ? AND status != ?",
+                    (status.value, ended_at, conversation_id, Status.ENDED.value),
+                )
+        finally:
+            self._forget(conversation_id)
 
     def set_agent(self, conversation_id: ConversationId, agent_id: AgentId) -> None:
         self._update(conversation_id, agent_id=agent_id)
 
     def clear_agent(self, conversation_id: ConversationId) -> None:
         """The chat has no owner again (its agent left it); routing finds another."""
-        with self.db.atomic():
-            self.db.execute("UPDATE conversations SET agent_id = NULL WHERE id = ?",
-                            (conversation_id,))
+        try:
+            with self._transaction(durable=True):
+                self.db.execute("UPDATE conversations SET agent_id = NULL WHERE id = ?",
+                                (conversation_id,))
+        finally:
+            self._forget(conversation_id)
 
     def recent_waits(self, queue_id: str, since: float, limit: int = 50) -> list[float]:
         """How long the queue's latest chats answered since `since` waited for that answer."""
@@ -344,21 +400,30 @@ class Store:
         return int(row[0])
 
     def set_first_response(self, conversation_id: ConversationId, now: float) -> None:
-        with self.db.atomic():
-            self.db.execute(
-                "UPDATE conversations SET first_response_at = ?"
-                " WHERE id = ? AND first_response_at IS NULL",
-                (now, conversation_id),
-            )
+        cached = self._cached.get(conversation_id)
+        if cached is not None and cached.first_response_at is not None:
+            return  # the common case: every agent line after the first
+        try:
+            with self._transaction(durable=True):
+                self.db.execute(
+                    "UPDATE conversations SET first_response_at = ?"
+                    " WHERE id = ? AND first_response_at IS NULL",
+                    (now, conversation_id),
+                )
+        finally:
+            self._forget(conversation_id)
 
     def _update(self, conversation_id: ConversationId, **values: Any) -> None:
         values = {k: v for k, v in values.items() if v is not None}
         assignments = ", ".join(f"{column} = ?" for column in values)
-        with self.db.atomic():
-            self.db.execute(
-                f"UPDATE conversations SET {assignments} WHERE id = ?",
-                (*values.values(), conversation_id),
-            )
+        try:
+            with self._transaction(durable=True):
+                self.db.execute(
+                    f"UPDATE conversations SET {assignments} WHERE id = ?",
+                    (*values.values(), conversation_id),
+                )
+        finally:
+            self._forget(conversation_id)
 
     def _one_conversation(self, where: str, value: str) -> Conversation | None:
         return next(self._conversations(where, value), None)
@@ -395,16 +460,19 @@ class Store:
         sender_id: str | None = None,
         event_id: str | None = None,
         delivered: bool = False,
+        wait_for_disk: bool = True,
     ) -> tuple[Item, bool]:
         """Append one item with the next seq, durably; returns (item, created).
 
         A repeated client_id (visitor retry) or event_id (backend redelivery) returns the
         item stored the first time and `created=False`: nothing is ever stored twice.
+        With `wait_for_disk=False` the commit does not wait for the fsync: the item may go
+        to the room at once, and the caller awaits `flush()` before acknowledging it.
         """
         # Lines that came from the backend can be fetched again (the backend saves its
         # position after they are stored, in the same ordered WAL), so they need not wait
         # for an fsync; visitor lines are acknowledged and must be on disk first.
-        with self._transaction(durable=not delivered):
+        with self._transaction(durable=wait_for_disk and not delivered):
             existing = self._existing(conversation_id, client_id, event_id)
             if existing is not None:
                 return existing, False
@@ -439,6 +507,9 @@ class Store:
                 (conversation_id, seq, kind.value, sender.value, sender_id, name, text, now,
                  client_id, txn_id, event_id, int(delivered)),
             )
+        cached = self._cached.get(conversation_id)
+        if cached is not None:
+            self._cached[conversation_id] = replace(cached, last_seq=seq)
         return item, True
 
     def _existing(
@@ -493,7 +564,7 @@ class Store:
     def add_event(self, conversation_id: str | None, agent_id: str | None, kind: str,
                   detail: str, now: float) -> None:
         """Who did what, when: the audit trail that history and reports read."""
-        with self.db.atomic():
+        with self._transaction(durable=True):
             self.db.execute(
                 "INSERT INTO events (conversation_id, ts, agent_id, kind, detail)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -512,7 +583,7 @@ class Store:
 
     def set_canned(self, agent_id: str, name: str, text: str | None) -> bool:
         """Save (or with text None delete) a personal canned reply; False if none to delete."""
-        with self.db.atomic():
+        with self._transaction(durable=True):
             if text is None:
                 return self.db.execute(
                     "DELETE FROM canned WHERE agent_id = ? AND name = ?", (agent_id, name)
@@ -531,7 +602,7 @@ class Store:
         self._update(ConversationId(conversation_id), callback_phone=phone, callback_time=when)
 
     def ban(self, email: str, agent_id: str, reason: str, now: float) -> None:
-        with self.db.atomic():
+        with self._transaction(durable=True):
             self.db.execute(
                 "INSERT INTO bans (email, agent_id, reason, ts) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT(email) DO UPDATE SET reason = excluded.reason, ts = excluded.ts",
@@ -542,7 +613,7 @@ class Store:
         return row is not None
 
     def set_break(self, agent_id: str, on_break: bool) -> None:
-        with self.db.atomic():
+        with self._transaction(durable=True):
             self.db.execute(
                 "INSERT INTO agent_state (agent_id, on_break) VALUES (?, ?)"
                 " ON CONFLICT(agent_id) DO UPDATE SET on_break = excluded.on_break",
@@ -587,7 +658,7 @@ class Store:
 
     def add_ticket(self, ticket: Ticket, *, mail: bool, webhook: bool) -> None:
         """Store a ticket with what is still to be delivered; durable before the answer."""
-        with self.db.atomic():
+        with self._transaction(durable=True):
             self.db.execute(
                 "INSERT INTO tickets (id, created_at, queue_id, name, email, text, ip,"
                 " conversation_id, mail_pending, webhook_pending) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -607,7 +678,7 @@ class Store:
 
     def ticket_delivered(self, ticket_id: str, what: str) -> None:
         column = {"mail": "mail_pending", "webhook": "webhook_pending"}[what]
-        with self.db.atomic():
+        with self._transaction(durable=True):
             self.db.execute(f"UPDATE tickets SET {column} = 0 WHERE id = ?", (ticket_id,))
 
     def count_tickets(self, *, email: str | None = None, ip: str | None = None,

@@ -142,6 +142,15 @@ def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = 
                   agents: dict[str, dict[str, Any]] | None = None,
                   widget: dict[str, Any] | None = None, **server: Any) -> Config:
     """The test bridge's config; `agents` adds keys to agents by id ({"alice": {...}})."""
+    return parse_config(bridge_settings(messenger, db, smtp, queues, identity, agents, widget,
+                                        **server))
+
+
+def bridge_settings(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = None,
+                    queues: list[dict[str, Any]] | None = None, identity: str | None = None,
+                    agents: dict[str, dict[str, Any]] | None = None,
+                    widget: dict[str, Any] | None = None, **server: Any) -> dict[str, Any]:
+    """The test bridge's config as the TOML file's tables."""
     port = free_port()
     extra: dict[str, Any] = {"smtp": smtp} if smtp else {}
     if identity:
@@ -150,7 +159,7 @@ def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = 
         extra["queues"] = queues
     if widget is not None:
         extra["widget"] = widget
-    return parse_config({
+    return {
         "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
                    "allowed_origins": ["https://shop.example.com"], **server},
         "storage": {"path": str(db)},
@@ -166,7 +175,7 @@ def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = 
         **extra,
         "canned": {"greeting": "Hello {visitor}, I'm {agent} from {queue}.",
                    "de": {"greeting": "Hallo {visitor}, hier ist {agent}."}},
-    })
+    }
 
 
 BridgeFactory = Callable[..., Awaitable[Bridge]]

@@ -247,3 +247,32 @@ def seed_answered(bridge: Bridge, queue: str, waits: list[float]) -> None:
                                          f"hash{n}", now - 1000)
         bridge.store.set_first_response(conversation_id, now - 1000 + wait)
         bridge.store.set_status(conversation_id, Status.ENDED, ended_at=now - 500)
+
+
+def toml_text(settings: dict[str, Any]) -> str:
+    """A config file for `livechat-bridge run -c`: tables, arrays of tables and plain values
+    (strings JSON-quoted, which TOML reads as basic strings)."""
+    lines: list[str] = []
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v)
+
+    def table(name: str, content: dict[str, Any], header: str) -> None:
+        lines.append(header)
+        nested = {k: v for k, v in content.items() if isinstance(v, dict)}
+        lines.extend(f"{json.dumps(k)} = {value(v)}" for k, v in content.items()
+                     if k not in nested)
+        for key, sub in nested.items():
+            table(f"{name}.{json.dumps(key)}", sub, f"[{name}.{json.dumps(key)}]")
+
+    for name, content in settings.items():
+        if isinstance(content, list):
+            for entry in content:
+                table(name, entry, f"[[{name}]]")
+        else:
+            table(name, content, f"[{name}]")
+    return "\n".join(lines) + "\n"
