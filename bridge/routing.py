@@ -280,7 +280,7 @@ class Router:
 
     async def offer_messages(self) -> None:
         """Offer "leave a message instead" to visitors who waited the queue's limit."""
-        for conversation in self.hub.store.open_conversations():
+        for conversation in self.hub.store.each_open_conversation():
             if (conversation.status is not Status.WAITING or conversation.id in self._offered
                     or not self.hub.has_visitor(conversation.id)):
                 continue

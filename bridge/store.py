@@ -42,6 +42,7 @@ migrations = Migrations("livechat")
 # Conversations kept in memory (the newest read), so that each line does not read its
 # conversation back from SQLite; every write to a conversation goes through this module.
 CONVERSATION_CACHE_SIZE = 512
+CONVERSATION_BATCH = 200  # rows per read when a pass walks many conversations
 
 
 class StoreError(RuntimeError):
@@ -332,9 +333,14 @@ class Store:
             (ItemKind.TEXT.value, Status.ENDED.value))
         return [(ConversationId(row[0]), float(row[1])) for row in rows]
 
-    def waiting_conversations(self, queue_id: str) -> list[Conversation]:
-        return list(self._conversations("c.queue_id = ? AND c.status = ?", queue_id,
-                                        Status.WAITING.value))
+    def waiting_conversations(self, queue_id: str) -> Iterator[Conversation]:
+        """The queue's line, first come first: read a batch at a time (see `_batches`)."""
+        return self._batches("c.queue_id = ? AND c.status = ?", queue_id,
+                             Status.WAITING.value)
+
+    def each_open_conversation(self) -> Iterator[Conversation]:
+        """Every open conversation, oldest first, a batch at a time (see `_batches`)."""
+        return self._batches("c.status != ?", Status.ENDED.value)
 
     def waiting_position(self, conversation: Conversation) -> int:
         """1-based place in its queue's line among conversations nobody answered yet."""
@@ -435,6 +441,26 @@ class Store:
         )
         for row in self._rows(sql, params):
             yield _conversation(row)
+
+    def _batches(self, where: str, *params: Any) -> Iterator[Conversation]:
+        """Matching conversations in arrival (rowid) order, CONVERSATION_BATCH rows per read.
+
+        A pass over a line of thousands then never holds them all at once: built together,
+        they raised the process's memory for good (freed objects leave the heap fragmented).
+        Each batch is read when the previous one is used up, so a conversation that changed
+        since the pass started is seen as it is now, or not at all if it left the line."""
+        after = 0
+        while True:
+            rows = self._rows(
+                f"SELECT c.rowid AS position, {_CONVERSATION_COLUMNS} FROM conversations c"
+                f" JOIN visitors v ON v.id = c.visitor_id WHERE ({where}) AND c.rowid > ?"
+                " ORDER BY c.rowid LIMIT ?", (*params, after, CONVERSATION_BATCH))
+            for row in rows:
+                yield _conversation(row)
+            if len(rows) < CONVERSATION_BATCH:
+                return
+            after = rows[-1]["position"]
+            del rows
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         """A SELECT's rows as dicts, straight from the connection. On the hot path (every

@@ -271,3 +271,20 @@ async def test_a_memory_store_has_nothing_to_flush() -> None:
         await asyncio.wait_for(store.flush(), 1)
     finally:
         store.close()
+
+
+# -- long lines read in batches --------------------------------------------------------------
+
+
+def test_the_line_is_read_in_batches_in_arrival_order(store: Store,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "CONVERSATION_BATCH", 2)
+    for n in range(7):
+        open_chat(store, ConversationId(f"w{n}"))
+    store.set_status(ConversationId("w3"), Status.ACTIVE)  # answered: out of the line
+    line = store.waiting_conversations("support")
+    assert [next(line).id for _ in range(2)] == ["w0", "w1"]  # the first batch
+    store.set_status(ConversationId("w5"), Status.ENDED, ended_at=300.0)  # left meanwhile
+    assert [c.id for c in line] == ["w2", "w4", "w6"]
+    assert [c.id for c in store.each_open_conversation()] == ["w0", "w1", "w2", "w3", "w4",
+                                                             "w6"]
