@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -39,8 +39,11 @@ class Router:
         self._presence: dict[str, bool] = {}
         # Agents routing invited to each waiting chat, and those who left it: someone who
         # walked out of a chat is not invited to it again by routing.
+        # Kept in the store as well (`routing_marks`), so a restart remembers them.
         self._invited: dict[ConversationId, set[str]] = {}
         self._declined: dict[ConversationId, set[str]] = {}
+        for conversation_id, agent_id, kind in hub.store.routing_marks():
+            self._marks(kind).setdefault(conversation_id, set()).add(agent_id)
         self._offered: set[ConversationId] = set()
         self._lobbies: dict[RoomRef, str] = {}  # lobby room → queue id
         self._announced: set[ConversationId] = set()
@@ -107,7 +110,7 @@ class Router:
         if queue is None:
             return ()
         chosen = choose_agents(queue.strategy, self.members(queue))
-        self._invited.setdefault(conversation.id, set()).update(chosen)
+        self._mark(conversation.id, "invited", chosen)
         return tuple(a.address for agent_id in chosen if (a := self.hub.config.agent(agent_id)))
 
     async def assign_waiting(self) -> None:
@@ -137,7 +140,7 @@ class Router:
             for agent_id in chosen:
                 agent = self.hub.config.agent(agent_id)
                 if agent is not None and await self._invite(conversation, agent):
-                    self._invited.setdefault(conversation.id, set()).add(agent.id)
+                    self._mark(conversation.id, "invited", [agent.id])
                     pending[agent.id] += 1
                     views.clear()
             if not chosen:
@@ -183,6 +186,7 @@ class Router:
         self.hub.store.set_agent(conversation.id, AgentId(agent.id))
         others = self._invited.pop(conversation.id, set()) - {agent.id}
         self._declined.pop(conversation.id, None)
+        self.hub.store.clear_routing_marks(conversation.id)
         self._offered.discard(conversation.id)
         if conversation.room is not None:
             for other_id in sorted(others):
@@ -206,7 +210,7 @@ class Router:
         """An agent walked out of an open chat (or turned its invitation down). If it was
         the chat's agent, another agent still in the room has it now; with nobody left, the
         chat goes back to its place in the line and someone else is invited."""
-        self._declined.setdefault(conversation.id, set()).add(agent.id)
+        self._mark(conversation.id, "declined", [agent.id])
         if conversation.agent_id == agent.id and (heir := self._someone_present(conversation)):
             self.hub.store.set_agent(conversation.id, AgentId(heir.id))
             log.info("conversation %s: %s left; %s has it now", conversation.id, agent.id,
@@ -227,6 +231,17 @@ class Router:
             await self.line_moved(conversation.queue_id)
         await self.assign_waiting()
 
+    def _marks(self, kind: str) -> dict[ConversationId, set[str]]:
+        return self._invited if kind == "invited" else self._declined
+
+    def _mark(self, conversation_id: ConversationId, kind: str, agent_ids: Iterable[str]
+              ) -> None:
+        marked = self._marks(kind).setdefault(conversation_id, set())
+        new = [agent_id for agent_id in agent_ids if agent_id not in marked]
+        if new:
+            marked.update(new)
+            self.hub.store.add_routing_marks(conversation_id, kind, new)
+
     def _someone_present(self, conversation: Conversation) -> AgentConfig | None:
         return next((agent for agent in self.hub.config.agents
                      if self.hub.store.agent_present(conversation.id, agent.id)), None)
@@ -235,6 +250,7 @@ class Router:
         """The chat ended: nothing of it is left to route."""
         for memory in (self._invited, self._declined):
             memory.pop(conversation_id, None)
+        self.hub.store.clear_routing_marks(conversation_id)
         self._offered.discard(conversation_id)
         self._announced.discard(conversation_id)
 

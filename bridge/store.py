@@ -10,7 +10,7 @@ lines around them, in another thread (`flush`, `bridge.wal_sync`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -189,6 +189,22 @@ def m006_ticket_from_chat(db: Database) -> None:
         CREATE UNIQUE INDEX tickets_conversation ON tickets(conversation_id)
             WHERE conversation_id IS NOT NULL;
         CREATE INDEX conversations_answered ON conversations(queue_id, first_response_at);
+        """
+    )
+
+
+@migrations()
+def m007_routing_marks(db: Database) -> None:
+    # Routing's memory of who was invited to a waiting chat and who turned it down or
+    # walked out, so that a restart neither invites them again nor forgets their places.
+    db.executescript(
+        """
+        CREATE TABLE routing_marks (
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            agent_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('invited', 'declined')),
+            PRIMARY KEY (conversation_id, agent_id, kind)
+        );
         """
     )
 
@@ -580,6 +596,30 @@ class Store:
                 " WHERE conversation_id = ? AND seq = ?",
                 (event_id, conversation_id, seq),
             )
+
+    # -- routing's marks ------------------------------------------------------------------
+
+    def add_routing_marks(self, conversation_id: ConversationId, kind: str,
+                          agent_ids: Iterable[str]) -> None:
+        """Remember agents `invited` to a chat or who `declined` it. Not waited for on disk:
+        a mark a power cut takes back costs one invitation sent again."""
+        with self._transaction(durable=False):
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO routing_marks (conversation_id, agent_id, kind)"
+                " VALUES (?, ?, ?)", [(conversation_id, agent_id, kind) for agent_id in agent_ids])
+
+    def clear_routing_marks(self, conversation_id: ConversationId) -> None:
+        with self._transaction(durable=False):
+            self.db.execute("DELETE FROM routing_marks WHERE conversation_id = ?",
+                            (conversation_id,))
+
+    def routing_marks(self) -> list[tuple[ConversationId, str, str]]:
+        """(conversation, agent, kind) of every open chat."""
+        rows = self.db.execute(
+            "SELECT m.conversation_id, m.agent_id, m.kind FROM routing_marks m"
+            " JOIN conversations c ON c.id = m.conversation_id WHERE c.status != ?",
+            (Status.ENDED.value,))
+        return [(ConversationId(row[0]), str(row[1]), str(row[2])) for row in rows]
 
     def _items(self, where: str, *params: Any) -> list[Item]:
         sql = f"SELECT * FROM items WHERE {where} ORDER BY seq"

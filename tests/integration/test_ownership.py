@@ -4,7 +4,12 @@ capacity across queues, the lobby's !claim, and a queue removed while its chats 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import pytest
+
+from bridge.backends.matrix import MatrixBackend
+from bridge.backends.xmpp import XmppBackend
 from bridge.core.models import Status
 from bridge.report import build_report
 from tests.integration.conftest import Messenger, TestAgent, room_of
@@ -105,6 +110,45 @@ async def test_a_full_agent_gets_no_chat_from_any_of_their_queues(
     await agent.say(room, "!end")  # her first chat ends: she can take the waiting one
     await agent.join(room2)
     await second.wait("agent", lambda f: f["event"] == "joined")
+
+
+async def test_a_restart_remembers_whom_routing_invited(
+    make_bridge, agent: TestAgent, visitors, messenger: Messenger,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend_class = MatrixBackend if messenger.name == "matrix" else XmppBackend
+    invited: list[tuple[str, str]] = []
+    real_invite = backend_class.invite
+
+    async def counting_invite(self: Any, room: str, address: str) -> None:
+        invited.append((room, address))
+        await real_invite(self, room, address)
+
+    monkeypatch.setattr(backend_class, "invite", counting_invite)
+    bridge = await make_bridge(agents={"alice": {"max_chats": 1}})
+    await wait_available(bridge, "alice")
+    first = await visitors(bridge.base_url)
+    one = await first.start()
+    room = await room_of(bridge, one["conversation"])
+    await agent.until(lambda: room in agent.invites)  # her one place is promised to it
+    await bridge.stop()
+    invited.clear()
+
+    bridge = await make_bridge(agents={"alice": {"max_chats": 1}})
+    await wait_available(bridge, "alice")
+    second = await visitors(bridge.base_url)
+    two = await second.start(name="Two")
+    room2 = await room_of(bridge, two["conversation"])
+    assert (await second.wait("queue"))["position"] == 2
+    await asyncio.sleep(0.5)
+    assert room2 not in agent.invites  # the invitation from before the restart still counts
+    assert invited == []  # and she is not invited to the first chat a second time
+
+    await agent.join(room)  # she takes the chat she was invited to before the restart
+    await agent.say(room, "!end")
+    await agent.join(room2)  # then, free again, she is invited to the next
+    await second.wait("agent", lambda f: f["event"] == "joined")
+    assert invited == [(room2, messenger.address("alice"))]
 
 
 async def test_the_lobby_shows_waiting_chats_and_claim_takes_one(
