@@ -111,6 +111,7 @@ class Hub:
         await self.backend.attach_rooms(lobbies | {
             c.room: self.outbox.room_spec(c) for c in open_conversations if c.room is not None
         })
+        await self.router.update_lobby_members()
         for conversation in open_conversations:
             if conversation.room is None:
                 self.outbox.kick(conversation.id)

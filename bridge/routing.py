@@ -334,8 +334,8 @@ class Router:
     # -- lobbies -------------------------------------------------------------------------
 
     async def open_lobbies(self) -> dict[RoomRef, RoomSpec]:
-        """Make sure every queue with `lobby = true` has its room with its agents in it;
-        returns the rooms to attach after a restart."""
+        """Make sure every queue with `lobby = true` has its room; returns the rooms to
+        attach after a restart (then `update_lobby_members`)."""
         rooms: dict[RoomRef, RoomSpec] = {}
         for queue in self.hub.config.queues:
             if not queue.lobby:
@@ -345,8 +345,6 @@ class Router:
             try:
                 if room is None:
                     room = await self._open_lobby(queue, spec)
-                else:
-                    await self._invite_new_members(queue, RoomRef(room))
             except BackendError as exc:
                 log.warning("queue %s: lobby not available (%s)", queue.id, exc)
                 continue
@@ -372,14 +370,37 @@ class Router:
         log.info("queue %s: lobby %s opened", queue.id, room)
         return room
 
-    async def _invite_new_members(self, queue: QueueConfig, room: RoomRef) -> None:
-        """Agents added to the queue since the lobby was made are invited once."""
-        invited = set(json.loads(self.hub.store.kv_get(f"lobby:{queue.id}:invited") or "[]"))
-        for address in self._member_addresses(queue):
-            if address not in invited:
-                await self.hub.backend.invite(room, address)
-                invited.add(address)
-        self.hub.store.kv_set(f"lobby:{queue.id}:invited", json.dumps(sorted(invited)))
+    async def update_lobby_members(self) -> None:
+        """Agents added to a queue since its lobby was made are invited once; agents taken
+        out of the queue are taken out of its lobby. Run once the lobbies are attached."""
+        for room, queue_id in list(self._lobbies.items()):
+            queue = self.hub.config.queue(queue_id)
+            if queue is None:
+                continue
+            try:
+                await self._update_members(queue, room)
+            except BackendError as exc:
+                log.warning("queue %s: lobby members not updated (%s)", queue.id, exc)
+
+    async def _update_members(self, queue: QueueConfig, room: RoomRef) -> None:
+        key = f"lobby:{queue.id}:invited"
+        invited = set(json.loads(self.hub.store.kv_get(key) or "[]"))
+        members = set(self._member_addresses(queue))
+        for address in sorted(members - invited):
+            await self.hub.backend.invite(room, address)
+            invited.add(address)
+            self.hub.store.kv_set(key, json.dumps(sorted(invited)))
+        for address in sorted(invited - members):
+            try:
+                await self.hub.backend.remove(room, address)
+            except BackendError as exc:
+                log.warning("queue %s: could not take %s out of the lobby (%s)", queue.id,
+                            address, exc)
+                continue
+            invited.discard(address)
+            self.hub.store.kv_set(key, json.dumps(sorted(invited)))
+            log.info("queue %s: %s is no longer in the queue; taken out of the lobby",
+                     queue.id, address)
 
     def lobby_queue(self, room: RoomRef) -> QueueConfig | None:
         queue_id = self._lobbies.get(room)

@@ -229,7 +229,8 @@ class MatrixBackend:
         await self._call(self._require_client().room_invite(room, address))
 
     async def remove(self, room: RoomRef, address: str) -> None:
-        await self._call(self._require_client().room_kick(room, address, "chat transferred"))
+        await self._call(
+            self._require_client().room_kick(room, address, "not needed here any more"))
 
     async def post_text(self, room: RoomRef, text: str, *, key: str) -> str:
         return await self._send(room, {"msgtype": "m.text", "body": text}, key)

@@ -186,6 +186,29 @@ async def test_the_lobby_shows_waiting_chats_and_claim_takes_one(
     await agent.wait_text(lobby, "Nobody is waiting in your queues.", notice=True)
 
 
+async def test_an_agent_taken_out_of_a_queue_leaves_its_lobby(
+    make_bridge, agent: TestAgent, messenger: Messenger
+) -> None:
+    bob = await messenger.agent("bob", "Bob")
+    try:
+        both = [{"id": "support", "name": "Support", "agents": ["alice", "bob"], "lobby": True}]
+        bridge = await make_bridge(queues=both)
+        lobby = bridge.store.kv_get("lobby:support:room")
+        assert lobby
+        await agent.join(lobby)
+        await bob.join(lobby)
+        await bridge.stop()
+
+        alone = [{"id": "support", "name": "Support", "agents": ["alice"], "lobby": True}]
+        bridge = await make_bridge(queues=alone)
+        assert bridge.store.kv_get("lobby:support:room") == lobby  # the same lobby
+        await bob.until(lambda: lobby in bob.removed)
+        assert lobby not in agent.removed
+        assert bridge.store.kv_get("lobby:support:invited") == f'["{messenger.address("alice")}"]'
+    finally:
+        await bob.close()
+
+
 async def test_a_queue_removed_from_the_config_keeps_its_open_chats(
     make_bridge, agent: TestAgent, visitors
 ) -> None:
