@@ -107,7 +107,7 @@ def test_migrations_are_recorded_once(db_path: Path) -> None:
     finally:
         conn.close()
     assert rows == [("m001_initial",), ("m002_commands",), ("m003_agent_tools",), ("m004_tickets",),
-                    ("m005_identity",), ("m006_ticket_from_chat",)]
+                    ("m005_identity",), ("m006_ticket_from_chat",), ("m007_routing_marks",)]
 
 
 def _add_migration_row(path: Path, migration_set: str, name: str) -> None:
