@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,13 +56,14 @@ class ServerConfig:
     idle_timeout_minutes: float = 30.0  # 0: chats never end by themselves
     admin_token: str = ""  # opens the /stats page; empty: the page is off
 
-    @property
+    @cached_property
     def public_origin(self) -> str:
         return normalize_origin(self.public_url)
 
-    @property
+    @cached_property
     def origins(self) -> frozenset[str]:
-        """Every origin whose pages may use the widget: the listed sites and our own."""
+        """Every origin whose pages may use the widget: the listed sites and our own (worked
+        out once: every socket and widget request asks)."""
         return frozenset((*map(normalize_origin, self.allowed_origins), self.public_origin))
 
 
