@@ -465,6 +465,20 @@ class XmppUser:
             raise BenchError(f"{self.jid}: cannot join {room}: {exc.condition}") from None
         self._nicks[room] = presence["from"].resource
 
+    async def configure_like_a_conversation(self, room: str, member: str) -> None:
+        """Members-only, non-anonymous, persistent and hidden, as the bridge makes its rooms
+        (`XmppBackend._configure`), with `member` made a member: the baseline then pays what
+        such a room costs the server, and only the bridge's own work is left in the
+        difference."""
+        muc = self.client.plugin["xep_0045"]
+        form = await muc.get_room_config(JID(room))
+        wanted = {"muc#roomconfig_membersonly": True, "muc#roomconfig_whois": "anyone",
+                  "muc#roomconfig_persistentroom": True, "muc#roomconfig_publicroom": False}
+        offered = form.get_fields()
+        form.set_values({var: value for var, value in wanted.items() if var in offered})
+        await muc.set_room_config(JID(room), form)
+        await muc.set_affiliation(JID(room), "member", jid=JID(member))
+
     async def send(self, room: str, body: str) -> None:
         self.client.make_message(mto=JID(room), mbody=body, mtype="groupchat").send()
 
@@ -586,6 +600,7 @@ async def set_up_xmpp(stack: contextlib.AsyncExitStack, accounts: XmppAccounts, 
     await agent.join_when_invited(conversation_room)
     direct_room = f"{XMPP_DIRECT_ROOM}@{accounts.muc_service}"
     await agent.join(direct_room)  # first, so the agent creates it (rooms are not locked)
+    await agent.configure_like_a_conversation(direct_room, member=accounts.peer_jid)
     await peer.join(direct_room)
     log.info("conversation room %s, direct room %s", conversation_room, direct_room)
     return [
