@@ -30,9 +30,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 COURIER_RESTART_S = 5.0
-# Rooms of recent conversations, so a courier starts posting without reading its
-# conversation first. Only the outbox sets a conversation's room, so the copy cannot go stale.
-ROOM_CACHE_SIZE = 10_000
+# How many drained conversations are remembered (forgetting one only costs a read).
+DRAINED_MEMORY = 10_000
 
 
 def visitor_nick(conversation: Conversation) -> str:
@@ -54,7 +53,6 @@ class Outbox:
         # Someone may have become able to take the chat while the room was being made.
         self._room_opened = room_opened
         self._couriers: dict[ConversationId, asyncio.Task[None]] = {}
-        self._rooms: dict[ConversationId, RoomRef] = {}  # oldest first
         # Conversations whose courier last found nothing undelivered, with no kick since.
         self._drained: set[ConversationId] = set()
         self._retry_now = asyncio.Event()
@@ -80,15 +78,12 @@ class Outbox:
         """Post the conversation's undelivered items in seq order, one at a time, until none
         are left. Failed posts are retried with the same key, so nothing is lost or doubled."""
         try:
-            room = self._rooms.get(conversation_id)
-            if room is None:
-                conversation = self.store.conversation(conversation_id)
-                if conversation is None:
-                    return
-                room = conversation.room or await self._retrying(
-                    conversation_id, "open room", self._open_room, conversation
-                )
-                self._remember_room(conversation_id, room)
+            conversation = self.store.conversation(conversation_id)  # from memory, mostly
+            if conversation is None:
+                return
+            room = conversation.room or await self._retrying(
+                conversation_id, "open room", self._open_room, conversation
+            )
             while True:
                 if first is not None:
                     pending, first = [first], None
@@ -96,8 +91,8 @@ class Outbox:
                     pending = self.store.undelivered(conversation_id)
                 if not pending:
                     # No await since the query: no item can slip in unseen.
-                    if len(self._drained) >= ROOM_CACHE_SIZE:
-                        self._drained.clear()  # forgetting only costs a read
+                    if len(self._drained) >= DRAINED_MEMORY:
+                        self._drained.clear()
                     self._drained.add(conversation_id)
                     return
                 for item in pending:
@@ -108,18 +103,14 @@ class Outbox:
                     except RoomGone as exc:
                         log.warning("conversation %s: room %s is gone (%s); opening a new one",
                                     conversation_id, room, exc)
-                        self._rooms.pop(conversation_id, None)
                         conversation = self.store.conversation(conversation_id)
                         if conversation is None:
                             return
                         room = await self._retrying(
                             conversation_id, "reopen room", self._open_room, conversation, True
                         )
-                        self._remember_room(conversation_id, room)
                         break  # the same items again, in the new room
                     self.store.mark_delivered(conversation_id, item.seq, event_id)
-                    if item.kind is ItemKind.ENDED:
-                        self._rooms.pop(conversation_id, None)  # its last line
         except Exception:
             # A bug (or a locked database) must not leave this outbox stuck: try later.
             log.exception("conversation %s: delivery failed; retrying in %.0fs",
@@ -128,12 +119,6 @@ class Outbox:
         finally:
             if self._couriers.get(conversation_id) is asyncio.current_task():
                 del self._couriers[conversation_id]
-
-    def _remember_room(self, conversation_id: ConversationId, room: RoomRef) -> None:
-        self._rooms.pop(conversation_id, None)
-        self._rooms[conversation_id] = room
-        if len(self._rooms) > ROOM_CACHE_SIZE:
-            del self._rooms[next(iter(self._rooms))]
 
     async def _kick_later(self, conversation_id: ConversationId) -> None:
         await asyncio.sleep(COURIER_RESTART_S)

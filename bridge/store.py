@@ -338,7 +338,7 @@ class Store:
         self._cached.pop(conversation_id, None)
 
     def open_conversations(self) -> list[Conversation]:
-        return list(self._conversations("c.status != ?", Status.ENDED.value))
+        return list(self.each_open_conversation())
 
     def last_activity(self) -> list[tuple[ConversationId, float]]:
         """Each open conversation with the time of its newest line (or its start)."""
