@@ -10,6 +10,7 @@ lines around them, in another thread (`flush`, `bridge.wal_sync`).
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -514,45 +515,47 @@ class Store:
         # Lines that came from the backend can be fetched again (the backend saves its
         # position after they are stored, in the same ordered WAL), so they need not wait
         # for an fsync; visitor lines are acknowledged and must be on disk first.
-        with self._transaction(durable=wait_for_disk and not delivered):
+        try:
+            with self._transaction(durable=wait_for_disk and not delivered):
+                item = self._insert_item(conversation_id, kind, sender, name, text, now,
+                                         client_id, sender_id, event_id, delivered)
+        except sqlite3.IntegrityError:
+            # A repeat is rare, so it is found by the unique index refusing it rather than
+            # by a lookup before every insert; the transaction rolled back, seq included.
             existing = self._existing(conversation_id, client_id, event_id)
-            if existing is not None:
-                return existing, False
-            row = self.db.execute(
-                "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?"
-                " RETURNING last_seq",
-                (conversation_id,),
-            ).fetchone()
-            if row is None:
-                raise StoreError(f"conversation {conversation_id} does not exist")
-            seq = row[0]
-            # The transaction id is written before the first send attempt, so a retry
-            # after a crash reuses it and the homeserver drops the duplicate.
-            txn_id = None if delivered else f"lcb.{conversation_id}.{seq}"
-            item = Item(
-                conversation_id=conversation_id,
-                seq=seq,
-                kind=kind,
-                sender=sender,
-                name=name,
-                text=text,
-                ts=now,
-                client_id=client_id,
-                sender_id=sender_id,
-                txn_id=txn_id,
-                event_id=event_id,
-                delivered=delivered,
-            )
-            self.db.execute(
-                "INSERT INTO items (conversation_id, seq, kind, sender, sender_id, name, text,"
-                " ts, client_id, txn_id, event_id, delivered) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (conversation_id, seq, kind.value, sender.value, sender_id, name, text, now,
-                 client_id, txn_id, event_id, int(delivered)),
-            )
+            if existing is None:
+                raise
+            return existing, False
+        seq = item.seq
         cached = self._cached.get(conversation_id)
         if cached is not None:
             self._cached[conversation_id] = replace(cached, last_seq=seq)
         return item, True
+
+    def _insert_item(
+        self, conversation_id: ConversationId, kind: ItemKind, sender: Sender, name: str,
+        text: str, now: float, client_id: str | None, sender_id: str | None,
+        event_id: str | None, delivered: bool,
+    ) -> Item:
+        row = self.db.execute(
+            "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+            (conversation_id,),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"conversation {conversation_id} does not exist")
+        seq = row[0]
+        # The transaction id is written before the first send attempt, so a retry after a
+        # crash reuses it and the homeserver drops the duplicate.
+        txn_id = None if delivered else f"lcb.{conversation_id}.{seq}"
+        self.db.execute(
+            "INSERT INTO items (conversation_id, seq, kind, sender, sender_id, name, text,"
+            " ts, client_id, txn_id, event_id, delivered) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (conversation_id, seq, kind.value, sender.value, sender_id, name, text, now,
+             client_id, txn_id, event_id, int(delivered)),
+        )
+        return Item(conversation_id=conversation_id, seq=seq, kind=kind, sender=sender,
+                    name=name, text=text, ts=now, client_id=client_id, sender_id=sender_id,
+                    txn_id=txn_id, event_id=event_id, delivered=delivered)
 
     def _existing(
         self, conversation_id: str, client_id: str | None, event_id: str | None

@@ -16,13 +16,14 @@ import contextlib
 import logging
 import ssl
 import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from slixmpp import JID, ClientXMPP, Message, Presence
 from slixmpp.exceptions import IqError, IqTimeout, PresenceError
-from slixmpp.plugins.xep_0198.stanza import RequestAck
-from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXMLMask
 
@@ -66,14 +67,18 @@ SM_ACK_DELAY_S = 0.005
 _SM_MAX_SEQ = 2**32
 _XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;",
                               '"': "&quot;"})
-# Looked up on the parsed element directly: a stanza plugin object per lookup is what makes
-# slixmpp's stanza interface slow on the path of every line.
+# Read from the parsed element directly: building slixmpp's stanza objects and matching them
+# against its handlers is most of what a line would cost in slixmpp.
+_MESSAGE = "{jabber:client}message"
+_ACK_REQUEST = "{urn:xmpp:sm:3}r"
 _BODY = "{jabber:client}body"
 _SUBJECT = "{jabber:client}subject"
 _DELAY = "{urn:xmpp:delay}delay"
 _STANZA_ID = "{urn:xmpp:sid:0}stanza-id"
 _ORIGIN_ID = "{urn:xmpp:sid:0}origin-id"
 _REPLACE = "{urn:xmpp:message-correct:0}replace"
+_CHAT_STATES = tuple((f"{{http://jabber.org/protocol/chatstates}}{state}", state)
+                     for state in ("composing", "active", "paused", "inactive", "gone"))
 
 
 @dataclass
@@ -86,6 +91,20 @@ class _Room:
     delivered: dict[str, str] = field(default_factory=dict)  # our message id -> event id
     real_jids: dict[str, str] = field(default_factory=dict)  # occupant nick -> bare JID
     line_head: str = ""  # our group chat lines up to the id, built once per room
+
+
+class _BotClient(ClientXMPP):
+    """slixmpp's client with a way around it for the stanzas of a live line: `fast_path` sees
+    each parsed stanza first and returns True for those it handled itself."""
+
+    def __init__(self, jid: str, password: str, fast_path: Callable[[ET.Element], bool]
+                 ) -> None:
+        super().__init__(jid, password)
+        self._fast_path = fast_path
+
+    def _spawn_event(self, xml: ET.Element) -> None:
+        if not self._fast_path(xml):
+            super()._spawn_event(xml)
 
 
 class XmppBackend:
@@ -146,14 +165,11 @@ class XmppBackend:
         self._client = None
 
     def _make_client(self) -> ClientXMPP:
-        client = ClientXMPP(self.config.jid, self.config.password)
+        client = _BotClient(self.config.jid, self.config.password, self._take_live_stanza)
         for plugin in ("xep_0030", "xep_0045", "xep_0085", "xep_0199", "xep_0203",
                        "xep_0249", "xep_0308", "xep_0359"):
             client.register_plugin(plugin)
         client.register_plugin("xep_0198", pconfig={"window": SM_ACK_WINDOW})
-        # After stream management's own filter (which counts what arrives), before slixmpp
-        # matches the stanza against each of its ~40 handlers.
-        client.add_filter("in", self._filter_incoming)
         client.plugin["xep_0199"].enable_keepalive(interval=60, timeout=15)
         if self.config.plaintext:
             # Loopback test servers only: no TLS at all, SCRAM over the plain stream.
@@ -333,7 +349,7 @@ class XmppBackend:
             state.nick = presence["from"].resource
             state.joined = True
             for message in history:
-                self._note_reflection(state, message)
+                self._note_reflection(state, room, message.xml)
             if configure or 201 in presence["muc"]["status_codes"]:
                 # 201: the room did not exist (any more): set it up and invite again.
                 await self._configure(room, state.spec)
@@ -522,42 +538,54 @@ class XmppBackend:
 
     # -- inbound -------------------------------------------------------------------------
 
-    def _filter_incoming(self, stanza: StanzaBase) -> StanzaBase | None:
-        """slixmpp's "in" filter: the stanzas of the hot path are handled here, before
-        slixmpp matches each stanza against all its handlers (most of the time it spends
-        on a line); returning None ends slixmpp's processing of the stanza.
+    def _take_live_stanza(self, xml: ET.Element) -> bool:
+        """Handle a parsed stanza before slixmpp builds a stanza object from it and matches
+        that against its ~40 handlers, which takes most of the time a line spends in the
+        bot. True when it was handled here.
 
-        Taken here: live lines and chat states in rooms we are in, and the server's ack
-        requests (XEP-0198), which Prosody sends after every stanza. Room history (it has
-        a delay stamp, and join_muc_wait collects it), subjects and everything else go
-        through slixmpp's handlers as before.
+        Taken here: the server's ack requests (XEP-0198, Prosody sends one after every
+        stanza) and live lines and chat states from occupants we know, in rooms we are in,
+        whose addresses come exactly as we keep them. Everything else goes through slixmpp:
+        room history (it has a delay stamp, and join_muc_wait collects it), subjects,
+        presence, errors, other spellings of an address.
         """
+        if xml.tag == _ACK_REQUEST:
+            self._schedule_ack_answer()
+            return True
+        if xml.tag != _MESSAGE or xml.get("type") != "groupchat" \
+                or xml.find(_SUBJECT) is not None or xml.find(_DELAY) is not None:
+            return False
+        room_jid, _, nick = (xml.get("from") or "").partition("/")
+        state = self._rooms.get(room_jid)
+        if state is None or not state.joined \
+                or (nick != state.nick and nick not in state.real_jids):
+            return False
+        has_body = xml.find(_BODY) is not None
+        if not has_body and _chat_state(xml) is None:
+            return False
+        self._count_handled()
         try:
-            if isinstance(stanza, RequestAck):
-                if self._ack_answer is None:
-                    client = self._require_client()
-                    self._ack_answer = asyncio.get_running_loop().call_later(
-                        SM_ACK_DELAY_S, self._answer_ack_request, client, client.transport)
-                return None
-            if not isinstance(stanza, Message):
-                return stanza
-            xml = stanza.xml
-            if xml.get("type") != "groupchat" or xml.find(_SUBJECT) is not None \
-                    or xml.find(_DELAY) is not None:
-                return stanza
-            state = self._rooms.get(stanza["from"].bare)
-            if state is None or not state.joined:
-                return stanza
-            if xml.find(_BODY) is not None:
-                self._on_groupchat_message(stanza)
-            elif stanza["chat_state"]:
-                self._on_chat_state(stanza)
+            if has_body:
+                self._room_line(xml, room_jid, nick)
             else:
-                return stanza
+                self._room_chat_state(xml, room_jid, nick)
         except Exception:
-            # Raised out of the filter, it would abort slixmpp's read of the stream.
-            log.exception("xmpp: handling a stanza from %s failed", stanza.xml.get("from"))
-        return None
+            # Raised from here, it would abort slixmpp's read of the stream.
+            log.exception("xmpp: handling a stanza from %s failed", xml.get("from"))
+        return True
+
+    def _count_handled(self) -> None:
+        """Count a stanza taken before slixmpp saw it, as its stream management counts every
+        message, presence and iq: the server learns from that count what arrived."""
+        sm = self._require_client().plugin["xep_0198"]
+        if sm.enabled_in:
+            sm.handled = (sm.handled + 1) % _SM_MAX_SEQ
+
+    def _schedule_ack_answer(self) -> None:
+        if self._ack_answer is None:
+            client = self._require_client()
+            self._ack_answer = asyncio.get_running_loop().call_later(
+                SM_ACK_DELAY_S, self._answer_ack_request, client, client.transport)
 
     def _answer_ack_request(self, client: ClientXMPP, transport: Any) -> None:
         """What slixmpp's own handler answers, on the stream that asked, without building a
@@ -580,25 +608,20 @@ class XmppBackend:
                 except Exception:
                     log.exception("xmpp: inbound handler failed for %s", type(event).__name__)
 
-    def _agent_line(self, message: Message) -> tuple[str, str, str] | None:
-        """(room, agent address, nick) for a group chat line from someone else in one of our
-        rooms whose real address the room told us; None for anything else."""
-        if message.xml.get("type") != "groupchat":
-            return None  # direct messages, even from agents, are not conversation lines
-        address = message["from"]
-        room_jid = address.bare
+    def _agent_in_room(self, room_jid: str, nick: str, xml: ET.Element) -> str | None:
+        """The address of the agent behind `nick` in one of our rooms; None for our own line
+        coming back (noted as delivered) and for anyone whose address the room did not give."""
         state = self._rooms.get(room_jid)
         if state is None:
             return None
-        nick = address.resource
         if nick == state.nick:
-            self._note_reflection(state, message)
+            self._note_reflection(state, room_jid, xml)
             return None
         sender = state.real_jids.get(nick)
         if not nick or sender is None:
             log.info("xmpp: %s: line from %r with no known address; not relayed", room_jid, nick)
             return None
-        return room_jid, sender, nick
+        return sender
 
     def _on_direct_message(self, message: Message) -> None:
         """An agent writing to the bot directly: commands about themselves (!break, ...)."""
@@ -614,57 +637,63 @@ class XmppBackend:
         ))
 
     def _on_chat_state(self, message: Message) -> None:
-        if message["body"]:
+        """slixmpp's path for chat states the fast path left (`_take_live_stanza`)."""
+        if message.xml.get("type") == "groupchat":  # direct ones are not about a chat
+            address = message["from"]
+            self._room_chat_state(message.xml, address.bare, address.resource)
+
+    def _room_chat_state(self, xml: ET.Element, room_jid: str, nick: str) -> None:
+        state = _chat_state(xml)
+        if state is None or xml.find(_BODY) is not None:
             return  # a line with a state attached: the line itself says enough
-        found = self._agent_line(message)
-        if found is not None:
-            room_jid, sender, nick = found
-            active = message["chat_state"] == "composing"
-            self._queue_event(AgentTyping(RoomRef(room_jid), sender, nick, active))
+        sender = self._agent_in_room(room_jid, nick, xml)
+        if sender is not None:
+            self._queue_event(AgentTyping(RoomRef(room_jid), sender, nick, state == "composing"))
 
     def _on_groupchat_message(self, message: Message) -> None:
-        found = self._agent_line(message)
-        if found is None:
+        """slixmpp's path for group chat lines the fast path left: history on a join."""
+        address = message["from"]
+        self._room_line(message.xml, address.bare, address.resource)
+
+    def _room_line(self, xml: ET.Element, room_jid: str, nick: str) -> None:
+        sender = self._agent_in_room(room_jid, nick, xml)
+        if sender is None:
             return
-        room_jid, sender, nick = found
-        xml = message.xml
         text = clean_text(xml.findtext(_BODY) or "")
         if not text or xml.find(_SUBJECT) is not None:
             return
-        stamp = None
-        if xml.find(_DELAY) is not None:  # room history, replayed on a join
-            stamp = message["delay"]["stamp"]
+        delay = xml.find(_DELAY)
+        stamp = _timestamp(delay.get("stamp")) if delay is not None else None  # history
         replace = xml.find(_REPLACE)
         self._queue_event(AgentMessage(
             room=RoomRef(room_jid),
             sender=sender,
             sender_name=nick,
             text=text,
-            event_id=self._event_id(message),
-            ts=stamp.timestamp() if stamp else time.time(),
+            event_id=self._event_id(room_jid, xml),
+            ts=stamp if stamp is not None else time.time(),
             edited=replace is not None and bool(replace.get("id")),  # XEP-0308 correction
         ))
 
-    def _note_reflection(self, state: _Room, message: Message) -> None:
+    def _note_reflection(self, state: _Room, room_jid: str, xml: ET.Element) -> None:
         """Our own line came back from the room (live or in the history on join)."""
-        origin = message.xml.find(_ORIGIN_ID)
-        key = (origin.get("id") if origin is not None else None) or message.xml.get("id")
+        origin = xml.find(_ORIGIN_ID)
+        key = (origin.get("id") if origin is not None else None) or xml.get("id")
         if not key:
             return
-        event_id = self._event_id(message)
+        event_id = self._event_id(room_jid, xml)
         state.delivered[key] = event_id
         future = self._reflections.get(key)
         if future is not None and not future.done():
             future.set_result(event_id)
 
     @staticmethod
-    def _event_id(message: Message) -> str:
+    def _event_id(room_jid: str, xml: ET.Element) -> str:
         """The room's own id for a message (XEP-0359) when it gives one, else sender + id."""
-        stanza_id = message.xml.find(_STANZA_ID)
-        if stanza_id is not None and stanza_id.get("id") \
-                and stanza_id.get("by") == message["from"].bare:
+        stanza_id = xml.find(_STANZA_ID)
+        if stanza_id is not None and stanza_id.get("id") and stanza_id.get("by") == room_jid:
             return str(stanza_id.get("id"))
-        return f"{message['from']}#{message['id']}"
+        return f"{xml.get('from')}#{xml.get('id')}"
 
     def _on_groupchat_presence(self, presence: Presence) -> None:
         room_jid = presence["from"].bare
@@ -727,6 +756,24 @@ class XmppBackend:
         if self._client is None:
             raise BackendUnavailable("xmpp: not started")
         return self._client
+
+
+def _chat_state(xml: ET.Element) -> str | None:
+    """The chat state (XEP-0085) a message carries, if any."""
+    for tag, state in _CHAT_STATES:
+        if xml.find(tag) is not None:
+            return state
+    return None
+
+
+def _timestamp(stamp: str | None) -> float | None:
+    """Seconds since the epoch from an XEP-0082 date-time; None when it does not parse."""
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
 
 
 def _xml(text: str) -> str:

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 64 * 1024
 # A visitor socket this many frames behind is closed rather than buffered without end.
 MAX_QUEUED_FRAMES = 500
+# A frame up to this size (in characters, so at most 4x in bytes) written into an empty socket
+# buffer stays below the buffer's high-water mark (64 KiB): the write cannot pause.
+AT_ONCE_MAX_CHARS = 8192
 _CLOSE = "\x00close"  # a marker in a socket's queue: close it there
 # A client that keeps flooding after being told is closed: it is not a widget.
 MAX_REFUSED_FRAMES = 50
@@ -52,11 +55,14 @@ class SocketSink:
     reconnects and resumes from its last seq.
 
     The queue and the writer exist only while frames are on their way: an idle socket holds
-    neither (0.8 KB a socket, 1.6 KB in a conversation: bench/idle_sockets.py).
+    neither (0.8 KB a socket, 1.6 KB in a conversation: bench/idle_sockets.py). A frame for
+    an idle socket whose kernel buffer has room is written at once, without either.
     """
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None
+                 ) -> None:
         self.ws = ws
+        self._transport = transport
         self.last_seq = 0  # of the conversation it follows: where to pick up again
         self._queue: deque[str] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -67,6 +73,13 @@ class SocketSink:
         seq = frame.get("seq")
         if isinstance(seq, int) and frame["type"] != "resumed":
             self.last_seq = max(self.last_seq, seq)
+        data = json.dumps(frame, ensure_ascii=False)
+        if self._queue is None and self._writes_at_once(data):
+            try:
+                await self.ws.send_str(data)
+            except (ConnectionError, RuntimeError) as exc:
+                log.debug("visitor socket gone while sending: %s", exc)
+            return
         if self._queue is None:
             self._queue = deque()
         if len(self._queue) >= MAX_QUEUED_FRAMES:
@@ -74,9 +87,16 @@ class SocketSink:
             self._queue.clear()
             self._queue.append(_CLOSE)
         else:
-            self._queue.append(json.dumps(frame, ensure_ascii=False))
+            self._queue.append(data)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write(self._queue))
+
+    def _writes_at_once(self, data: str) -> bool:
+        """Whether writing `data` now cannot wait on the network: nothing is waiting to be
+        sent, so the socket is not paused, and the frame is too small to pause it."""
+        transport = self._transport
+        return (isinstance(transport, asyncio.WriteTransport) and not transport.is_closing()
+                and transport.get_write_buffer_size() == 0 and len(data) <= AT_ONCE_MAX_CHARS)
 
     async def _write(self, queue: deque[str]) -> None:
         while queue:
@@ -118,11 +138,11 @@ class VisitorConnection:
     """Reads one socket's frames in order and hands them to the hub."""
 
     def __init__(self, hub: Hub, server: ServerConfig, ws: web.WebSocketResponse,
-                 user_agent: str) -> None:
+                 transport: asyncio.BaseTransport | None, user_agent: str) -> None:
         self.hub = hub
         self.server = server
         self.ws = ws
-        self.sink = SocketSink(ws)
+        self.sink = SocketSink(ws, transport)
         self.user_agent = user_agent
         self.conversation_id: ConversationId | None = None
         self.bucket = TokenBucket(rate=server.frames_per_10s / 10, burst=server.frames_per_10s)
@@ -236,6 +256,7 @@ async def handle_ws(
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_FRAME_BYTES, heartbeat=55)
     await ws.prepare(request)
     sockets.add(ws)
-    connection = VisitorConnection(hub, server, ws, request.headers.get("User-Agent", ""))
+    connection = VisitorConnection(hub, server, ws, request.transport,
+                                   request.headers.get("User-Agent", ""))
     await connection.run()
     return ws

@@ -54,18 +54,39 @@ async def test_lines_stay_counted_for_stream_management(xmpp_server: XmppServer,
         started = await visitor.start()
         room = await room_of(bridge, started["conversation"])
         await alice.join(room)
+        client = bridge.backend._client
+        sm = client.plugin["xep_0198"]
+        # Every message, presence and iq that reaches the bot from now on must be counted
+        # for the server, whether slixmpp or the fast path took it.
+        arrived: list[str] = []
+        counted_before = sm.handled
+        spawn = client._spawn_event
+
+        def note_and_spawn(xml) -> None:
+            arrived.append(xml.tag.rpartition("}")[2])
+            spawn(xml)
+
+        client._spawn_event = note_and_spawn
         lines = [f"line {n}" for n in range(60)] + [AWKWARD]  # past one ack window
         for line in lines:
             await visitor.say(line)
         await alice.wait_text(room, AWKWARD)
         assert visitor_lines(alice, room) == lines
 
+        await alice.set_typing(room, True)
+        await visitor.wait("typing", lambda f: f.get("active") is True)
+        for n in range(3):
+            await alice.say(room, f"answer {n}")
         await alice.say(room, AWKWARD)
-        answer = await visitor.wait("message", lambda f: f["from"] == "agent")
-        assert answer["text"] == AWKWARD
+        answer = await visitor.wait("message", lambda f: f["text"] == AWKWARD)
+        assert answer["from"] == "agent"
+        assert [f["text"] for f in visitor.of("message") if f["from"] == "agent"] == [
+            "answer 0", "answer 1", "answer 2", AWKWARD]
+        stanzas = sum(tag in ("message", "presence", "iq") for tag in arrived)
+        assert stanzas >= len(lines) + 5  # the reflections, the typing, the answers
+        assert (sm.handled - counted_before) % 2**32 == stanzas
 
         # The server acknowledges exactly what the bot counted: nothing is left to resend.
-        sm = bridge.backend._client.plugin["xep_0198"]
         sm.request_ack()
         async with asyncio.timeout(10):
             while sm.unacked_queue or sm.last_ack != sm.seq:
