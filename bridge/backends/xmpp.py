@@ -339,6 +339,8 @@ class XmppBackend:
         state = self._rooms.get(room)
         if state is None:
             raise BackendError(f"xmpp: {room} is not a conversation room of this bridge")
+        if state.joined:
+            return state  # every line after the join: no lock to take
         async with self._join_locks.setdefault(room, asyncio.Lock()):
             if state.joined:
                 return state
