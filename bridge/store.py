@@ -210,6 +210,20 @@ def m007_routing_marks(db: Database) -> None:
     )
 
 
+@migrations()
+def m008_items_last_seq(db: Database) -> None:
+    # A stored line takes the conversation's next seq in the statement that inserts it; this
+    # keeps the conversation's last_seq with it, without a statement of its own per line.
+    db.executescript(
+        """
+        CREATE TRIGGER items_last_seq AFTER INSERT ON items BEGIN
+            UPDATE conversations SET last_seq = NEW.seq
+                WHERE id = NEW.conversation_id AND last_seq < NEW.seq;
+        END;
+        """
+    )
+
+
 _CONVERSATION_COLUMNS = """
     c.id, c.queue_id, c.status, c.room, c.agent_id, c.page_url, c.page_title, c.referrer,
     c.created_at, c.first_response_at, c.ended_at, c.last_seq, c.rating, c.comment,
@@ -537,22 +551,22 @@ class Store:
         text: str, now: float, client_id: str | None, sender_id: str | None,
         event_id: str | None, delivered: bool,
     ) -> Item:
+        # One statement: the next seq comes from the conversation's last_seq, which the
+        # trigger items_last_seq (m008) moves on. The transaction id is written before the
+        # first send attempt, so a retry after a crash reuses it and the messenger drops
+        # the duplicate.
         row = self.db.execute(
-            "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-            (conversation_id,),
+            "INSERT INTO items (conversation_id, seq, kind, sender, sender_id, name, text, ts,"
+            " client_id, txn_id, event_id, delivered)"
+            " SELECT id, last_seq + 1, ?, ?, ?, ?, ?, ?, ?,"
+            " CASE WHEN ? THEN NULL ELSE 'lcb.' || id || '.' || (last_seq + 1) END, ?, ?"
+            " FROM conversations WHERE id = ? RETURNING seq, txn_id",
+            (kind.value, sender.value, sender_id, name, text, now, client_id, int(delivered),
+             event_id, int(delivered), conversation_id),
         ).fetchone()
         if row is None:
             raise StoreError(f"conversation {conversation_id} does not exist")
-        seq = row[0]
-        # The transaction id is written before the first send attempt, so a retry after a
-        # crash reuses it and the homeserver drops the duplicate.
-        txn_id = None if delivered else f"lcb.{conversation_id}.{seq}"
-        self.db.execute(
-            "INSERT INTO items (conversation_id, seq, kind, sender, sender_id, name, text,"
-            " ts, client_id, txn_id, event_id, delivered) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (conversation_id, seq, kind.value, sender.value, sender_id, name, text, now,
-             client_id, txn_id, event_id, int(delivered)),
-        )
+        seq, txn_id = row
         return Item(conversation_id=conversation_id, seq=seq, kind=kind, sender=sender,
                     name=name, text=text, ts=now, client_id=client_id, sender_id=sender_id,
                     txn_id=txn_id, event_id=event_id, delivered=delivered)

@@ -107,7 +107,8 @@ def test_migrations_are_recorded_once(db_path: Path) -> None:
     finally:
         conn.close()
     assert rows == [("m001_initial",), ("m002_commands",), ("m003_agent_tools",), ("m004_tickets",),
-                    ("m005_identity",), ("m006_ticket_from_chat",), ("m007_routing_marks",)]
+                    ("m005_identity",), ("m006_ticket_from_chat",), ("m007_routing_marks",),
+                    ("m008_items_last_seq",)]
 
 
 def _add_migration_row(path: Path, migration_set: str, name: str) -> None:
@@ -291,6 +292,51 @@ def test_append_item_increments_seq_per_conversation(store: Store) -> None:
     assert (other.seq, created) == (1, True)
     assert store.conversation(C1).last_seq == 3  # type: ignore[union-attr]
     assert store.conversation(C2).last_seq == 1  # type: ignore[union-attr]
+
+
+def test_last_seq_on_disk_follows_the_items(db_path: Path) -> None:
+    store = Store(db_path)
+    new_conversation(store, C1)
+    for i in range(3):
+        store.append_item(C1, ItemKind.TEXT, Sender.VISITOR, "Ann", f"m{i}", 200.0 + i)
+    store.close()
+    reopened = Store(db_path)  # nothing cached: read from the database
+    try:
+        assert reopened.conversation(C1).last_seq == 3  # type: ignore[union-attr]
+    finally:
+        reopened.close()
+
+
+def test_a_database_from_before_m008_keeps_counting(db_path: Path) -> None:
+    store = Store(db_path)
+    new_conversation(store, C1)
+    store.append_item(C1, ItemKind.TEXT, Sender.VISITOR, "Ann", "before", 200.0)
+    store.close()
+    conn = sqlite3.connect(db_path)  # the database as the version before m008 left it
+    conn.execute("DROP TRIGGER items_last_seq")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_items_last_seq'")
+    conn.commit()
+    conn.close()
+    upgraded = Store(db_path)
+    try:
+        item, created = upgraded.append_item(C1, ItemKind.TEXT, Sender.VISITOR, "Ann", "after",
+                                             201.0)
+        assert (item.seq, created, item.txn_id) == (2, True, "lcb.c1.2")
+    finally:
+        upgraded.close()
+    again = Store(db_path)
+    try:
+        assert again.conversation(C1).last_seq == 2  # type: ignore[union-attr]
+        again.append_item(C1, ItemKind.TEXT, Sender.VISITOR, "Ann", "later", 202.0)
+        assert [i.text for i in again.items_after(C1, 0)] == ["before", "after", "later"]
+    finally:
+        again.close()
+
+
+def test_an_unknown_conversation_gets_no_item(store: Store) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        store.append_item(C1, ItemKind.TEXT, Sender.VISITOR, "Ann", "lost", 1.0)
+    assert store.items_after(C1, 0) == []
 
 
 def test_append_item_fields_round_trip(store: Store) -> None:
