@@ -266,6 +266,7 @@ class Hub:
             # The room may see the line while the disk catches up: a crash cannot lose a
             # committed line, and the visitor resends any line not acknowledged.
             self.outbox.kick(conversation.id, item)
+            await asyncio.sleep(0)  # the courier posts the line before the fsync is set going
         await self.store.flush()  # a retry, too, is acknowledged only once on disk
         if created:
             await self.push(conversation.id, self.frame(item), skip=origin)
