@@ -75,6 +75,8 @@ XMPP_DIRECT_ROOM = "direct-bench"
 # Each bridged direction and the direct one it is judged against.
 BASELINES = {"visitor_to_agent": "direct_to_agent", "agent_to_visitor": "direct_from_agent"}
 KINDS = ("visitor_to_agent", "agent_to_visitor", "direct_to_agent", "direct_from_agent")
+# The visitor's send of a line -> its `ack` (stored and on disk): read, not judged.
+ACK_KIND = "visitor_ack"
 Samples = dict[str, list[float]]
 
 
@@ -280,6 +282,8 @@ class Visitor:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
         self._started: asyncio.Future[str] | None = None
+        self._said: dict[str, float] = {}  # client_id -> when the line was sent
+        self.ack_delays: list[float] = []  # sent -> acknowledged, per line, in order
 
     async def connect(self) -> None:
         self._session = aiohttp.ClientSession()
@@ -298,6 +302,10 @@ class Visitor:
         kind = frame.get("type")
         if kind == "message":
             self.inbox.arrived(str(frame.get("text")), at)
+        elif kind == "ack":
+            said = self._said.pop(str(frame.get("client_id")), None)
+            if said is not None:
+                self.ack_delays.append(at - said)
         elif kind == "started" and self._started is not None and not self._started.done():
             self._started.set_result(str(frame["conversation"]))
         elif kind == "error":
@@ -312,7 +320,16 @@ class Visitor:
             return await self._started
 
     async def say(self, text: str) -> None:
-        await self._send({"type": "message", "client_id": uuid.uuid4().hex, "text": text})
+        client_id = uuid.uuid4().hex
+        self._said[client_id] = time.perf_counter()
+        await self._send({"type": "message", "client_id": client_id, "text": text})
+
+    async def all_acknowledged(self) -> None:
+        """Wait for the acks of lines still unacknowledged (the last one may trail its
+        arrival in the room)."""
+        async with asyncio.timeout(SAMPLE_TIMEOUT_S):
+            while self._said:
+                await asyncio.sleep(0.01)
 
     async def _send(self, frame: dict[str, Any]) -> None:
         if self._ws is None:
@@ -539,15 +556,17 @@ async def room_of(bridge: BridgeProcess, conversation_id: str) -> str:
 async def measure(accounts: Accounts | XmppAccounts, workdir: Path, rounds: int) -> Samples:
     async with contextlib.AsyncExitStack() as stack:
         if isinstance(accounts, XmppAccounts):
-            probes = await set_up_xmpp(stack, accounts, workdir)
+            probes, visitor = await set_up_xmpp(stack, accounts, workdir)
         else:
-            probes = await set_up(stack, accounts, workdir)
+            probes, visitor = await set_up(stack, accounts, workdir)
         samples = await run_rounds(probes, rounds)
+        await visitor.all_acknowledged()
+        samples[ACK_KIND] = visitor.ack_delays[WARMUP_ROUNDS:]
     return samples
 
 
 async def set_up(stack: contextlib.AsyncExitStack, accounts: Accounts, workdir: Path
-                 ) -> list[Probe]:
+                 ) -> tuple[list[Probe], Visitor]:
     """Bridge, agent, peer and visitor connected, the two rooms joined; stack undoes it all."""
     bridge = BridgeProcess(workdir, accounts)
     stack.push_async_callback(bridge.stop)
@@ -570,7 +589,7 @@ async def set_up(stack: contextlib.AsyncExitStack, accounts: Accounts, workdir: 
         Probe("agent_to_visitor", partial(agent.send, conversation_room), visitor.inbox),
         Probe("direct_to_agent", partial(peer.send, direct_room), agent.inbox),
         Probe("direct_from_agent", partial(agent.send, direct_room), peer.inbox),
-    ]
+    ], visitor
 
 
 async def start_user(stack: contextlib.AsyncExitStack, homeserver: str, user_id: str,
@@ -582,7 +601,7 @@ async def start_user(stack: contextlib.AsyncExitStack, homeserver: str, user_id:
 
 
 async def set_up_xmpp(stack: contextlib.AsyncExitStack, accounts: XmppAccounts, workdir: Path
-                      ) -> list[Probe]:
+                      ) -> tuple[list[Probe], Visitor]:
     """The same four probes on XMPP: the bridge's group chat for the conversation, and a
     second group chat that the agent and the peer share for the baseline."""
     bridge = BridgeProcess(workdir, accounts)
@@ -608,7 +627,7 @@ async def set_up_xmpp(stack: contextlib.AsyncExitStack, accounts: XmppAccounts, 
         Probe("agent_to_visitor", partial(agent.send, conversation_room), visitor.inbox),
         Probe("direct_to_agent", partial(peer.send, direct_room), agent.inbox),
         Probe("direct_from_agent", partial(agent.send, direct_room), peer.inbox),
-    ]
+    ], visitor
 
 
 async def start_xmpp_user(stack: contextlib.AsyncExitStack, jid: str, password: str, port: int,
@@ -647,7 +666,7 @@ def paired_overhead_ms(samples: Samples) -> dict[str, float]:
 
 
 def report(samples: Samples, messages: int, backend: str) -> dict[str, Any]:
-    stats = {kind: summary(samples[kind]) for kind in KINDS}
+    stats = {kind: summary(samples[kind]) for kind in (*KINDS, ACK_KIND)}
     ratio_median = {bridged: round(stats[bridged]["median_ms"] / stats[direct]["median_ms"], 3)
                     for bridged, direct in BASELINES.items()}
     ratio_p99 = {bridged: round(stats[bridged]["p99_ms"] / stats[direct]["p99_ms"], 3)
@@ -718,7 +737,8 @@ def run(messages: int, backend: str, workdir: Path, samples_file: Path | None = 
              paired_overhead_ms(samples))
     if samples_file is not None:
         samples_file.write_text(json.dumps(
-            {kind: [round(s * 1000, 4) for s in samples[kind]] for kind in KINDS}) + "\n")
+            {kind: [round(s * 1000, 4) for s in samples[kind]] for kind in (*KINDS, ACK_KIND)})
+            + "\n")
     return report(samples, messages, backend)
 
 
