@@ -695,7 +695,7 @@ class XmppBackend:
         stanza_id = xml.find(_STANZA_ID)
         if stanza_id is not None and stanza_id.get("id") and stanza_id.get("by") == room_jid:
             return str(stanza_id.get("id"))
-        return f"{xml.get('from')}#{xml.get('id')}"
+        return f"{xml.get('from', '')}#{xml.get('id', '')}"
 
     def _on_groupchat_presence(self, presence: Presence) -> None:
         room_jid = presence["from"].bare

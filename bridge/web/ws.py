@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 64 * 1024
 # A visitor socket this many frames behind is closed rather than buffered without end.
 MAX_QUEUED_FRAMES = 500
-# A frame up to this size (in characters, so at most 4x in bytes) written into an empty socket
-# buffer stays below the buffer's high-water mark (64 KiB): the write cannot pause.
-AT_ONCE_MAX_CHARS = 8192
+# A frame up to this size (in characters, so at most 16 KiB) written into an empty socket
+# buffer stays well below the transport's high-water mark (64 KiB): the write cannot pause.
+AT_ONCE_MAX_CHARS = 4096
 _CLOSE = "\x00close"  # a marker in a socket's queue: close it there
 # A client that keeps flooding after being told is closed: it is not a widget.
 MAX_REFUSED_FRAMES = 50
