@@ -48,7 +48,8 @@ async def test_the_room_gets_a_line_while_its_ack_waits_for_the_disk(
     try:
         await visitor.send({"type": "message", "client_id": "slow-1", "text": "a slow disk"})
         await agent.wait_text(room, "a slow disk")
-        assert entered.is_set()
+        # The fsync starts a moment after the line goes out (wal_sync.GATHER_S), and is held.
+        assert await asyncio.to_thread(entered.wait, 5)
         await asyncio.sleep(0.2)
         assert [f for f in visitor.of("ack") if f["client_id"] == "slow-1"] == []
     finally:

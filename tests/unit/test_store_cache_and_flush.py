@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,6 +163,7 @@ async def test_a_lazy_commit_is_durable_once_flush_returns(store: Store, db_path
                                                            syncs: CountingSync) -> None:
     open_chat(store)
     syncs.calls = 0
+    syncs.entered.clear()  # set by the chat's own durable writes
     syncs.release.clear()
     seq = visitor_line(store, "hello", "k1")
     flushing = asyncio.create_task(store.flush())
@@ -182,6 +184,7 @@ async def test_lines_waiting_together_share_one_fsync(store: Store,
                                                       syncs: CountingSync) -> None:
     open_chat(store)
     syncs.calls = 0
+    syncs.entered.clear()  # set by the chat's own durable writes
     syncs.release.clear()
     visitor_line(store, "first", "k0")
     first = asyncio.create_task(store.flush())
@@ -196,6 +199,20 @@ async def test_lines_waiting_together_share_one_fsync(store: Store,
     assert syncs.calls == 2  # one for the first line, one for the nineteen after it
     await store.flush()
     assert syncs.calls == 2  # nothing new to sync: no fsync at all
+
+
+async def test_lines_within_the_gathering_window_share_the_first_fsync(
+        store: Store, syncs: CountingSync) -> None:
+    open_chat(store)
+    syncs.calls = 0
+    flushes = []
+    started = time.perf_counter()
+    for n in range(10):  # committed one after another while the disk is idle
+        visitor_line(store, f"line {n}", f"g{n}")
+        flushes.append(asyncio.create_task(store.flush()))
+    await asyncio.wait_for(asyncio.gather(*flushes), 5)
+    assert syncs.calls == 1
+    assert time.perf_counter() - started >= wal_sync.GATHER_S
 
 
 async def test_a_durable_write_syncs_before_it_returns_and_the_lines_before_it_too(
