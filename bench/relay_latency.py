@@ -56,6 +56,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("bridge") is None:  # run from a checkout, package not installed
     sys.path.insert(0, str(REPO_ROOT))
 
+from bridge.devserver.bridge_process import BridgeProcess  # noqa: E402
 from bridge.devserver.ports import free_port  # noqa: E402
 from bridge.devserver.prosody import ProsodyServer, prepare_prosody  # noqa: E402
 from bridge.devserver.synapse import SynapseServer, prepare_synapse  # noqa: E402
@@ -178,47 +179,16 @@ def bridge_config_toml(accounts: Accounts | XmppAccounts, db: Path, port: int) -
     ])
 
 
-class BridgeProcess:
+class BenchBridge(BridgeProcess):
     """The bridge as its own process, as in production: its work never delays the clients'
     event loop, so the timings compare like with like."""
 
     def __init__(self, workdir: Path, accounts: Accounts | XmppAccounts) -> None:
-        self.port = free_port()
+        port = free_port()
         self.db = workdir / "livechat.sqlite3"
-        self.config_path = workdir / "bridge.toml"
-        self.config_path.write_text(bridge_config_toml(accounts, self.db, self.port))
-        self.log_path = workdir / "bridge.log"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        with self.log_path.open("wb") as log_file:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bridge", "--log-level", "WARNING", "run",
-                "-c", str(self.config_path), cwd=str(REPO_ROOT), stdout=log_file,
-                stderr=log_file,
-            )
-        async with asyncio.timeout(ROOM_TIMEOUT_S), aiohttp.ClientSession() as http:
-            while True:
-                if self.proc.returncode is not None:
-                    raise BenchError(f"bridge exited: {self.log_path.read_text()[-2000:]}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{self.base_url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        config = workdir / "bridge.toml"
+        config.write_text(bridge_config_toml(accounts, self.db, port))
+        super().__init__(config, port, workdir / "bridge.log", log_level="WARNING")
 
     def room(self, conversation_id: str) -> str | None:
         with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as db:
@@ -545,7 +515,7 @@ async def run_rounds(probes: list[Probe], rounds: int) -> Samples:
     return samples
 
 
-async def room_of(bridge: BridgeProcess, conversation_id: str) -> str:
+async def room_of(bridge: BenchBridge, conversation_id: str) -> str:
     """The room the bridge opened for the conversation (the backend creates it shortly)."""
     async with asyncio.timeout(ROOM_TIMEOUT_S):
         while (room := bridge.room(conversation_id)) is None:
@@ -568,7 +538,7 @@ async def measure(accounts: Accounts | XmppAccounts, workdir: Path, rounds: int)
 async def set_up(stack: contextlib.AsyncExitStack, accounts: Accounts, workdir: Path
                  ) -> tuple[list[Probe], Visitor]:
     """Bridge, agent, peer and visitor connected, the two rooms joined; stack undoes it all."""
-    bridge = BridgeProcess(workdir, accounts)
+    bridge = BenchBridge(workdir, accounts)
     stack.push_async_callback(bridge.stop)
     await bridge.start()
     agent = await start_user(stack, accounts.homeserver, accounts.agent_id,
@@ -604,7 +574,7 @@ async def set_up_xmpp(stack: contextlib.AsyncExitStack, accounts: XmppAccounts, 
                       ) -> tuple[list[Probe], Visitor]:
     """The same four probes on XMPP: the bridge's group chat for the conversation, and a
     second group chat that the agent and the peer share for the baseline."""
-    bridge = BridgeProcess(workdir, accounts)
+    bridge = BenchBridge(workdir, accounts)
     stack.push_async_callback(bridge.stop)
     await bridge.start()
     agent = await start_xmpp_user(stack, accounts.agent_jid, accounts.agent_password,

@@ -7,24 +7,20 @@ thread; only the acknowledgement waits for the disk (`bridge.wal_sync`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import sqlite3
-import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bridge import wal_sync
+from bridge.devserver.bridge_process import BridgeProcess
 from tests.integration.conftest import Messenger, TestAgent, bridge_settings, room_of
 from tests.integration.helpers import Frame, Visitor, toml_text
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LINES = 40
 
 
@@ -57,47 +53,6 @@ async def test_the_room_gets_a_line_while_its_ack_waits_for_the_disk(
     ack = await visitor.wait("ack", lambda f: f["client_id"] == "slow-1")
     line = bridge.store.item_by_client_id(started["conversation"], "slow-1")
     assert line is not None and line.seq == ack["seq"]
-
-
-class BridgeProcess:
-    """`python -m bridge run` on a config file, as in production, so it can be killed."""
-
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.config, self.port, self.log = config, port, log
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bridge", "run", "-c", str(self.config),
-                cwd=REPO_ROOT, stdout=log, stderr=log)
-        async with asyncio.timeout(30), aiohttp.ClientSession() as http:
-            while True:
-                if self.proc.returncode is not None:
-                    raise AssertionError(f"bridge exited: {self.log.read_text()[-3000:]}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{self.base_url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-
-    async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-            await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await self.proc.wait()
-            except TimeoutError:
-                await self.kill()
 
 
 @pytest.fixture
