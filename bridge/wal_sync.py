@@ -31,9 +31,8 @@ GATHER_S = 0.002
 class WalSync:
     """Counts commits that skipped the fsync and makes them durable on demand."""
 
-    def __init__(self, database: Path, *, gather_s: float = GATHER_S) -> None:
+    def __init__(self, database: Path) -> None:
         self._database = database
-        self._gather_s = gather_s
         self._wal = Path(f"{database}-wal")
         self._fd: int | None = None  # touched only under _lock
         self._lock = threading.Lock()
@@ -69,7 +68,7 @@ class WalSync:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(self._gather_s)  # only when the disk was idle: later rounds run at once
+        await asyncio.sleep(GATHER_S)  # only when the disk was idle: later rounds run at once
         while self._waiters:
             target = self._committed  # every commit counted now is in the WAL file already
             try:
