@@ -610,7 +610,7 @@ class XmppBackend:
                 except Exception:
                     log.exception("xmpp: inbound handler failed for %s", type(event).__name__)
 
-    def _agent_in_room(self, room_jid: str, nick: str, xml: ET.Element) -> str | None:
+    def _occupant_address(self, room_jid: str, nick: str, xml: ET.Element) -> str | None:
         """The address of the agent behind `nick` in one of our rooms; None for our own line
         coming back (noted as delivered) and for anyone whose address the room did not give."""
         state = self._rooms.get(room_jid)
@@ -648,7 +648,7 @@ class XmppBackend:
         state = _chat_state(xml)
         if state is None or xml.find(_BODY) is not None:
             return  # a line with a state attached: the line itself says enough
-        sender = self._agent_in_room(room_jid, nick, xml)
+        sender = self._occupant_address(room_jid, nick, xml)
         if sender is not None:
             self._queue_event(AgentTyping(RoomRef(room_jid), sender, nick, state == "composing"))
 
@@ -658,7 +658,7 @@ class XmppBackend:
         self._room_line(message.xml, address.bare, address.resource)
 
     def _room_line(self, xml: ET.Element, room_jid: str, nick: str) -> None:
-        sender = self._agent_in_room(room_jid, nick, xml)
+        sender = self._occupant_address(room_jid, nick, xml)
         if sender is None:
             return
         text = clean_text(xml.findtext(_BODY) or "")

@@ -241,6 +241,19 @@ async def visitors() -> AsyncIterator[Callable[..., Awaitable[Visitor]]]:
         await visitor.close()
 
 
+async def chat_with_agent(make_bridge, visitors, agent: TestAgent, **start: str
+                          ) -> tuple[Bridge, Visitor, dict[str, Any], RoomRef]:
+    """A started bridge, a visitor in a chat, and `agent` joined to its room (the visitor has
+    seen the join): (bridge, visitor, the `started` frame, room)."""
+    bridge = await make_bridge()
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start(**start)
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await visitor.wait("agent", lambda f: f["event"] == "joined")
+    return bridge, visitor, started, room
+
+
 async def room_of(bridge: Bridge, conversation_id: str, timeout: float = 15.0) -> RoomRef:
     """The room the bridge opened for a conversation (waits for the backend to create it)."""
     async with asyncio.timeout(timeout):

@@ -6,17 +6,7 @@ import asyncio
 
 import aiohttp
 
-from tests.integration.conftest import Messenger, TestAgent, room_of
-
-
-async def chat(make_bridge, visitors, agent: TestAgent, **start: str):
-    bridge = await make_bridge()
-    visitor = await visitors(bridge.base_url)
-    started = await visitor.start(**start)
-    room = await room_of(bridge, started["conversation"])
-    await agent.join(room)
-    await visitor.wait("agent", lambda f: f["event"] == "joined")
-    return bridge, visitor, started, room
+from tests.integration.conftest import Messenger, TestAgent, chat_with_agent, room_of
 
 
 async def notice(agent: TestAgent, room: str, fragment: str) -> str:
@@ -26,7 +16,7 @@ async def notice(agent: TestAgent, room: str, fragment: str) -> str:
 
 async def test_help_and_usage_lines_stay_with_the_agents(make_bridge, agent: TestAgent,
                                                          visitors) -> None:
-    _, visitor, _, room = await chat(make_bridge, visitors, agent)
+    _, visitor, _, room = await chat_with_agent(make_bridge, visitors, agent)
     await agent.say(room, "!help")
     listing = await notice(agent, room, "!transfer AGENT|QUEUE")
     assert "!c NAME" in listing and "!!text" in listing
@@ -46,7 +36,7 @@ async def test_help_and_usage_lines_stay_with_the_agents(make_bridge, agent: Tes
 
 async def test_canned_replies_shared_and_personal(make_bridge, agent: TestAgent,
                                                   visitors) -> None:
-    bridge, visitor, started, room = await chat(make_bridge, visitors, agent, name="Zoë")
+    bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent, name="Zoë")
     await agent.say(room, "!c greeting")
     line = await visitor.wait("message", lambda f: f["from"] == "agent")
     assert line["text"] == "Hello Zoë, I'm Alice from Support."
@@ -70,8 +60,8 @@ async def test_canned_replies_shared_and_personal(make_bridge, agent: TestAgent,
 
 
 async def test_notes_info_and_history(make_bridge, agent: TestAgent, visitors) -> None:
-    bridge, first, _started, room = await chat(make_bridge, visitors, agent,
-                                              email="repeat@example.com")
+    bridge, first, _started, room = await chat_with_agent(make_bridge, visitors, agent,
+                                                          email="repeat@example.com")
     await first.say("my first question")
     await agent.say(room, "!end")
     await first.wait("ended")
@@ -102,7 +92,7 @@ async def test_transfer_to_an_agent_and_to_a_queue(make_bridge, agent: TestAgent
     bob = await messenger.agent("bob", "Bob")
     try:
         await bob.set_away(False)
-        bridge, visitor, started, room = await chat(make_bridge, visitors, agent)
+        bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
         await asyncio.sleep(0.3)  # presence settles (XMPP reports it after subscription)
         await agent.say(room, "!transfer sales please check the refund --stay")
         await notice(agent, room, "Transferred to bob. Note: please check the refund")
@@ -126,7 +116,7 @@ async def test_transfer_to_an_agent_and_to_a_queue(make_bridge, agent: TestAgent
 
 async def test_a_transfer_that_cannot_happen_changes_nothing(make_bridge, agent: TestAgent,
                                                              visitors) -> None:
-    bridge, visitor, started, room = await chat(make_bridge, visitors, agent)
+    bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
     await agent.say(room, "!transfer nobody")
     await notice(agent, room, "No agent or queue 'nobody'")
     await agent.set_away(True)
@@ -138,7 +128,7 @@ async def test_a_transfer_that_cannot_happen_changes_nothing(make_bridge, agent:
 
 
 async def test_end_gives_a_summary(make_bridge, agent: TestAgent, visitors) -> None:
-    _bridge, visitor, _started, room = await chat(make_bridge, visitors, agent)
+    _bridge, visitor, _started, room = await chat_with_agent(make_bridge, visitors, agent)
     await visitor.say("thanks!")
     await agent.say(room, "!end")
     ended = await visitor.wait("ended")
@@ -151,7 +141,7 @@ async def test_end_gives_a_summary(make_bridge, agent: TestAgent, visitors) -> N
 
 async def test_callback_number_reaches_the_agents(make_bridge, agent: TestAgent,
                                                   visitors) -> None:
-    bridge, visitor, started, room = await chat(make_bridge, visitors, agent)
+    bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
     await visitor.send({"type": "callback", "phone": "+36 1 234 5678"})
     assert (await visitor.wait("error"))["code"] == "not_requested"
     await agent.say(room, "!callback")
@@ -171,7 +161,7 @@ async def test_callback_number_reaches_the_agents(make_bridge, agent: TestAgent,
 
 
 async def test_break_queue_claim_and_stats(make_bridge, agent: TestAgent, visitors) -> None:
-    bridge, _visitor, _started, room = await chat(make_bridge, visitors, agent)
+    bridge, _visitor, _started, room = await chat_with_agent(make_bridge, visitors, agent)
     second = await visitors(bridge.base_url)
     waiting = await second.start(name="Bea")
     await agent.say(room, "!queue")
@@ -197,8 +187,8 @@ async def test_break_queue_claim_and_stats(make_bridge, agent: TestAgent, visito
 
 async def test_ban_ends_the_chat_and_refuses_the_email(make_bridge, agent: TestAgent,
                                                        visitors) -> None:
-    bridge, visitor, _started, room = await chat(make_bridge, visitors, agent,
-                                                 email="troll@example.com")
+    bridge, visitor, _started, room = await chat_with_agent(make_bridge, visitors, agent,
+                                                            email="troll@example.com")
     await agent.say(room, "!ban abusive language")
     await notice(agent, room, "troll@example.com cannot start new chats")
     await visitor.wait("ended")
@@ -228,7 +218,8 @@ async def test_commands_in_a_direct_chat_with_the_bot(make_bridge, agent: TestAg
 
 async def test_canned_replies_in_the_visitors_language(make_bridge, agent: TestAgent,
                                                        visitors) -> None:
-    _, visitor, _, room = await chat(make_bridge, visitors, agent, name="Jörg", lang="de-AT")
+    _, visitor, _, room = await chat_with_agent(make_bridge, visitors, agent, name="Jörg",
+                                                lang="de-AT")
     await agent.say(room, "!c greeting")
     line = await visitor.wait("message", lambda f: f["from"] == "agent")
     assert line["text"] == "Hallo Jörg, hier ist Alice."

@@ -18,7 +18,12 @@ import pytest
 
 from bridge import wal_sync
 from bridge.devserver.bridge_process import BridgeProcess
-from tests.integration.conftest import Messenger, TestAgent, bridge_settings, room_of
+from tests.integration.conftest import (
+    Messenger,
+    TestAgent,
+    bridge_settings,
+    chat_with_agent,
+)
 from tests.integration.helpers import Frame, Visitor, toml_text
 
 LINES = 40
@@ -26,12 +31,7 @@ LINES = 40
 
 async def test_the_room_gets_a_line_while_its_ack_waits_for_the_disk(
         make_bridge, agent: TestAgent, visitors, monkeypatch: pytest.MonkeyPatch) -> None:
-    bridge = await make_bridge()
-    visitor = await visitors(bridge.base_url)
-    started = await visitor.start()
-    room = await room_of(bridge, started["conversation"])
-    await agent.join(room)
-    await visitor.wait("agent", lambda f: f["event"] == "joined")
+    bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
 
     held, entered, real_sync = threading.Event(), threading.Event(), os.fdatasync
 

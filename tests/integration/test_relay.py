@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.integration.conftest import Messenger, TestAgent, room_of
+from tests.integration.conftest import Messenger, TestAgent, chat_with_agent, room_of
 
 
 async def test_visitor_and_agent_talk_both_ways(make_bridge, agent: TestAgent, visitors,
@@ -33,12 +33,7 @@ async def test_visitor_and_agent_talk_both_ways(make_bridge, agent: TestAgent, v
 
 
 async def test_typing_shows_both_ways(make_bridge, agent: TestAgent, visitors) -> None:
-    bridge = await make_bridge()
-    visitor = await visitors(bridge.base_url)
-    started = await visitor.start()
-    room = await room_of(bridge, started["conversation"])
-    await agent.join(room)
-    await visitor.wait("agent", lambda f: f["event"] == "joined")
+    _, visitor, _, room = await chat_with_agent(make_bridge, visitors, agent)
 
     await visitor.send({"type": "typing", "active": True})
     await agent.until(lambda: agent.bot_typing(room)[-1:] == [True])
@@ -112,12 +107,7 @@ async def test_bridge_restart_continues_in_the_same_room(make_bridge, agent: Tes
 
 async def test_outbox_delivers_after_the_server_comes_back(make_bridge, agent: TestAgent, visitors,
                                                            messenger: Messenger) -> None:
-    bridge = await make_bridge()
-    visitor = await visitors(bridge.base_url)
-    started = await visitor.start()
-    room = await room_of(bridge, started["conversation"])
-    await agent.join(room)
-    await visitor.wait("agent", lambda f: f["event"] == "joined")
+    bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
 
     await asyncio.to_thread(messenger.stop_server)
     try:
