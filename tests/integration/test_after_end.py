@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.integration.conftest import TestAgent, room_of
-from tests.integration.test_commands import chat, notice
+from tests.integration.conftest import TestAgent, chat_with_agent, room_of
+from tests.integration.test_commands import notice
 
 
 def smtp_settings(port: int) -> dict:
@@ -15,7 +15,7 @@ def smtp_settings(port: int) -> dict:
 
 async def test_the_visitor_rates_the_chat_once(make_bridge, agent: TestAgent,
                                                visitors) -> None:
-    bridge, visitor, started, room = await chat(make_bridge, visitors, agent)
+    bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
     await visitor.send({"type": "survey", "rating": 5})
     assert (await visitor.wait("error"))["code"] == "not_ended"
     await agent.say(room, "!end")
@@ -35,7 +35,7 @@ async def test_the_visitor_rates_the_chat_once(make_bridge, agent: TestAgent,
 
 async def test_transcript_download_needs_the_token(make_bridge, agent: TestAgent,
                                                    visitors) -> None:
-    bridge, visitor, started, room = await chat(make_bridge, visitors, agent)
+    bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
     await visitor.say("where is order 1234?")
     await agent.say(room, "on its way")
     await visitor.wait("message", lambda f: f["text"] == "on its way")
@@ -89,7 +89,7 @@ async def test_transcript_by_email_from_visitor_and_agent(make_bridge, agent: Te
 
 async def test_transcript_email_without_smtp_is_a_clear_error(make_bridge, agent: TestAgent,
                                                               visitors) -> None:
-    _, visitor, _, room = await chat(make_bridge, visitors, agent)
+    _, visitor, _, room = await chat_with_agent(make_bridge, visitors, agent)
     await visitor.send({"type": "transcript", "email": "anna@example.com"})
     assert (await visitor.wait("error"))["code"] == "mail_unavailable"
     await agent.say(room, "!transcript")
