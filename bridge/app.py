@@ -32,7 +32,8 @@ def make_backend(config: Config, store: Store) -> Backend:
                 "the XMPP backend needs slixmpp: pip install 'livechat-bridge[xmpp]'"
             ) from exc
 
-        return XmppBackend(config.xmpp, tuple(agent.address for agent in config.agents))
+        return XmppBackend(config.xmpp, tuple(agent.address for agent in config.agents),
+                           catch_up_since=store.catch_up_since)
     raise ValueError(f"backend {config.backend!r} is not available in this version")
 
 

@@ -22,6 +22,7 @@ from bridge.backends.base import (
     Backend,
     BackendError,
     Connected,
+    HandlingDeferred,
     InboundEvent,
     MemberJoined,
     MemberLeft,
@@ -54,7 +55,7 @@ from bridge.core.templates import render
 from bridge.mail import Mailer
 from bridge.outbox import Outbox
 from bridge.routing import Router
-from bridge.store import Store
+from bridge.store import Store, StoreUnavailable
 from bridge.tasks import TaskGroup
 from bridge.tickets import Tickets
 
@@ -64,6 +65,7 @@ SURVEY_QUESTION = "How was this chat?"
 REPLAY_BATCH = 100
 SWEEP_S = 30.0
 EDIT_MARK = "✎ "
+STORE_FULL_MESSAGE = "the line could not be stored right now; send it again in a few seconds"
 
 
 class VisitorSink(Protocol):
@@ -250,16 +252,20 @@ class Hub:
             if known is not None:
                 return known.seq  # a retry of a line stored before the chat ended
             raise ProtocolError("ended", "this conversation has ended; start a new one")
-        item, created = self.store.append_item(  # a repeated client_id returns its first seq
-            conversation.id,
-            ItemKind.TEXT,
-            Sender.VISITOR,
-            conversation.visitor.name,
-            frame.text,
-            self.clock(),
-            client_id=frame.client_id,
-            wait_for_disk=False,
-        )
+        try:
+            item, created = self.store.append_item(  # a repeated client_id: its first seq
+                conversation.id,
+                ItemKind.TEXT,
+                Sender.VISITOR,
+                conversation.visitor.name,
+                frame.text,
+                self.clock(),
+                client_id=frame.client_id,
+                wait_for_disk=False,
+            )
+        except StoreUnavailable as exc:
+            log.warning("conversation %s: visitor line not stored: %s", conversation.id, exc)
+            raise ProtocolError("try_again", STORE_FULL_MESSAGE) from exc
         if created:
             log.debug("conversation %s: visitor line seq %d: %r", conversation.id, item.seq,
                       item.text)
@@ -267,7 +273,13 @@ class Hub:
             # committed line, and the visitor resends any line not acknowledged.
             self.outbox.kick(conversation.id, item)
             await asyncio.sleep(0)  # the courier posts the line before the fsync is set going
-        await self.store.flush()  # a retry, too, is acknowledged only once on disk
+        try:
+            await self.store.flush()  # a retry, too, is acknowledged only once on disk
+        except StoreUnavailable as exc:
+            # Committed but maybe not on disk: no ack; the resend finds it by client_id.
+            log.warning("conversation %s: visitor line seq %d not synced: %s",
+                        conversation.id, item.seq, exc)
+            raise ProtocolError("try_again", STORE_FULL_MESSAGE) from exc
         if created:
             await self.push(conversation.id, self.frame(item), skip=origin)
         return item.seq
@@ -325,6 +337,11 @@ class Hub:
                 await self._on_membership(event)
             elif isinstance(event, AgentPresence):
                 await self._on_presence(event)
+        except StoreUnavailable as exc:
+            # Not dropped: the backend hands it over again once the store takes writes.
+            log.warning("%s from %s held back: %s", type(event).__name__,
+                        getattr(event, "room", "-"), exc)
+            raise HandlingDeferred(str(exc)) from exc
         except Exception:
             log.exception("failed to handle %s", type(event).__name__)
 
@@ -358,9 +375,12 @@ class Hub:
             reply = str(exc)
         else:
             if isinstance(parsed, Command):
+                if self.store.command_handled(event.event_id):
+                    return  # delivered again (a sync batch fetched again, an archive read)
                 lobby = self.router.lobby_queue(event.room)
                 reply = (await self.commands.run(parsed, agent, None, event.event_id,
                                                  lobby=lobby)).to_agents
+                self.store.mark_command_handled(event.event_id, self.clock())
             else:
                 reply = "Only commands work here; try !help."
         if reply:
@@ -391,8 +411,11 @@ class Hub:
             await self.notice(conversation, str(exc), key=f"cmd-{event.event_id}")
             return
         if isinstance(parsed, Command):
+            if self.store.command_handled(event.event_id):
+                return  # delivered again (a sync batch fetched again, an archive read)
             log.info("conversation %s: agent %s runs %s", conversation.id, agent.id, parsed.name)
             reply = await self.commands.run(parsed, agent, conversation, event.event_id)
+            self.store.mark_command_handled(event.event_id, self.clock())
             if reply.to_agents:
                 await self.notice(conversation, reply.to_agents, key=f"cmd-{event.event_id}")
             return

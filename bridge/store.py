@@ -50,6 +50,13 @@ class StoreError(RuntimeError):
     pass
 
 
+class StoreUnavailable(StoreError):
+    """The database refused a write for now (disk full, I/O error, locked too long). The
+    write was rolled back, or (when only the fsync after the commit failed) may be lost by
+    a power cut; either way the same write may be made again later, and works once the
+    disk does."""
+
+
 @migrations()
 def m001_initial(db: Database) -> None:
     db.executescript(
@@ -224,6 +231,20 @@ def m008_items_last_seq(db: Database) -> None:
     )
 
 
+@migrations()
+def m009_handled_commands(db: Database) -> None:
+    # The event ids of agents' commands already run: a command the messenger delivers again
+    # (a sync batch fetched again, a group chat archive read after a restart) runs once.
+    db.executescript(
+        """
+        CREATE TABLE handled_commands (
+            event_id TEXT PRIMARY KEY,
+            ts REAL NOT NULL
+        );
+        """
+    )
+
+
 _CONVERSATION_COLUMNS = """
     c.id, c.queue_id, c.status, c.room, c.agent_id, c.page_url, c.page_title, c.referrer,
     c.created_at, c.first_response_at, c.ended_at, c.last_seq, c.rating, c.comment,
@@ -271,9 +292,12 @@ class Store:
     async def flush(self) -> None:
         """Return once every commit so far is on disk, those made without waiting included.
 
-        Raises OSError when the disk refused the fsync."""
+        Raises StoreUnavailable when the disk refused the fsync."""
         if self._wal_sync is not None:
-            await self._wal_sync.wait()
+            try:
+                await self._wal_sync.wait()
+            except OSError as exc:
+                raise StoreUnavailable(f"the disk refused a sync: {exc}") from exc
 
     @contextmanager
     def _transaction(self, *, durable: bool) -> Iterator[None]:
@@ -281,14 +305,19 @@ class Store:
         for the disk (WAL keeps commits in order, so a power cut may lose the newest ones but
         never reorders them; a crash of the process loses nothing) and `flush()` waits."""
         nested = self.db.conn.in_transaction
-        with self.db.atomic():
-            yield
-        if nested or self._wal_sync is None:
-            return  # the outer transaction's commit is the one that counts
-        if durable:
-            self._wal_sync.sync_now()
-        else:
-            self._wal_sync.committed()
+        try:
+            with self.db.atomic():
+                yield
+            if nested or self._wal_sync is None:
+                return  # the outer transaction's commit is the one that counts
+            if durable:
+                self._wal_sync.sync_now()
+            else:
+                self._wal_sync.committed()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"the database refused a write: {exc}") from exc
+        except OSError as exc:  # the fsync after the commit
+            raise StoreUnavailable(f"the disk refused a sync: {exc}") from exc
 
     # -- conversations ------------------------------------------------------------------
 
@@ -614,6 +643,21 @@ class Store:
                 (event_id, conversation_id, seq),
             )
 
+    def catch_up_since(self, room: str) -> float | None:
+        """From when a messenger should fetch a conversation room's lines again after the
+        bridge was away: the last agent line stored, or the oldest line not yet confirmed
+        in the room if that is earlier (its echo tells whether it arrived). None for rooms
+        that are no open conversation's."""
+        conversation = self.conversation_by_room(room)
+        if conversation is None or conversation.status is Status.ENDED:
+            return None
+        row = self.db.execute(
+            "SELECT max(CASE WHEN sender = ? AND event_id IS NOT NULL THEN ts END),"
+            " min(CASE WHEN delivered = 0 THEN ts END) FROM items WHERE conversation_id = ?",
+            (Sender.AGENT.value, conversation.id)).fetchone()
+        marks = [ts for ts in row if ts is not None]
+        return min(marks) if marks else conversation.created_at
+
     # -- routing's marks ------------------------------------------------------------------
 
     def add_routing_marks(self, conversation_id: ConversationId, kind: str,
@@ -653,6 +697,18 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?)",
                 (conversation_id, now, agent_id, kind, detail),
             )
+
+    def command_handled(self, event_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM handled_commands WHERE event_id = ?",
+                              (event_id,)).fetchone()
+        return row is not None
+
+    def mark_command_handled(self, event_id: str, now: float) -> None:
+        """Not waited for on disk: a mark a power cut takes back lets the command run once
+        more, as it would have before this table existed."""
+        with self._transaction(durable=False):
+            self.db.execute("INSERT OR IGNORE INTO handled_commands (event_id, ts)"
+                            " VALUES (?, ?)", (event_id, now))
 
     def events(self, conversation_id: str) -> list[dict[str, Any]]:
         return list(self.db.query(

@@ -37,6 +37,12 @@ class RateLimited(BackendUnavailable):
         self.retry_after = retry_after
 
 
+class HandlingDeferred(Exception):
+    """Raised by the hub's inbound callback when it cannot take an event now (its store
+    refuses writes). The backend delivers the same event again after a pause, and nothing
+    that came after it before that: the hub sees every event once it can, in order."""
+
+
 @dataclass(frozen=True)
 class RoomSpec:
     """What the hub wants when it opens a room for a new conversation."""
@@ -100,6 +106,10 @@ InboundEvent = (
     AgentMessage | AgentTyping | MemberJoined | MemberLeft | AgentPresence | Connected
 )
 InboundCallback = Callable[[InboundEvent], Awaitable[None]]
+# From when a room's lines must be read again after the bridge was away from it (seconds
+# since the epoch), or None when the room needs no catching up; the composition root
+# answers it from the store.
+CatchUpSince = Callable[[RoomRef], float | None]
 
 
 class BackendState(Protocol):
@@ -121,7 +131,9 @@ class Backend(Protocol):
     presence_default: bool
 
     async def start(self, inbound: InboundCallback) -> None:
-        """Log in and start receiving; events go to `inbound` in the order they happened.
+        """Log in and start receiving; events go to `inbound` in the order they happened,
+        each again after a pause (and nothing after it meanwhile) when `inbound` raises
+        HandlingDeferred. Lines agents wrote while the bridge was away are delivered too.
 
         Returns once logged in. Raises BackendError when the credentials are refused.
         """

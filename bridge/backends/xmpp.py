@@ -5,8 +5,10 @@ queue's agents members and invites them (XEP-0249). Typing travels as chat state
 availability as presence. No slixmpp type or exception leaves this module.
 
 XMPP has no server-side idempotency for messages, so a line counts as delivered only when
-the group chat reflects it back with our id; after a reconnect the room history (which keeps
-ids) tells which lines already arrived, so a retry never shows twice.
+the group chat reflects it back with our id. After a restart or a new stream the bot reads
+the room's archive (XEP-0313) from where the store says it left off: the lines agents wrote
+meanwhile reach the hub, and our own lines found there are not sent again. A service
+without an archive gets the join history since that time instead (docs/xmpp.md).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import ssl
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from slixmpp import JID, ClientXMPP, Message, Presence
@@ -33,13 +36,25 @@ from bridge.backends.base import (
     AgentTyping,
     BackendError,
     BackendUnavailable,
+    CatchUpSince,
     Connected,
+    HandlingDeferred,
     InboundCallback,
     InboundEvent,
     MemberJoined,
     MemberLeft,
     RoomGone,
     RoomSpec,
+)
+from bridge.backends.xmpp_archive import (
+    MAM,
+    RESULT,
+    ArchivedLine,
+    ArchivePage,
+    archive_query,
+    archived_line,
+    page_end,
+    parse_stamp,
 )
 from bridge.config import XmppConfig
 from bridge.core.models import RoomRef
@@ -51,7 +66,14 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 15.0
 REFLECTION_TIMEOUT_S = 10.0
 JOIN_TIMEOUT_S = 15.0
-HISTORY_STANZAS = 50
+# Read back this much before the point the store gives: the server's clock stamps the
+# archive, the bridge's the store.
+CATCH_UP_MARGIN_S = 120.0
+ARCHIVE_PAGE = 100
+ARCHIVE_MAX_PAGES = 100
+ARCHIVE_TIMEOUT_S = 30.0
+# An event the hub cannot take yet (its store refuses writes) is offered again this often.
+DEFERRED_RETRY_S = (0.5, 5.0)
 BUSY_SHOWS = {"away", "xa", "dnd"}
 # A room that was destroyed (Prosody keeps a tombstone), never existed, or banned the bot.
 ROOM_GONE_CONDITIONS = {"gone", "item-not-found", "forbidden", "registration-required"}
@@ -91,6 +113,9 @@ class _Room:
     delivered: dict[str, str] = field(default_factory=dict)  # our message id -> event id
     real_jids: dict[str, str] = field(default_factory=dict)  # occupant nick -> bare JID
     line_head: str = ""  # our group chat lines up to the id, built once per room
+    # While the archive is read after a join, live lines wait here to come after it.
+    catching_up: bool = False
+    held: list[tuple[ET.Element, str]] = field(default_factory=list)
 
 
 class _BotClient(ClientXMPP):
@@ -113,8 +138,11 @@ class XmppBackend:
     name = "xmpp"
     presence_default = False
 
-    def __init__(self, config: XmppConfig, agents: tuple[str, ...]) -> None:
+    def __init__(self, config: XmppConfig, agents: tuple[str, ...],
+                 catch_up_since: CatchUpSince | None = None) -> None:
         self.config = config
+        self._catch_up_since = catch_up_since or (lambda _room: None)
+        self._archive_pages: dict[str, ArchivePage] = {}
         self.jid = JID(config.jid)
         self.agents = {JID(a).bare for a in agents}
         self._client: ClientXMPP | None = None
@@ -347,20 +375,104 @@ class XmppBackend:
             await self._wait_session()
             client = self._require_client()
             nick = state.nick or state.spec.visitor_nick
-            presence, history = await self._join(client, room, nick)
-            state.nick = presence["from"].resource
-            state.joined = True
-            for message in history:
-                self._note_reflection(state, room, message.xml)
-            if configure or 201 in presence["muc"]["status_codes"]:
-                # 201: the room did not exist (any more): set it up and invite again.
-                await self._configure(room, state.spec)
+            since = None if configure else self._catch_up_since(room)
+            if since is not None:
+                since -= CATCH_UP_MARGIN_S
+            archived = since is not None and await self._has_archive(client, room)
+            history: dict[str, Any] = {"maxstanzas": 0}
+            if since is not None and not archived:
+                history = {"since": datetime.fromtimestamp(since, UTC)}
+            state.catching_up = archived
+            try:
+                presence, lines = await self._join(client, room, nick, history)
+                state.nick = presence["from"].resource
+                state.joined = True
+                for message in lines:
+                    self._note_reflection(state, message.xml,
+                                          self._event_id(room, message.xml))
+                if configure or 201 in presence["muc"]["status_codes"]:
+                    # 201: the room did not exist (any more): set it up and invite again.
+                    await self._configure(room, state.spec)
+                elif archived and since is not None:
+                    await self._read_archive(client, room, state, since)
+            finally:
+                self._release_held(room, state)
             log.info("xmpp: in %s as %r", room, state.nick)
             return state
 
-    async def _join(self, client: ClientXMPP, room: RoomRef, nick: str
-                    ) -> tuple[Presence, list[Message]]:
-        """Join with recent history; a refusal ends the wait at once.
+    async def _has_archive(self, client: ClientXMPP, room: RoomRef) -> bool:
+        """Whether the room keeps an archive the bot can read (XEP-0313)."""
+        try:
+            info = await client.plugin["xep_0030"].get_info(jid=JID(room),
+                                                           timeout=JOIN_TIMEOUT_S)
+        except IqTimeout:
+            raise BackendUnavailable(f"xmpp: {room} did not answer disco#info") from None
+        except IqError:
+            return False  # gone, or it hides itself: the join says which
+        return MAM in info["disco_info"]["features"]
+
+    async def _read_archive(self, client: ClientXMPP, room: RoomRef, state: _Room,
+                            since: float) -> None:
+        """Every archived line from `since` on, in order: agents' lines to the hub, ours
+        noted as delivered."""
+        after: str | None = None
+        for _ in range(ARCHIVE_MAX_PAGES):
+            page = await self._archive_page(client, room, since, after)
+            for line in page.lines:
+                self._archived_line(room, state, line)
+            complete, last = page_end(page.answer)
+            if complete or last is None or not page.lines:
+                return
+            after = last
+        log.warning("xmpp: %s: archive longer than %d pages; read the newest part only",
+                    room, ARCHIVE_MAX_PAGES)
+
+    async def _archive_page(self, client: ClientXMPP, room: RoomRef, since: float,
+                            after: str | None) -> ArchivePage:
+        query_id = secrets.token_hex(8)
+        page = self._archive_pages[query_id] = ArchivePage(room)
+        iq = client.make_iq_set(ito=JID(room))
+        iq.append(archive_query(query_id, since, after, ARCHIVE_PAGE))
+        try:
+            answer = await iq.send(timeout=ARCHIVE_TIMEOUT_S)
+        except IqTimeout:
+            raise BackendUnavailable(f"xmpp: {room}: the archive did not answer") from None
+        except IqError as exc:
+            raise BackendUnavailable(f"xmpp: {room}: the archive refused: {exc}") from None
+        finally:
+            self._archive_pages.pop(query_id, None)
+        page.answer = answer.xml
+        return page
+
+    def _archived_line(self, room: RoomRef, state: _Room, line: ArchivedLine) -> None:
+        message = line.message
+        nick = (message.get("from") or "").partition("/")[2]
+        if nick == state.nick or line.real_jid == self.jid.bare:
+            self._note_reflection(state, message, line.archive_id)
+            return
+        sender = line.real_jid or state.real_jids.get(nick)
+        text = clean_text(message.findtext(_BODY) or "")
+        if sender is None or not text or message.find(_SUBJECT) is not None:
+            return
+        replace = message.find(_REPLACE)
+        self._queue_event(AgentMessage(
+            room=room, sender=sender, sender_name=nick, text=text,
+            event_id=line.archive_id,
+            ts=line.stamp if line.stamp is not None else time.time(),
+            edited=replace is not None and bool(replace.get("id")),
+        ))
+
+    def _release_held(self, room: RoomRef, state: _Room) -> None:
+        """Live lines that came while the archive was read, after it (those the archive
+        had already are dropped by the hub, by event id)."""
+        state.catching_up = False
+        held, state.held = state.held, []
+        for xml, nick in held:
+            self._room_line(xml, room, nick)
+
+    async def _join(self, client: ClientXMPP, room: RoomRef, nick: str,
+                    history: dict[str, Any]) -> tuple[Presence, list[Message]]:
+        """Join, with the history asked for; a refusal ends the wait at once.
 
         slixmpp only sees refusals that carry the MUC payload; Prosody's "gone" for a
         destroyed room does not, so refusals are also caught here by the room's address.
@@ -369,7 +481,7 @@ class XmppBackend:
         refused: asyncio.Future[str] = loop.create_future()
         self._join_refusals[room] = refused
         joining = asyncio.ensure_future(client.plugin["xep_0045"].join_muc_wait(
-            JID(room), nick, maxstanzas=HISTORY_STANZAS, timeout=JOIN_TIMEOUT_S))
+            JID(room), nick, timeout=JOIN_TIMEOUT_S, **history))
         try:
             await asyncio.wait([joining, refused], timeout=JOIN_TIMEOUT_S,
                                return_when=asyncio.FIRST_COMPLETED)
@@ -554,6 +666,8 @@ class XmppBackend:
         if xml.tag == _ACK_REQUEST:
             self._schedule_ack_answer()
             return True
+        if xml.tag == _MESSAGE and xml.get("type") in (None, "normal"):
+            return self._take_archive_result(xml)
         if xml.tag != _MESSAGE or xml.get("type") != "groupchat" \
                 or xml.find(_SUBJECT) is not None or xml.find(_DELAY) is not None:
             return False
@@ -574,6 +688,19 @@ class XmppBackend:
         except Exception:
             # Raised from here, it would abort slixmpp's read of the stream.
             log.exception("xmpp: handling a stanza from %s failed", xml.get("from"))
+        return True
+
+    def _take_archive_result(self, xml: ET.Element) -> bool:
+        """A line of a room's archive we asked for (only the room itself may answer)."""
+        result = xml.find(RESULT)
+        page = self._archive_pages.get(result.get("queryid", "")) if result is not None \
+            else None
+        if page is None or xml.get("from") != page.room:
+            return False
+        self._count_handled()
+        line = archived_line(xml)
+        if line is not None:
+            page.lines.append(line)
         return True
 
     def _count_handled(self) -> None:
@@ -601,14 +728,22 @@ class XmppBackend:
         self._events.put_nowait(event)
 
     async def _deliver_events(self) -> None:
-        """Hand events to the hub one at a time, in the order the stream delivered them."""
+        """Hand events to the hub one at a time, in the order the stream delivered them; an
+        event the hub defers is offered again (and the ones after it wait) until it takes
+        it."""
         while True:
             event = await self._events.get()
-            if self._inbound is not None:
+            pause = DEFERRED_RETRY_S[0]
+            while self._inbound is not None:
                 try:
                     await self._inbound(event)
+                except HandlingDeferred:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, DEFERRED_RETRY_S[1])
+                    continue
                 except Exception:
                     log.exception("xmpp: inbound handler failed for %s", type(event).__name__)
+                break
 
     def _occupant_address(self, room_jid: str, nick: str, xml: ET.Element) -> str | None:
         """The address of the agent behind `nick` in one of our rooms; None for our own line
@@ -617,9 +752,11 @@ class XmppBackend:
         if state is None:
             return None
         if nick == state.nick:
-            self._note_reflection(state, room_jid, xml)
+            self._note_reflection(state, xml, self._event_id(room_jid, xml))
             return None
         sender = state.real_jids.get(nick)
+        if sender is None and xml.find(_DELAY) is not None:
+            sender = _history_address(xml)  # join history: the agent may have left since
         if not nick or sender is None:
             log.info("xmpp: %s: line from %r with no known address; not relayed", room_jid, nick)
             return None
@@ -658,6 +795,10 @@ class XmppBackend:
         self._room_line(message.xml, address.bare, address.resource)
 
     def _room_line(self, xml: ET.Element, room_jid: str, nick: str) -> None:
+        state = self._rooms.get(room_jid)
+        if state is not None and state.catching_up:
+            state.held.append((xml, nick))
+            return
         sender = self._occupant_address(room_jid, nick, xml)
         if sender is None:
             return
@@ -665,7 +806,7 @@ class XmppBackend:
         if not text or xml.find(_SUBJECT) is not None:
             return
         delay = xml.find(_DELAY)
-        stamp = _timestamp(delay.get("stamp")) if delay is not None else None  # history
+        stamp = parse_stamp(delay.get("stamp")) if delay is not None else None  # history
         replace = xml.find(_REPLACE)
         self._queue_event(AgentMessage(
             room=RoomRef(room_jid),
@@ -677,13 +818,13 @@ class XmppBackend:
             edited=replace is not None and bool(replace.get("id")),  # XEP-0308 correction
         ))
 
-    def _note_reflection(self, state: _Room, room_jid: str, xml: ET.Element) -> None:
-        """Our own line came back from the room (live or in the history on join)."""
+    def _note_reflection(self, state: _Room, xml: ET.Element, event_id: str) -> None:
+        """Our own line came back from the room (live, in the join history or the
+        archive)."""
         origin = xml.find(_ORIGIN_ID)
         key = (origin.get("id") if origin is not None else None) or xml.get("id")
         if not key:
             return
-        event_id = self._event_id(room_jid, xml)
         state.delivered[key] = event_id
         future = self._reflections.get(key)
         if future is not None and not future.done():
@@ -768,14 +909,12 @@ def _chat_state(xml: ET.Element) -> str | None:
     return None
 
 
-def _timestamp(stamp: str | None) -> float | None:
-    """Seconds since the epoch from an XEP-0082 date-time; None when it does not parse."""
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp).timestamp()
-    except ValueError:
-        return None
+def _history_address(xml: ET.Element) -> str | None:
+    """The sender's bare address a non-anonymous room adds to its history."""
+    item = xml.find("{http://jabber.org/protocol/muc#user}x/"
+                    "{http://jabber.org/protocol/muc#user}item")
+    real = item.get("jid") if item is not None else None
+    return real.split("/", 1)[0] if real else None
 
 
 def _xml(text: str) -> str:

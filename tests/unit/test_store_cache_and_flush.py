@@ -25,7 +25,7 @@ from bridge.core.models import (
     Status,
     VisitorInfo,
 )
-from bridge.store import Store
+from bridge.store import Store, StoreUnavailable
 
 C1 = ConversationId("c1")
 ANN = VisitorInfo(name="Ann", email="ann@example.com")
@@ -240,7 +240,7 @@ async def test_a_refused_fsync_fails_the_waiters_and_the_next_flush_tries_again(
 
     monkeypatch.setattr(wal_sync.os, "fdatasync", flaky)
     visitor_line(store, "hello", "k1")
-    with pytest.raises(OSError, match="Input/output"):
+    with pytest.raises(StoreUnavailable, match="Input/output"):
         await store.flush()
     visitor_line(store, "again", "k2")
     await asyncio.wait_for(store.flush(), 5)
