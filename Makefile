@@ -2,12 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BACKEND ?= matrix
+LISTEN ?= 127.0.0.1:8080
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench clean
 
 demo: $(VENV)/.installed-demo
-	$(VENV)/bin/livechat-bridge demo --backend $(BACKEND)
+	$(VENV)/bin/livechat-bridge demo --backend $(BACKEND) --listen $(LISTEN)
 
 test: $(VENV)/.installed-test
 	tools/ensure-debian-packages chromium prosody lua-unbound

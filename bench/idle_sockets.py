@@ -151,6 +151,8 @@ def bridge_config(workdir: Path, port: int) -> Config:
     """One queue with a welcome line and one agent; the default flood limit."""
     return parse_config({
         "server": {"listen": f"{HOST}:{port}", "allowed_origins": [ORIGIN]},
+        # Every socket comes from one loopback address: its per-address limits are lifted.
+        "limits": {"sockets_per_address": 0, "chats_per_address": 0},
         "storage": {"path": str(workdir / "livechat.sqlite3")},
         "backend": {"type": "matrix"},  # the addresses' form; the backend itself is replaced
         "matrix": {"homeserver": "http://127.0.0.1:9", "user_id": "@support:bench.invalid",

@@ -4,21 +4,27 @@ the callback number, and the summary agents get."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING
 
-from bridge.config import AgentConfig
+from bridge.config import AgentConfig, normalize_origin
 from bridge.core import frames
 from bridge.core.models import Conversation, ConversationId, ItemKind, Sender, Status, Ticket
 from bridge.core.protocol import CallbackFrame, ProtocolError, SurveyFrame, hash_token
-from bridge.core.transcript import render_transcript
-from bridge.mail import BadAddress, MailError, build_message
+from bridge.core.transcript import (
+    RECIPIENT_WINDOW_S,
+    mail_body,
+    mail_refusal,
+    mail_subject,
+    render_transcript,
+    visitor_recipient,
+)
+from bridge.mail import BadAddress, MailError, build_message, parse_address
 
 if TYPE_CHECKING:
     from bridge.hub import Hub
 
 log = logging.getLogger(__name__)
-
-TRANSCRIPT_MAILS_PER_CHAT = 3
 
 
 class Aftercare:
@@ -26,6 +32,8 @@ class Aftercare:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        # Transcript mails waiting for the relay, by conversation id and by address.
+        self._sending: Counter[tuple[str, str]] = Counter()
 
     def summary(self, conversation_id: ConversationId) -> str:
         conversation = self.hub.store.conversation(conversation_id)
@@ -80,41 +88,91 @@ class Aftercare:
                               f"{frame.phone}{when}",
                               key=f"callback-{conversation.id}-{frame.phone}")
 
-    async def visitor_transcript(self, conversation_id: ConversationId, address: str) -> None:
+    async def visitor_transcript(self, conversation_id: ConversationId, address: str | None
+                                 ) -> str:
+        """Mail the transcript to the visitor's own address (the only one they may name);
+        returns that address."""
         conversation = self.hub.store.conversation(conversation_id)
         if conversation is None:
             raise ProtocolError("no_conversation", "start or resume a conversation first")
-        await self.email_transcript(conversation, address)
+        recipient = visitor_recipient(conversation.visitor.email, address)
+        return await self.email_transcript(conversation, recipient)
 
-    async def email_transcript(self, conversation: Conversation, address: str) -> None:
-        """Mail the transcript; ProtocolError with a visitor-safe message when it fails."""
+    async def email_transcript(self, conversation: Conversation, address: str, *,
+                               agent_id: str | None = None) -> str:
+        """Mail the transcript (for an agent when `agent_id` is given) and return the address
+        it went to; ProtocolError with a visitor-safe message when it is not sent."""
         if self.hub.mailer is None:
             raise ProtocolError("mail_unavailable", "sending email is not set up here")
-        mailed = [e for e in self.hub.store.events(conversation.id)
-                  if e["kind"] == "transcript_mailed"]
-        if len(mailed) >= TRANSCRIPT_MAILS_PER_CHAT:
-            # Visitor-written text from the site's address: not a mail cannon.
-            raise ProtocolError("mail_limit", "this transcript was already emailed "
-                                f"{TRANSCRIPT_MAILS_PER_CHAT} times")
+        try:
+            recipient = parse_address(address).addr_spec
+        except BadAddress:
+            raise ProtocolError("bad_email", "that email address cannot be used") from None
+        # Letter case does not make another mailbox for the limit: count it as one.
+        chat, to = ("chat", str(conversation.id)), ("to", recipient.lower())
+        self._check_limits(chat, to, by_agent=agent_id is not None)
+        # Held while the relay answers, so requests at the same moment cannot all pass.
+        held = Counter((chat, to))
+        self._sending += held
+        try:
+            await self._send_transcript(conversation, recipient, by_agent=agent_id is not None)
+            self.hub.store.add_event(conversation.id, agent_id, "transcript_mailed", to[1],
+                                     self.hub.clock())
+        finally:
+            self._sending -= held  # drops the keys that reach zero
+        log.info("conversation %s: transcript emailed", conversation.id)
+        return recipient
+
+    async def _send_transcript(self, conversation: Conversation, recipient: str, *,
+                               by_agent: bool) -> None:
+        assert self.hub.mailer is not None
+        site = self._site(conversation)
         try:
             message = build_message(
-                self.hub.mailer.cfg, (conversation.visitor.name, address)
-                if address == conversation.visitor.email else address,
-                f"{self.hub.config.widget.title}: your chat transcript",
-                self.transcript_text(conversation))
+                self.hub.mailer.cfg, recipient, mail_subject(site),
+                mail_body(site, self.transcript_text(conversation), by_agent=by_agent),
+                automatic=True)
             await self.hub.mailer.send(message)
         except BadAddress:
             raise ProtocolError("bad_email", "that email address cannot be used") from None
         except MailError as exc:
             raise ProtocolError("mail_failed", str(exc)) from None
-        self.hub.store.add_event(conversation.id, None, "transcript_mailed", "", self.hub.clock())
-        log.info("conversation %s: transcript emailed", conversation.id)
+
+    def _site(self, conversation: Conversation) -> str:
+        """The site the chat was on, as host[:port]: the page's origin when it is one of the
+        configured sites (the page URL comes from the visitor), else the bridge's own."""
+        server = self.hub.config.server
+        origin = normalize_origin(conversation.page.url)
+        if origin not in server.origins:
+            origin = server.public_origin
+        return origin.partition("://")[2]
+
+    def _check_limits(self, chat: tuple[str, str], to: tuple[str, str], *, by_agent: bool
+                      ) -> None:
+        """`mail_limit` when the chat or the address has had its mails (those still on
+        their way to the relay included)."""
+        refusal = mail_refusal(
+            in_chat=self._mailed_in_chat(chat[1]) + self._sending[chat],
+            to_recipient=self._mailed_to(to[1], self.hub.clock()) + self._sending[to],
+            by_agent=by_agent)
+        if refusal is not None:
+            raise ProtocolError("mail_limit", refusal)
+
+    def _mailed_in_chat(self, conversation_id: str) -> int:
+        return sum(e["kind"] == "transcript_mailed"
+                   for e in self.hub.store.events(conversation_id))
+
+    def _mailed_to(self, key: str, now: float) -> int:
+        """Transcript mails to one address within the window, over all conversations, from
+        the events table (so the limit holds across restarts)."""
+        return self.hub.store.count_events("transcript_mailed", key, now - RECIPIENT_WINDOW_S)
 
     async def unanswered_ticket(self, conversation: Conversation, *, asked: bool = False
                                 ) -> Ticket | None:
-        """A chat nobody answered becomes a help-desk ticket, so what the visitor wrote is
-        answered by email: when its queue says so, or when the visitor asked. Once per chat,
-        and only when the visitor wrote something."""
+        """A chat nobody answered becomes a ticket, so what the visitor wrote is answered by
+        email (by the help desk, or by the queue's agents it is posted to): when its queue
+        says so, or when the visitor asked. Once per chat, and only when the visitor wrote
+        something."""
         queue = self.hub.config.queue(conversation.queue_id)
         wanted = asked or (queue is not None and queue.unanswered_to_ticket)
         if (self.hub.tickets is None or not wanted
@@ -125,11 +183,20 @@ class Aftercare:
             return None
         ticket = self.hub.tickets.from_chat(conversation, render_transcript(conversation, items),
                                             self.hub.clock())
-        await self.hub.push(conversation.id, frames.ticket_frame(ticket.id))
+        await self.hub.push(conversation.id, self._ticket_frame(ticket))
+        answer = (" for the help desk." if self.hub.tickets.routes(ticket.queue_id).helpdesk
+                  else f": please answer by email to {ticket.email}.")
         await self.hub.notice(conversation, f"🎫 Nobody answered; {conversation.visitor.name}'s "
-                              f"lines are ticket {ticket.id} for the help desk.",
+                              f"lines are ticket {ticket.id}{answer}",
                               key=f"ticket-{conversation.id}")
         return ticket
+
+    def _ticket_frame(self, ticket: Ticket) -> frames.Frame:
+        """`ticket`, saying whether a help desk has it: only then may the widget promise
+        "we will answer by email" (else the agents got it and answer)."""
+        assert self.hub.tickets is not None
+        return {**frames.ticket_frame(ticket.id),
+                "helpdesk": self.hub.tickets.routes(ticket.queue_id).helpdesk}
 
     async def leave_message(self, conversation_id: ConversationId) -> None:
         """The waiting visitor gives up on chatting: their lines become a ticket and the
@@ -139,7 +206,7 @@ class Aftercare:
             raise ProtocolError("no_conversation", "start or resume a conversation first")
         known = self.hub.store.ticket_of_conversation(conversation_id)
         if known is not None:
-            await self.hub.push(conversation_id, frames.ticket_frame(known.id))
+            await self.hub.push(conversation_id, self._ticket_frame(known))
             return
         if conversation.status is Status.ENDED:
             raise ProtocolError("ended", "this conversation has ended; start a new one")

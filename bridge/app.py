@@ -10,6 +10,7 @@ from bridge.backends.base import Backend, BackendError
 from bridge.config import Config
 from bridge.hub import Hub
 from bridge.mail import Mailer
+from bridge.startup import RUN_LISTEN_HINT, check_listen_free, listen_error, open_store
 from bridge.store import Store, StoreBackendState
 from bridge.tasks import TaskGroup
 from bridge.tickets import Tickets
@@ -42,23 +43,38 @@ class Bridge:
 
     def __init__(self, config: Config, backend: Backend | None = None) -> None:
         self.config = config
-        self.store = Store(config.storage.path)
+        self.store = open_store(config.storage.path)
         self.backend = backend or make_backend(config, self.store)
         mailer = Mailer(config.smtp) if config.smtp is not None else None
         self._ticket_tasks = TaskGroup()
-        self.tickets = Tickets(config, self.store, mailer, self._ticket_tasks)
+        self.tickets = Tickets(config, self.store, mailer, self._ticket_tasks, self.backend)
         self.hub = Hub(config, self.store, self.backend, mailer=mailer, tickets=self.tickets)
         self.app = create_app(config, self.hub, self.tickets)
         self._runner: web.AppRunner | None = None
         self.port = config.server.port
 
-    async def start(self) -> None:
+    async def start(self, listen_hint: str = RUN_LISTEN_HINT) -> None:
+        """Serve visitors; on failure, undo what was started and raise (StartupError or
+        BackendError: one line naming the key to fix). `listen_hint` says how to pick
+        another port."""
+        try:
+            await self._start(listen_hint)
+        except BaseException:
+            await self.stop()  # nothing left open behind the error: sessions, tasks, store
+            raise
+
+    async def _start(self, listen_hint: str) -> None:
+        host, port = self.config.server.host, self.config.server.port
+        check_listen_free(host, port, listen_hint)  # before the slow login to the messenger
         await self.hub.start()
         self.tickets.resume()
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
-        await site.start()
+        site = web.TCPSite(self._runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:  # taken meanwhile, after the check
+            raise listen_error(exc, host, port, listen_hint) from None
         server = site._server
         if server is not None and server.sockets:
             self.port = server.sockets[0].getsockname()[1]

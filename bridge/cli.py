@@ -12,6 +12,8 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 
 from bridge.config import Config, ConfigError, load_config
+from bridge.config_reader import check_listen
+from bridge.startup import StartupError, with_listen
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the bridge with a config file")
     run.add_argument("-c", "--config", type=Path, required=True)
+    run.add_argument("--listen", type=_listen, metavar="HOST:PORT",
+                     help="serve visitors here instead of [server] listen")
     check = commands.add_parser("check", help="validate a config file; exit 2 on problems")
     check.add_argument("-c", "--config", type=Path, required=True)
     demo = commands.add_parser("demo", help="private homeserver + bridge + demo shop page")
     demo.add_argument("--state", type=Path, default=Path("state/demo"))
-    demo.add_argument("--listen", default="127.0.0.1:8080")
+    demo.add_argument("--listen", type=_listen, default="127.0.0.1:8080", metavar="HOST:PORT",
+                      help="serve the widget and shop page here (default 127.0.0.1:8080)")
     demo.add_argument("--backend", choices=["matrix", "xmpp"], default="matrix")
     report = commands.add_parser(
         "report", help="chats, waiting time, duration and ratings from the database",
@@ -48,20 +53,39 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # nio warns of every error answer (a refused login too) that it parses; the bridge
+    # reports each in its own words, so the warning is only noise before the real line.
+    logging.getLogger("nio.responses").setLevel(logging.ERROR)
     if args.command == "check":
         return _check(args.config)
     if args.command == "report":
         return _report(args)
-    if args.command == "run":
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            _print_problems(args.config, exc)
-            return EXIT_CONFIG
-        return asyncio.run(_serve(config))
-    from bridge.demo import run_demo
+    try:
+        if args.command == "run":
+            return _run(args.config, args.listen)
+        from bridge.demo import run_demo
 
-    return asyncio.run(run_demo(args.state, args.listen, args.backend))
+        return asyncio.run(run_demo(args.state, args.listen, args.backend))
+    except KeyboardInterrupt:  # Ctrl-C while starting: stopping is what was asked for
+        return 130
+
+
+def _run(path: Path, listen: str | None) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        _print_problems(path, exc)
+        return EXIT_CONFIG
+    if listen is not None:
+        config = with_listen(config, listen)
+    return asyncio.run(_serve(config, path))
+
+
+def _listen(text: str) -> str:
+    problem = check_listen(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _check(path: Path) -> int:
@@ -122,15 +146,16 @@ def _print_problems(path: Path, exc: ConfigError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
-async def _serve(config: Config) -> int:
+async def _serve(config: Config, path: Path) -> int:
     from bridge.app import Bridge
     from bridge.backends.base import BackendError
 
     try:
         bridge = Bridge(config)
-        await bridge.start()
-    except BackendError as exc:
-        log.error("cannot start: %s", exc)
+        await bridge.start()  # a failed start has closed all it opened
+    except (BackendError, StartupError) as exc:
+        # One line naming the key to fix: a traceback would bury it.
+        print(f"{path}: cannot start: {exc}", file=sys.stderr)
         return 1
     try:
         await wait_for_signal()

@@ -1,8 +1,7 @@
 """What agents' commands do. Parsing and usage texts are in bridge/core/commands.py.
 
 Every handler gets a `Context` and returns a `Reply`: text for the agents (a notice in the
-room) and, rarely, text for the visitor. Handlers act through the hub and the store; they
-never talk to a backend library directly.
+room). Handlers act through the hub and the store, never through a backend library.
 """
 
 from __future__ import annotations
@@ -15,10 +14,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bridge.config import AgentConfig, QueueConfig
-from bridge.core.commands import Command, CommandError, Registry, Spec, unknown
+from bridge.core.commands import Command, CommandError, Registry, Spec, unknown, unquote
 from bridge.core.models import Conversation, Sender, Status, VisitorInfo
 from bridge.core.protocol import ProtocolError
 from bridge.core.templates import TemplateError, language_key, render
+from bridge.report import median
 
 if TYPE_CHECKING:
     from bridge.hub import Hub
@@ -149,7 +149,7 @@ class Commands:
         action = args[0]
         if action == "add" and len(args) >= 3:
             name = args[1]
-            text = ctx.command.rest.split(None, 2)[2]  # as typed, quotes and all
+            text = unquote(ctx.command.rest.split(None, 2)[2])  # as typed, inside quotes
             try:
                 render(text, self.hub.placeholders(None, ctx.agent))
             except TemplateError as exc:
@@ -266,11 +266,13 @@ class Commands:
         assert conversation is not None
         address = ctx.command.args[0] if ctx.command.args else conversation.visitor.email
         try:
-            await self.hub.aftercare.email_transcript(conversation, address)
+            # Agents are trusted with any address; visitors only get their own.
+            sent_to = await self.hub.aftercare.email_transcript(conversation, address,
+                                                                agent_id=ctx.agent.id)
         except ProtocolError as exc:
             raise CommandError(f"Transcript not sent: {exc.message}") from None
-        self._event(ctx, "transcript", address)
-        return Reply(f"Transcript sent to {address}.")
+        self._event(ctx, "transcript", sent_to)
+        return Reply(f"Transcript sent to {sent_to}.")
 
     async def callback(self, ctx: Context) -> Reply:
         conversation = self._open(ctx)
@@ -334,11 +336,12 @@ class Commands:
                                                            microsecond=0)
         figures = self.hub.store.day_figures(day.timestamp(), ctx.now + 1)
         waits = figures["first_response_s"]
-        median = _duration(waits[len(waits) // 2]) if waits else "-"
+        # The reports' median: an even count takes the mean of the middle two.
+        shown = _duration(middle) if (middle := median(waits)) is not None else "-"
         rating = (f"{figures['rating_avg']:.1f}/5 from {figures['ratings']}"
                   if figures["ratings"] else "no ratings yet")
         return Reply(f"Today (UTC): {figures['chats']} chats, {figures['answered']} answered, "
-                     f"{figures['waiting']} waiting now; median first response {median}; "
+                     f"{figures['waiting']} waiting now; median first response {shown}; "
                      f"{rating}.")
 
     async def ban(self, ctx: Context) -> Reply:

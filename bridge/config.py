@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bridge.config_limits import LimitsConfig, parse_limits, parse_trusted_proxies
 from bridge.config_queues import QueueConfig, parse_queues
 from bridge.config_reader import (
     LANG_RE,
@@ -55,6 +56,7 @@ class ServerConfig:
     frames_per_10s: int = 40
     idle_timeout_minutes: float = 30.0  # 0: chats never end by themselves
     admin_token: str = ""  # opens the /stats page; empty: the page is off
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For counts
 
     @cached_property
     def public_origin(self) -> str:
@@ -69,15 +71,15 @@ class ServerConfig:
 
 def normalize_origin(url: str) -> str:
     """scheme://host[:port] in the form browsers send: lowercase, no default port."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())  # "http://[" is refused here
+        port = parts.port
+    except ValueError:
+        return f"invalid:{url}"  # matches no configured origin
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        return f"invalid:{url}"  # matches no configured origin
     default = {"http": 80, "https": 443}.get(scheme)
     return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
@@ -144,6 +146,7 @@ class Config:
     widget: WidgetConfig = field(default_factory=WidgetConfig)
     smtp: SmtpConfig | None = None
     identity_secret: str = ""  # [identity] secret: HMAC key shared with the host site
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def agent(self, agent_id: str) -> AgentConfig | None:
         return next((a for a in self.agents if a.id == agent_id), None)
@@ -173,7 +176,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     r.unknown_keys(
         raw,
         {"server", "storage", "backend", "matrix", "xmpp", "agents", "queues", "canned", "widget",
-         "smtp", "identity"},
+         "smtp", "identity", "limits"},
         "",
     )
     server = _server(r, r.table(raw, "server", "server", False))
@@ -189,7 +192,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     xmpp_t = r.table(raw, "xmpp", "xmpp", backend == "xmpp")
     xmpp = _xmpp(r, xmpp_t, backend, base_dir) if isinstance(raw.get("xmpp"), dict) else None
     agents = _agents(r, raw.get("agents", []), backend)
-    queues = parse_queues(r, raw.get("queues", []), agents, backend)
+    queues = parse_queues(r, raw.get("queues", []), agents, backend, smtp="smtp" in raw)
     canned, canned_by_lang = _canned(r, r.table(raw, "canned", "canned", False))
     widget = _widget(r, r.table(raw, "widget", "widget", False))
     smtp_t = r.table(raw, "smtp", "smtp", False)
@@ -197,6 +200,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     identity_t = r.table(raw, "identity", "identity", False)
     r.unknown_keys(identity_t, {"secret"}, "identity")
     identity_secret = r.get(identity_t, "secret", "identity", str, "", check=check_secret)
+    limits = parse_limits(r, r.table(raw, "limits", "limits", False))
     if r.problems:
         raise ConfigError(r.problems)
     return Config(
@@ -212,13 +216,14 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         widget=widget,
         smtp=smtp,
         identity_secret=identity_secret,
+        limits=limits,
     )
 
 
 def _server(r: Reader, t: dict[str, Any]) -> ServerConfig:
     r.unknown_keys(
         t, {"listen", "public_url", "allowed_origins", "max_text", "frames_per_10s",
-            "idle_timeout_minutes", "admin_token"}, "server"
+            "idle_timeout_minutes", "admin_token", "trusted_proxies"}, "server"
     )
     listen = r.get(t, "listen", "server", str, "127.0.0.1:8080", check=check_listen)
     host, _, port = listen.rpartition(":")
@@ -241,6 +246,7 @@ def _server(r: Reader, t: dict[str, Any]) -> ServerConfig:
         idle_timeout_minutes=float(r.get(t, "idle_timeout_minutes", "server", (int, float), 30,
                                          check=check_not_negative)),
         admin_token=r.get(t, "admin_token", "server", str, "", check=_admin_token),
+        trusted_proxies=parse_trusted_proxies(r, t),
     )
 
 

@@ -76,15 +76,19 @@ def _queue_agent(
     return None
 
 
-def parse_queues(r: Reader, items: Any, agents: list[AgentConfig], backend: str
-                 ) -> list[QueueConfig]:
-    """Every `[[queues]]` table; members are resolved to agent ids, problems go to `r`."""
+def parse_queues(r: Reader, items: Any, agents: list[AgentConfig], backend: str, *,
+                 smtp: bool = False) -> list[QueueConfig]:
+    """Every `[[queues]]` table; members are resolved to agent ids, problems go to `r`.
+    `smtp`: the file has an [smtp] table (mail to a help desk can be sent)."""
     if not isinstance(items, list) or not items:
         r.fail("queues", "expected at least one [[queues]] table")
         return []
     queues: list[QueueConfig] = []
     seen: set[str] = set()
+    # With [[agents]] broken, who is in a queue cannot be judged: no follow-on problems.
+    agents_ok = not any(problem.startswith("agents") for problem in r.problems)
     for p, t in r.tables(items, "queues"):
+        problems_before = len(r.problems)
         r.unknown_keys(t, {"id", "name", "agents", "welcome", "topic", "timezone", "hours",
                            "holidays", "priority", "strategy", "max_waiting",
                            "helpdesk_email", "webhook_url", "webhook_secret", "lobby",
@@ -143,7 +147,25 @@ def parse_queues(r: Reader, items: Any, agents: list[AgentConfig], backend: str
         )
         if queues[-1].webhook_url and not queues[-1].webhook_secret:
             r.fail(f"{p}.webhook_secret", "missing (expected a secret to sign the webhook)")
+        check_tickets_reach(r, p, queues[-1], smtp=smtp,
+                            judge=agents_ok and len(r.problems) == problems_before)
     return queues
+
+
+def check_tickets_reach(r: Reader, path: str, queue: QueueConfig, *, smtp: bool,
+                        judge: bool = True) -> None:
+    """Nothing a visitor sends may reach nobody: each ticket goes to the queue's agents in
+    their messenger (its lobby, else a direct message each), to `helpdesk_email` through
+    [smtp], to `webhook_url`. A queue needs at least one of these; a lobby alone does not
+    count (its members are the queue's agents). `judge`: the queue's table is otherwise
+    right, so its members are known."""
+    if queue.helpdesk_email and not smtp:
+        r.fail(f"{path}.helpdesk_email", "needs [smtp] to send the mail (expected an [smtp] "
+               "table with host and from, or no helpdesk_email)")
+    elif judge and not (queue.agents or queue.helpdesk_email or queue.webhook_url):
+        r.fail(path, "its tickets (offline messages, unanswered chats) would reach nobody "
+               "(expected at least one agent in agents, a helpdesk_email with [smtp], or a "
+               "webhook_url)")
 
 
 STRATEGIES = ("least_busy", "broadcast")

@@ -7,6 +7,7 @@ the words the admin sees after the key path), or None.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -81,7 +82,14 @@ class Reader:
 
     def unknown_keys(self, data: dict[str, Any], known: set[str], path: str) -> None:
         for key in sorted(set(data) - known):
-            self.fail(f"{path}.{key}" if path else key, "unknown key")
+            self.fail(f"{path}.{key}" if path else key, "unknown key" + _did_you_mean(key, known))
+
+
+def _did_you_mean(key: str, known: set[str]) -> str:
+    """A typo's nearest known key (max_chat -> max_chats), or nothing when none is close."""
+    # A str key only: TOML keys are strings, but a table built in code may hold anything.
+    close = difflib.get_close_matches(str(key), sorted(known), n=1)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def kind_name(kind: type | tuple[type, ...]) -> str:

@@ -7,17 +7,21 @@ import asyncio
 import json
 import logging
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bridge.app import Bridge
+from bridge.backends.base import BackendError
 from bridge.cli import wait_for_signal
 from bridge.config import parse_config
 from bridge.devserver import prosody, synapse
+from bridge.startup import StartupError, check_listen_free
 
 log = logging.getLogger(__name__)
 
+DEMO_LISTEN_HINT = "--listen HOST:PORT, or make demo LISTEN=HOST:PORT"
 WELCOME = "Hi {visitor}, thanks for writing! Someone will be with you shortly."
 
 
@@ -114,6 +118,13 @@ async def run_demo(state: Path, listen: str, backend: str = "matrix") -> int:
     if not _installed(module):
         print(f"The {backend} demo needs its server: {module.INSTALL_HINT}")
         return 1
+    host, _, port = listen.rpartition(":")
+    try:
+        # Before the slow server start: a busy port is said at once, with the way out.
+        check_listen_free(host.strip("[]"), int(port), DEMO_LISTEN_HINT)
+    except StartupError as exc:
+        print(f"livechat-bridge demo: cannot start: {exc}", file=sys.stderr)
+        return 1
     state = state / backend
     print(f"Starting a private {backend} server…", flush=True)
     server = await asyncio.to_thread(start_server, state)
@@ -121,7 +132,12 @@ async def run_demo(state: Path, listen: str, backend: str = "matrix") -> int:
     try:
         config = parse_config(demo_config(state, listen, server))
         bridge = Bridge(config)
-        await bridge.start()
+        try:
+            await bridge.start(DEMO_LISTEN_HINT)
+        except (BackendError, StartupError) as exc:
+            bridge = None  # a failed start has closed all it opened
+            print(f"livechat-bridge demo: cannot start: {exc}", file=sys.stderr)
+            return 1
         print(
             "\nlivechat-bridge demo is running.\n"
             f"  Shop page with the widget:  {config.server.public_url}/demo\n"

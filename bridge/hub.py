@@ -380,7 +380,7 @@ class Hub:
                 lobby = self.router.lobby_queue(event.room)
                 reply = (await self.commands.run(parsed, agent, None, event.event_id,
                                                  lobby=lobby)).to_agents
-                self.store.mark_command_handled(event.event_id, self.clock())
+                self.store.mark_command_handled(event.event_id, self.clock(), event.room)
             else:
                 reply = "Only commands work here; try !help."
         if reply:
@@ -415,7 +415,7 @@ class Hub:
                 return  # delivered again (a sync batch fetched again, an archive read)
             log.info("conversation %s: agent %s runs %s", conversation.id, agent.id, parsed.name)
             reply = await self.commands.run(parsed, agent, conversation, event.event_id)
-            self.store.mark_command_handled(event.event_id, self.clock())
+            self.store.mark_command_handled(event.event_id, self.clock(), event.room)
             if reply.to_agents:
                 await self.notice(conversation, reply.to_agents, key=f"cmd-{event.event_id}")
             return

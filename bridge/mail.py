@@ -169,10 +169,13 @@ def build_message(
     body: str,
     *,
     reply_to: Recipient | None = None,
+    automatic: bool = False,
 ) -> EmailMessage:
     """A text/plain UTF-8 message from the configured sender; refuses injected headers.
 
     Line endings in `body` are normalized and a final newline is added if missing.
+    `automatic` marks a message the bridge sends by itself (RFC 3834), so that mail systems
+    treat it as such and vacation responders do not answer it.
     """
     if _has_break(subject):
         raise MailError("the subject must be a single line")
@@ -185,6 +188,9 @@ def build_message(
     msg["Subject"] = subject
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain=sender.domain)
+    if automatic:
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Auto-Response-Suppress"] = "All"  # the same for Exchange, which ignores RFC 3834
     msg.set_content(body, charset="utf-8", cte="quoted-printable")
     return msg
 

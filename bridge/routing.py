@@ -308,28 +308,26 @@ class Router:
     def status(self, lang: str = "") -> dict[str, Any]:
         """The public availability answer behind GET /v1/status, with the queues' names in
         the visitor's language."""
-        queues = []
-        for queue in self.hub.config.queues:
-            is_open_now = self.queue_open(queue)
-            members = self.members(queue)
-            available = is_open_now and any(m.can_take for m in members)
-            waiting = self.hub.store.count_waiting(queue.id)
-            if not is_open_now:
-                wait_s = None
-            elif available and not waiting:
-                wait_s = 0
-            else:
-                wait_s = self.wait_s(queue, waiting + 1)
-            queues.append({
-                "id": queue.id,
-                "name": queue.text("name", lang),
-                "topic": queue.text("topic", lang),
-                "open": is_open_now,
-                "available": available,
-                "waiting": waiting,
-                "wait_s": wait_s,
-            })
+        queues = [{"id": queue.id, "name": queue.text("name", lang),
+                   "topic": queue.text("topic", lang), **self._queue_status(queue)}
+                  for queue in self.hub.config.queues]
         return {"available": any(q["available"] for q in queues), "queues": queues}
+
+    def _queue_status(self, queue: QueueConfig) -> dict[str, Any]:
+        is_open_now = self.queue_open(queue)
+        members = self.members(queue)
+        available = is_open_now and any(m.can_take for m in members)
+        waiting = self.hub.store.count_waiting(queue.id)
+        wait_s = (None if not is_open_now else 0 if available and not waiting
+                  else self.wait_s(queue, waiting + 1))
+        # On duty ignores presence: a client that stopped syncing reads as away, yet the
+        # chat waits for that agent (invited on their return) or for a !claim in the lobby.
+        on_duty = any(not self.hub.store.on_break(m.id) for m in members)
+        full = bool(queue.max_waiting) and waiting >= queue.max_waiting  # start says queue_full
+        state = ("closed" if not is_open_now else "nobody" if not on_duty else
+                 "full" if full else "available" if available else "busy")
+        return {"open": is_open_now, "available": available, "waiting": waiting,
+                "wait_s": wait_s, "state": state}
 
     # -- lobbies -------------------------------------------------------------------------
 

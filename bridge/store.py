@@ -239,10 +239,25 @@ def m009_handled_commands(db: Database) -> None:
         """
         CREATE TABLE handled_commands (
             event_id TEXT PRIMARY KEY,
-            ts REAL NOT NULL
+            ts REAL NOT NULL,
+            room TEXT NOT NULL DEFAULT ''
         );
+        CREATE INDEX handled_commands_room ON handled_commands(room, ts);
         """
     )
+
+
+@migrations()
+def m010_events_by_detail(db: Database) -> None:
+    # Transcript mails are counted per recipient over all conversations on every request.
+    db.executescript("CREATE INDEX events_by_detail ON events(kind, detail, ts);")
+
+
+@migrations()
+def m011_ticket_to_agents(db: Database) -> None:
+    # Tickets are posted to the queue's agents in their messenger too, retried like mail.
+    db.executescript(
+        "ALTER TABLE tickets ADD COLUMN messenger_pending INTEGER NOT NULL DEFAULT 0;")
 
 
 _CONVERSATION_COLUMNS = """
@@ -646,10 +661,15 @@ class Store:
     def catch_up_since(self, room: str) -> float | None:
         """From when a messenger should fetch a conversation room's lines again after the
         bridge was away: the last agent line stored, or the oldest line not yet confirmed
-        in the room if that is earlier (its echo tells whether it arrived). None for rooms
-        that are no open conversation's."""
+        in the room if that is earlier (its echo tells whether it arrived). In a room of
+        commands only (a lobby), the last command run there. None for rooms of ended
+        conversations and for rooms nothing was ever taken from."""
         conversation = self.conversation_by_room(room)
-        if conversation is None or conversation.status is Status.ENDED:
+        if conversation is None:
+            row = self.db.execute("SELECT max(ts) FROM handled_commands WHERE room = ?",
+                                  (room,)).fetchone()
+            return row[0]
+        if conversation.status is Status.ENDED:
             return None
         row = self.db.execute(
             "SELECT max(CASE WHEN sender = ? AND event_id IS NOT NULL THEN ts END),"
@@ -703,12 +723,19 @@ class Store:
                               (event_id,)).fetchone()
         return row is not None
 
-    def mark_command_handled(self, event_id: str, now: float) -> None:
+    def mark_command_handled(self, event_id: str, now: float, room: str) -> None:
         """Not waited for on disk: a mark a power cut takes back lets the command run once
         more, as it would have before this table existed."""
         with self._transaction(durable=False):
-            self.db.execute("INSERT OR IGNORE INTO handled_commands (event_id, ts)"
-                            " VALUES (?, ?)", (event_id, now))
+            self.db.execute("INSERT OR IGNORE INTO handled_commands (event_id, ts, room)"
+                            " VALUES (?, ?, ?)", (event_id, now, room))
+
+    def count_events(self, kind: str, detail: str, since: float) -> int:
+        """How many `kind` events with this detail happened since then, in every
+        conversation (e.g. transcript mails to one address)."""
+        row = self.db.execute("SELECT COUNT(*) FROM events WHERE kind = ? AND detail = ?"
+                              " AND ts >= ?", (kind, detail, since)).fetchone()
+        return int(row[0])
 
     def events(self, conversation_id: str) -> list[dict[str, Any]]:
         return list(self.db.query(
@@ -795,14 +822,17 @@ class Store:
 
     # -- offline tickets ---------------------------------------------------------------
 
-    def add_ticket(self, ticket: Ticket, *, mail: bool, webhook: bool) -> None:
+    def add_ticket(self, ticket: Ticket, *, mail: bool, webhook: bool,
+                   messenger: bool = False) -> None:
         """Store a ticket with what is still to be delivered; durable before the answer."""
         with self._transaction(durable=True):
             self.db.execute(
                 "INSERT INTO tickets (id, created_at, queue_id, name, email, text, ip,"
-                " conversation_id, mail_pending, webhook_pending) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " conversation_id, mail_pending, webhook_pending, messenger_pending)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (ticket.id, ticket.created_at, ticket.queue_id, ticket.name, ticket.email,
-                 ticket.text, ticket.ip, ticket.conversation_id, int(mail), int(webhook)))
+                 ticket.text, ticket.ip, ticket.conversation_id, int(mail), int(webhook),
+                 int(messenger)))
 
     def ticket_of_conversation(self, conversation_id: str) -> Ticket | None:
         rows = list(self.db.query("SELECT * FROM tickets WHERE conversation_id = ?",
@@ -810,13 +840,20 @@ class Store:
         return _ticket(rows[0]) if rows else None
 
     def pending_tickets(self) -> list[tuple[Ticket, bool, bool]]:
+        """Tickets with mail or webhook still to deliver: (ticket, mail, webhook)."""
         rows = self.db.query(
             "SELECT * FROM tickets WHERE mail_pending = 1 OR webhook_pending = 1 ORDER BY 2")
         return [(_ticket(row), bool(row["mail_pending"]), bool(row["webhook_pending"]))
                 for row in rows]
 
+    def tickets_for_messenger(self) -> list[Ticket]:
+        """Tickets still to be posted to their queue's agents, oldest first."""
+        return [_ticket(row) for row in self.db.query(
+            "SELECT * FROM tickets WHERE messenger_pending = 1 ORDER BY created_at")]
+
     def ticket_delivered(self, ticket_id: str, what: str) -> None:
-        column = {"mail": "mail_pending", "webhook": "webhook_pending"}[what]
+        column = {"mail": "mail_pending", "webhook": "webhook_pending",
+                  "messenger": "messenger_pending"}[what]
         with self._transaction(durable=True):
             self.db.execute(f"UPDATE tickets SET {column} = 0 WHERE id = ?", (ticket_id,))
 

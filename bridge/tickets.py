@@ -1,5 +1,6 @@
 """Offline messages become tickets: stored first, then mailed to the queue's help desk
-(Reply-To: the visitor) and POSTed to its webhook, each retried until it went through."""
+(Reply-To: the visitor), POSTed to its webhook and posted to its agents in their messenger,
+each retried until it went through (`bridge.ticket_routing` says which apply)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from dataclasses import asdict
 
 import aiohttp
 
+from bridge.backends.base import Backend, BackendUnavailable
 from bridge.config import Config, QueueConfig
 from bridge.core.models import Conversation, Ticket
 from bridge.core.protocol import OfflineMessage, ProtocolError
 from bridge.mail import Mailer, MailError, build_message
 from bridge.store import Store
 from bridge.tasks import TaskGroup, backoff_delays
+from bridge.ticket_routing import AgentPoster, Routes, routes_for
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +51,27 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class Tickets:
-    """Takes offline messages and makes sure each reaches the help desk."""
+    """Takes offline messages and makes sure each reaches a person."""
 
     def __init__(self, config: Config, store: Store, mailer: Mailer | None,
-                 tasks: TaskGroup) -> None:
+                 tasks: TaskGroup, backend: Backend | None = None) -> None:
         self.config = config
         self.store = store
         self.mailer = mailer
         self._tasks = tasks
+        self._agents = None if backend is None else AgentPoster(config, store, backend)
 
     def resume(self) -> None:
         """Deliver what a previous run left undelivered."""
         for ticket, mail, webhook in self.store.pending_tickets():
             self._spawn(ticket, mail=mail, webhook=webhook)
+        for ticket in self.store.tickets_for_messenger():
+            self._spawn(ticket, messenger=True)
+
+    def routes(self, queue_id: str) -> Routes:
+        """The channels the queue's tickets go through (what the visitor may be told)."""
+        routes = routes_for(self.config.queue(queue_id), mail_ready=self.mailer is not None)
+        return Routes(routes.mail, routes.webhook, routes.messenger and self._agents is not None)
 
     def submit(self, message: OfflineMessage, ip: str, now: float) -> Ticket:
         queue = self.config.queue(message.topic) if message.topic else self.config.queues[0]
@@ -92,12 +103,17 @@ class Tickets:
 
     def _file(self, ticket: Ticket, queue: QueueConfig | None) -> None:
         """Store the ticket (durably, before anyone is told its number), then deliver it."""
-        mail = bool(queue and queue.helpdesk_email and self.mailer)
-        webhook = bool(queue and queue.webhook_url)
-        self.store.add_ticket(ticket, mail=mail, webhook=webhook)
-        self._spawn(ticket, mail=mail, webhook=webhook)
+        routes = self.routes(queue.id) if queue else Routes(False, False, False)
+        if not (routes.helpdesk or routes.messenger):
+            log.error("ticket %s: queue %s sends tickets nowhere; only stored", ticket.id,
+                      ticket.queue_id)
+        self.store.add_ticket(ticket, mail=routes.mail, webhook=routes.webhook,
+                              messenger=routes.messenger)
+        self._spawn(ticket, mail=routes.mail, webhook=routes.webhook,
+                    messenger=routes.messenger)
 
-    def _spawn(self, ticket: Ticket, *, mail: bool, webhook: bool) -> None:
+    def _spawn(self, ticket: Ticket, *, mail: bool = False, webhook: bool = False,
+               messenger: bool = False) -> None:
         queue = self.config.queue(ticket.queue_id)
         if queue is None:
             log.warning("ticket %s: queue %s is gone from the config; kept undelivered",
@@ -109,6 +125,9 @@ class Tickets:
         if webhook:
             self._tasks.spawn(self._retry(ticket, "webhook", self._webhook, queue),
                               name=f"ticket-webhook-{ticket.id}")
+        if messenger and self._agents is not None:
+            self._tasks.spawn(self._retry(ticket, "messenger", self._messenger, queue),
+                              name=f"ticket-messenger-{ticket.id}")
 
     async def _retry(self, ticket: Ticket, what: str,
                      attempt: Callable[[Ticket, QueueConfig], Awaitable[None]],
@@ -117,7 +136,8 @@ class Tickets:
         while True:
             try:
                 await attempt(ticket, queue)
-            except (MailError, aiohttp.ClientError, TimeoutError, WebhookRefused) as exc:
+            except (MailError, aiohttp.ClientError, TimeoutError, WebhookRefused,
+                    BackendUnavailable) as exc:
                 delay = next(delays)
                 log.warning("ticket %s: %s failed (%s); retry in %.0fs", ticket.id, what,
                             exc, delay)
@@ -137,6 +157,10 @@ class Tickets:
             reply_to=(ticket.name, ticket.email),
         )
         await self.mailer.send(message)
+
+    async def _messenger(self, ticket: Ticket, queue: QueueConfig) -> None:
+        assert self._agents is not None
+        await self._agents.post(ticket, queue, self.routes(queue.id))
 
     async def _webhook(self, ticket: Ticket, queue: QueueConfig) -> None:
         body = json.dumps({"ticket": asdict(ticket) | {"ip": None}, "queue": queue.id},

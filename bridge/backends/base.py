@@ -162,5 +162,10 @@ class Backend(Protocol):
     async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
         """Post a system notice (rendered distinctly from visitor lines); idempotent by key."""
 
+    async def post_direct(self, address: str, text: str, *, key: str) -> str:
+        """Send a notice to one agent in a direct chat with the bot (one found, or made and
+        remembered); idempotent by key. Raises BackendError when that agent cannot be
+        messaged, BackendUnavailable when it may work later."""
+
     async def set_typing(self, room: RoomRef, active: bool) -> None:
         """Show or clear "visitor is typing" in the room; best effort."""

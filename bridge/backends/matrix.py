@@ -47,9 +47,11 @@ from bridge.backends.base import (
     RoomGone,
     RoomSpec,
 )
+from bridge.backends.matrix_direct import DirectChats
 from bridge.config import MatrixConfig
 from bridge.core.models import RoomRef
 from bridge.core.protocol import clean_text
+from bridge.startup import first_contact, refusal
 from bridge.tasks import TaskGroup, backoff_delays
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ FIRST_SYNC_FILTER: dict[str, Any] = {**SYNC_FILTER, "room": {"timeline": {"limit
 _REPLY_FALLBACK = re.compile(r"^(> .*\n)+\n", re.MULTILINE)
 
 
-class MatrixBackend:
+class MatrixBackend(DirectChats):
     """Carries conversations into Matrix rooms through one bot account."""
 
     name = "matrix"
@@ -104,9 +106,13 @@ class MatrixBackend:
                 request_timeout=SYNC_TIMEOUT_MS / 1000 + 20,
             ),
         )
-        await self._log_in()
-        if self.state.get("sync_token") is None:
-            await self._first_sync()
+        try:
+            await self._log_in()
+            if self.state.get("sync_token") is None:
+                await self._first_sync()
+        except BaseException:
+            await self.stop()  # closes nio's HTTP session: nothing left open behind the error
+            raise
         self._tasks.spawn(self._sync_loop(), name="matrix-sync")
 
     async def stop(self) -> None:
@@ -122,7 +128,7 @@ class MatrixBackend:
         device_id = self.config.device_id or self.state.get("device_id") or ""
         if token:
             client.restore_login(self.user_id, device_id, token)
-            who = await client.whoami()
+            who = await first_contact(client.whoami(), self.config.homeserver)
             if isinstance(who, WhoamiResponse):
                 if who.device_id and who.device_id != device_id:
                     client.device_id = who.device_id
@@ -130,9 +136,12 @@ class MatrixBackend:
                 log.info("matrix: logged in as %s (device %s)", self.user_id, client.device_id)
                 return
             if self.config.access_token or not self.config.password:
-                raise BackendError(f"matrix: the access token was refused ({who})")
+                key = "access_token" if self.config.access_token else "password"  # to fix
+                raise BackendError(f"matrix.{key}: the homeserver refused the access token of "
+                                   f"{self.user_id} ({refusal(who)}) (expected a valid "
+                                   "access_token of the bot, or its password)")
         if not self.config.password:
-            raise BackendError("matrix: no password and no access token")
+            raise BackendError("matrix.password: missing (expected a password or access_token)")
         login: dict[str, Any] = {
             "type": "m.login.password",
             "identifier": {"type": "m.id.user", "user": self.user_id},
@@ -141,9 +150,10 @@ class MatrixBackend:
         }
         if device_id:
             login["device_id"] = device_id
-        response = await client.login_raw(login)
+        response = await first_contact(client.login_raw(login), self.config.homeserver)
         if not isinstance(response, LoginResponse):
-            raise BackendError(f"matrix: login refused ({response})")
+            raise BackendError(f"matrix.password: the homeserver refused the login of "
+                               f"{self.user_id} ({refusal(response)}) (wrong password?)")
         self.state.set("device_id", response.device_id)
         self.state.set("access_token", response.access_token)
         log.info("matrix: logged in as %s (device %s)", self.user_id, response.device_id)
@@ -315,7 +325,7 @@ class MatrixBackend:
         try:
             if inviter in self.agents:
                 await self._call(client.join(room))
-                log.info("matrix: joined %s, a direct chat from agent %s", room, inviter)
+                self.joined_for_agent(room, inviter, invite_state)
             else:
                 await self._call(client.room_leave(room))
                 log.info("matrix: declined an invitation to %s from %s", room, inviter)

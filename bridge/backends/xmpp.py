@@ -59,6 +59,7 @@ from bridge.backends.xmpp_archive import (
 from bridge.config import XmppConfig
 from bridge.core.models import RoomRef
 from bridge.core.protocol import clean_text
+from bridge.startup import xmpp_connect_problem
 from bridge.tasks import TaskGroup, backoff_delays
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class XmppBackend:
         self._join_refusals: dict[str, asyncio.Future[str]] = {}
         self._session_number = 0
         self._sent_in_session: dict[str, int] = {}
+        self._direct_sent: set[str] = set()  # keys of post_direct lines handed to the stream
         self._reconnecting = False
         self._ack_answer: asyncio.TimerHandle | None = None
 
@@ -174,8 +176,9 @@ class XmppBackend:
         if not await self._connect_once():
             await self.stop()
             if self._auth_failed:
-                raise BackendError(f"xmpp: {self.jid} could not log in (wrong password?)")
-            raise BackendUnavailable(f"xmpp: could not connect as {self.jid}: {self._failure}")
+                raise BackendError(f"xmpp.password: {self.jid} could not log in (wrong password?)")
+            raise BackendUnavailable(xmpp_connect_problem(
+                self.config.host, self.config.port, self.jid, self._failure))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -570,6 +573,19 @@ class XmppBackend:
             return self._direct(room, text)
         # Group chats have no notice type: a marked line is the convention clients show.
         return await self._post(room, f"ℹ️ {text}", key)
+
+    async def post_direct(self, address: str, text: str, *, key: str) -> str:
+        # A chat message has no reflection to wait for: once handed to the stream (which
+        # stream management carries over a reconnect), a retry must not send it again.
+        if key not in self._direct_sent:
+            await self._wait_session()
+            message = self._require_client().make_message(mto=JID(address), mbody=text,
+                                                          mtype="chat")
+            message["id"] = key
+            message["origin_id"]["id"] = key
+            message.send()
+            self._direct_sent.add(key)
+        return key
 
     def _direct(self, address: str, text: str) -> str:
         """A chat message to one agent (the replies of commands sent to the bot directly)."""

@@ -100,3 +100,17 @@ class Registry:
         lines.append(f"{self.prefix}{self.prefix}text — send a line that starts with "
                      f"{self.prefix!r}")
         return "\n".join(lines)
+
+
+_QUOTE_PAIRS = {'"': '"', "'": "'", "“": "”", "„": "“", "«": "»", "‘": "’"}
+
+
+def unquote(text: str) -> str:
+    """A text typed inside one pair of quotes, without them (`!canned add hi "Hello!"`);
+    any other text as it is, quotes inside it kept."""
+    text = text.strip()
+    if len(text) >= 2 and _QUOTE_PAIRS.get(text[0]) == text[-1]:
+        inner = text[1:-1]
+        if text[0] not in inner:  # "a" and "b" is two quoted parts, not one
+            return inner.strip()
+    return text

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from bridge.core.models import Page, VisitorInfo
+from bridge.core.untrusted import MAX_INT, ProtocolError, is_encodable, load_json
 
 MAX_NAME = 80
 MAX_EMAIL = 254
@@ -26,6 +26,7 @@ SURVEY_SCALE = 5
 MAX_PHONE = 40
 MAX_WHEN = 100
 MIN_PHONE_DIGITS = 5
+MAX_TOKEN = 128
 PHONE_RE = re.compile(r"\+?[0-9 ()./\-]+")
 EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -36,16 +37,6 @@ LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _DROP_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}
 _BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                      "\u2066\u2067\u2068\u2069\ufeff")
-
-
-class ProtocolError(ValueError):
-    """A frame the server refuses; `code` goes into the `error` frame."""
-
-    def __init__(self, code: str, message: str, client_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.client_id = client_id
 
 
 @dataclass(frozen=True)
@@ -84,12 +75,18 @@ def _identity(data: dict[str, Any]) -> Identity | None:
 
 def hash_token(token: str) -> str:
     """How a conversation token is stored: only its SHA-256 ever touches the disk."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    # surrogatepass: a header value aiohttp decoded with surrogateescape still hashes (to
+    # a digest no stored token has) instead of raising.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def identity_verified(secret: str, identity: Identity) -> bool:
-    """hash = hex HMAC-SHA256(secret, id), compared in constant time."""
-    if not secret:
+    """hash = hex HMAC-SHA256(secret, id), compared in constant time.
+
+    A hash that cannot be a hex digest is simply wrong (compare_digest raises on non-ASCII
+    str): the chat still starts, unverified.
+    """
+    if not secret or not identity.hash.isascii() or not is_encodable(identity.id):
         return False
     expected = hmac.new(secret.encode(), identity.id.encode(), hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, identity.hash)
@@ -140,7 +137,7 @@ class SurveyFrame:
 
 @dataclass(frozen=True)
 class TranscriptFrame:
-    email: str
+    email: str | None = None  # None: the conversation's own address (the only one allowed)
 
 
 @dataclass(frozen=True)
@@ -182,16 +179,15 @@ def is_blank(text: str) -> bool:
 
 def parse_frame(raw: str, *, max_text: int, user_agent: str = "") -> ClientFrame:
     """Turn one text frame into a typed frame; raises ProtocolError with a stable code."""
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ProtocolError("bad_json", "frame is not valid JSON") from None
+    data = load_json(raw)
     if not isinstance(data, dict):
         raise ProtocolError("bad_frame", "frame must be a JSON object")
     kind = data.get("type")
     parser = _PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None:
-        raise ProtocolError("unknown_type", f"unknown frame type {kind!r}")
+        # Only a short, escaped excerpt goes back: the message must stay small and printable.
+        raise ProtocolError("unknown_type", f"unknown frame type {kind[:40]!r}"
+                            if isinstance(kind, str) else "field 'type' must be a string")
     return parser(data, max_text, user_agent)
 
 
@@ -203,7 +199,17 @@ def _field(data: dict[str, Any], key: str, kind: type, *, required: bool = True)
         return None
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise ProtocolError("bad_field", f"field {key!r} must be {kind.__name__}")
+    if kind is int and not -MAX_INT - 1 <= value <= MAX_INT:
+        raise ProtocolError("bad_field", f"field {key!r} is out of range")
     return value
+
+
+def _topic(data: dict[str, Any]) -> str | None:
+    """A queue id as sent; one that cannot be an id (too long, not valid Unicode) is unknown."""
+    topic = _field(data, "topic", str, required=False)
+    if topic is not None and (len(topic) > MAX_TOPIC or not is_encodable(topic)):
+        raise ProtocolError("unknown_topic", "no such topic; see /v1/status")
+    return topic
 
 
 def _bounded(value: str, limit: int, key: str, *, multiline: bool = False) -> str:
@@ -227,9 +233,7 @@ def _start(data: dict[str, Any], max_text: int, user_agent: str) -> StartFrame:
         raise ProtocolError("bad_email", "field 'visitor.email' is not an email address")
     page = _field(data, "page", dict, required=False) or {}
     lang = _field(data, "lang", str, required=False) or ""
-    topic = _field(data, "topic", str, required=False)
-    if topic is not None and len(topic) > MAX_TOPIC:
-        raise ProtocolError("unknown_topic", "no such topic; see /v1/status")
+    topic = _topic(data)
     return StartFrame(
         visitor=VisitorInfo(
             name=name,
@@ -253,7 +257,9 @@ def _start(data: dict[str, Any], max_text: int, user_agent: str) -> StartFrame:
 
 def _resume(data: dict[str, Any], max_text: int, user_agent: str) -> ResumeFrame:
     token = _field(data, "token", str)
-    if len(token) > 128:
+    # Refused before it is hashed or looked up: no stored token is that long or has a lone
+    # surrogate.
+    if len(token) > MAX_TOKEN or not is_encodable(token):
         raise ProtocolError("bad_token", "unknown conversation token")
     after = _field(data, "after", int, required=False) or 0
     if after < 0:
@@ -312,7 +318,10 @@ def _survey(data: dict[str, Any], max_text: int, user_agent: str) -> SurveyFrame
 
 
 def _transcript(data: dict[str, Any], max_text: int, user_agent: str) -> TranscriptFrame:
-    email = _bounded(_field(data, "email", str), MAX_EMAIL, "email")
+    raw = _field(data, "email", str, required=False)
+    if raw is None:
+        return TranscriptFrame()
+    email = _bounded(raw, MAX_EMAIL, "email")
     if not EMAIL_RE.fullmatch(email):
         raise ProtocolError("bad_email", "field 'email' is not an email address")
     return TranscriptFrame(email=email)
@@ -365,7 +374,5 @@ def parse_offline(data: Any, *, max_text: int) -> OfflineMessage:
     text = clean_text(raw)
     if is_blank(text):
         raise ProtocolError("empty", "message is empty")
-    topic = _field(data, "topic", str, required=False)
-    if topic is not None and len(topic) > MAX_TOPIC:
-        raise ProtocolError("unknown_topic", "no such topic; see /v1/status")
+    topic = _topic(data)
     return OfflineMessage(name=name, email=email, topic=topic or None, text=text)

@@ -12,10 +12,10 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from bridge.config import Config, normalize_origin
-from bridge.core.protocol import ProtocolError, parse_offline
+from bridge.core.protocol import LANG_RE, ProtocolError, load_json, parse_offline
 from bridge.hub import Hub
 from bridge.tickets import Flooded, Tickets
-from bridge.web import stats
+from bridge.web import client_address, stats
 from bridge.web.ws import handle_ws, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,16 @@ DEFAULT_STRINGS: dict[str, str] = {
     "queue": "You are number {position} in line",
     "wait": "about {minutes} min",
     "instead": "Leave a message instead",
-    "offline": "We are offline right now. Leave a message and we will answer by email.",
+    "offline": "We are offline right now. Leave a message and we will get back to you.",
+    "busy": "All agents are busy; you will be number {position} in line",
+    "full": "Too many people are waiting right now. Leave a message and we will get back "
+            "to you.",
+    "leave_note": "Leave a message and we will get back to you.",
     "or_leave": "Or leave a message",
     "ticket": "Thanks! Your message is ticket {ticket}; we will answer by email.",
+    # When no help desk gets the ticket (only the queue's agents): no "we will answer by email".
+    "ticket_team": "Thanks! Your message is ticket {ticket}; our team will get back to you at "
+                   "{email}.",
     "slow": "Too many messages; please try again later.",
     "callback": "{name} asks for a phone number to call you back",
     "phone": "Phone number",
@@ -52,9 +59,20 @@ DEFAULT_STRINGS: dict[str, str] = {
     "callback_saved": "Thanks, we will call you at {phone}",
     "ended": "The chat has ended.",
     "reconnecting": "Reconnecting…",
+    "retrying": "Not sent yet; trying again…",
     "chat": "Chat with us",
     "leave": "Leave a message",
     "error": "Something went wrong.",
+    # The widget shows these, never the server's English `message` of an error frame.
+    "error_bad_email": "Please check the email address.",
+    "error_too_long": "That is too long; please shorten it.",
+    "error_nothing_written": "Write your message first, then leave it.",
+    "error_too_many_chats": "Too many chats from here; please try again later.",
+    "error_unavailable": "Chat is not available; please write to us by email.",
+    "error_bad_phone": "Please check the phone number.",
+    "error_mail": "The transcript could not be emailed; please download it instead.",
+    "end_confirm": "End this chat?",
+    "end_keep": "Keep chatting",
     "end": "End chat",
     "new": "New chat",
     "close": "Minimize",
@@ -78,6 +96,7 @@ def create_app(config: Config, hub: Hub, tickets: Tickets) -> web.Application:
     app[TICKETS] = tickets
     app[CONFIG] = config
     app[SOCKETS] = weakref.WeakSet()
+    client_address.install(app, config)  # the per-address counters of [limits]
     app.router.add_get("/v1/ws", _ws)
     app.router.add_get("/v1/config", _widget_config)
     app.router.add_get("/v1/status", _status)
@@ -119,8 +138,10 @@ def _strings(config: Config, lang: str) -> dict[str, str]:
 
 def _lang(request: web.Request) -> str:
     """`?lang=de-AT`: the visitor's language, for the admin's translations (a part of the
-    URL, so each language is cached on its own)."""
-    return request.query.get("lang", "")[:35]
+    URL, so each language is cached on its own). Anything that is not a language tag gets
+    the defaults, as an unknown language does."""
+    lang = request.query.get("lang", "")[:35]
+    return lang if LANG_RE.fullmatch(lang) else ""
 
 
 async def _widget_config(request: web.Request) -> web.Response:
@@ -132,6 +153,7 @@ async def _widget_config(request: web.Request) -> web.Response:
         "color": config.widget.color,
         "position": config.widget.position,
         "max_text": config.server.max_text,
+        "mail": config.smtp is not None,  # whether "Email it to me" can work at all
         "queues": [{"id": q.id, "name": q.text("name", lang), "topic": q.text("topic", lang)}
                    for q in config.queues],
         "strings": strings,
@@ -171,21 +193,25 @@ async def _transcript(request: web.Request) -> web.Response:
 
 
 async def _offline(request: web.Request) -> web.Response:
-    """An offline message becomes a ticket: 201 {"ticket"}, 400 bad input, 429 flooded."""
+    """An offline message becomes a ticket: 201 {"ticket", "helpdesk", "routes"}, 400 bad
+    input, 429 flooded."""
     config = request.app[CONFIG]
     if not origin_allowed(request, config.server):
         return _error(request, 403, "origin", "origin not allowed")
     try:
-        body = await request.json()
+        # JSON is UTF-8 whatever charset the Content-Type claims; load_json refuses what
+        # json.loads would choke on (deep nesting, NaN, huge numbers) with a 400 code.
+        body = load_json(await request.read(), what="the body")
         message = parse_offline(body, max_text=config.server.max_text)
-        ticket = request.app[TICKETS].submit(message, request.remote or "", time.time())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(request, 400, "bad_json", "the body is not valid JSON")
+        ticket = request.app[TICKETS].submit(message, client_address.request_address(request),
+                                             time.time())
     except ProtocolError as exc:
         return _error(request, 400, exc.code, exc.message)
     except Flooded:
         return _error(request, 429, "rate_limited", "too many messages; try again later")
-    response = web.json_response({"ticket": ticket.id}, status=201)
+    routes = request.app[TICKETS].routes(ticket.queue_id)
+    response = web.json_response({"ticket": ticket.id, "helpdesk": routes.helpdesk,
+                                  "routes": routes.names()}, status=201)
     return _cors(request, response, config)
 
 

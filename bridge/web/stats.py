@@ -82,7 +82,8 @@ def register(app: web.Application, admin_token: str, store: Store,
 
 
 def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8")).digest()
+    # A header's bytes that were not UTF-8 come as surrogates: a wrong token, not an error.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 async def _get(request: web.Request) -> web.Response:

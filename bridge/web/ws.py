@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable
@@ -32,6 +33,8 @@ from bridge.core.protocol import (
 )
 from bridge.core.ratelimit import TokenBucket
 from bridge.hub import Hub
+from bridge.store import StoreUnavailable
+from bridge.web.client_address import AddressLimits, limits_of
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,10 @@ MAX_QUEUED_FRAMES = 500
 # A frame up to this size (in characters, so at most 16 KiB) written into an empty socket
 # buffer stays well below the transport's high-water mark (64 KiB): the write cannot pause.
 AT_ONCE_MAX_CHARS = 4096
-_CLOSE = "\x00close"  # a marker in a socket's queue: close it there
+# A socket closed for being too slow gets this long to take the close frame (after what is
+# already on its way) before its connection is cut.
+SLOW_CLOSE_GRACE_S = 30.0
+CLOSE_POLL_S = 0.25
 # A client that keeps flooding after being told is closed: it is not a widget.
 MAX_REFUSED_FRAMES = 50
 
@@ -66,9 +72,10 @@ class SocketSink:
         self.last_seq = 0  # of the conversation it follows: where to pick up again
         self._queue: deque[str] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     async def send(self, frame: frames.Frame) -> None:
-        if self.ws.closed:
+        if self.ws.closed or self._closing is not None:
             return
         seq = frame.get("seq")
         if isinstance(seq, int) and frame["type"] != "resumed":
@@ -83,11 +90,9 @@ class SocketSink:
         if self._queue is None:
             self._queue = deque()
         if len(self._queue) >= MAX_QUEUED_FRAMES:
-            log.info("visitor socket too slow (%d frames queued); closing it", len(self._queue))
-            self._queue.clear()
-            self._queue.append(_CLOSE)
-        else:
-            self._queue.append(data)
+            self._close_too_slow()
+            return
+        self._queue.append(data)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write(self._queue))
 
@@ -98,13 +103,40 @@ class SocketSink:
         return (isinstance(transport, asyncio.WriteTransport) and not transport.is_closing()
                 and transport.get_write_buffer_size() == 0 and len(data) <= AT_ONCE_MAX_CHARS)
 
+    def _close_too_slow(self) -> None:
+        """Close at once with 1013, not after the queue: the writer waits on a peer that
+        does not read, and would never reach the end. Frames already handed to the
+        connection still come first; the queued ones are dropped (a resume replays them)."""
+        log.info("visitor socket too slow (%d frames queued); closing it with 1013",
+                 len(self._queue or ()))
+        self._queue = None
+        if self._writer is not None:
+            self._writer.cancel()  # waiting for the peer to drain; its frame is written
+            self._writer = None
+        self._closing = asyncio.get_running_loop().create_task(self._close_slow_socket())
+
+    async def _close_slow_socket(self) -> None:
+        transport = self._transport
+        try:
+            async with asyncio.timeout(SLOW_CLOSE_GRACE_S):
+                await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow",
+                                    drain=False)
+                # What was written before the close frame, and the frame itself, still
+                # reach a peer that reads again within the grace (a closing transport
+                # tells no one when its buffer empties: it is looked at).
+                while isinstance(transport, asyncio.WriteTransport) \
+                        and transport.get_write_buffer_size() > 0:  # noqa: ASYNC110
+                    await asyncio.sleep(CLOSE_POLL_S)
+                return
+        except (TimeoutError, ConnectionError, RuntimeError) as exc:
+            log.debug("slow visitor socket not closed cleanly: %r", exc)
+        if transport is not None:
+            transport.abort()  # a peer that never reads holds no buffers with us
+
     async def _write(self, queue: deque[str]) -> None:
         while queue:
             data = queue.popleft()
             try:
-                if data is _CLOSE:
-                    await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
-                    break
                 await self.ws.send_str(data)
             except (ConnectionError, RuntimeError) as exc:
                 log.debug("visitor socket gone while sending: %s", exc)
@@ -138,8 +170,11 @@ class VisitorConnection:
     """Reads one socket's frames in order and hands them to the hub."""
 
     def __init__(self, hub: Hub, server: ServerConfig, ws: web.WebSocketResponse,
-                 transport: asyncio.BaseTransport | None, user_agent: str) -> None:
+                 transport: asyncio.BaseTransport | None, user_agent: str,
+                 limits: AddressLimits | None = None, address: str = "") -> None:
         self.hub = hub
+        self.limits = limits or AddressLimits()
+        self.address = address  # the [limits] key of the client (see client_address)
         self.server = server
         self.ws = ws
         self.sink = SocketSink(ws, transport)
@@ -181,6 +216,11 @@ class VisitorConnection:
             await self.dispatch(frame)
         except ProtocolError as exc:
             await self.sink.send(frames.error_frame(exc.code, exc.message, exc.client_id))
+        except StoreUnavailable as exc:  # disk full: the frame changed nothing; send it again
+            log.warning("conversation %s: frame refused, store unavailable: %s",
+                        self.conversation_id, exc)
+            await self.sink.send(frames.error_frame("try_again", "the bridge cannot store "
+                                                    "anything right now; try again shortly"))
         except Exception:
             ref = f"{time.time_ns() & 0xFFFFFF:06x}"
             log.exception("conversation %s: internal error (ref %s)", self.conversation_id, ref)
@@ -192,7 +232,7 @@ class VisitorConnection:
             case PingFrame():
                 await self.sink.send({"type": "pong"})
             case StartFrame():
-                await self._switch(self.hub.start_conversation(frame, self.sink))
+                await self._start(frame)
             case ResumeFrame():
                 await self._switch(self.hub.resume(frame, self.sink))
             case MessageFrame():
@@ -217,8 +257,37 @@ class VisitorConnection:
                 await self.hub.aftercare.visitor_callback(self._current(), frame)
                 await self.sink.send(frames.callback_saved_frame(frame.phone))
             case TranscriptFrame():
-                await self.hub.aftercare.visitor_transcript(self._current(), frame.email)
-                await self.sink.send(frames.transcript_sent_frame(frame.email))
+                sent_to = await self._transcript(self._current(), frame.email)
+                await self.sink.send(frames.transcript_sent_frame(sent_to))
+
+    async def _start(self, frame: StartFrame) -> None:
+        """Start a conversation unless this address started too many lately: each one is a
+        room on the messenger, so the limit is checked before the hub sees the frame."""
+        chats, now = self.limits.chats, time.monotonic()
+        if not chats.take(self.address, now):
+            minutes = math.ceil(chats.retry_after(self.address, now) / 60)
+            log.info("refused a new chat from %s: too many lately", self.address)
+            raise ProtocolError("too_many_chats", "too many new chats from your address; "
+                                f"try again in {minutes} min or leave a message")
+        try:
+            await self._switch(self.hub.start_conversation(frame, self.sink))
+        except (ProtocolError, StoreUnavailable):
+            chats.give_back(self.address, now)  # refused before anything was created
+            raise
+
+    async def _transcript(self, conversation_id: ConversationId, email: str | None) -> str:
+        """Email the transcript unless this address asked for too many lately: the mail
+        goes from the site's own address, so it must not become a way to spam anyone."""
+        mails, now = self.limits.transcripts, time.monotonic()
+        if not mails.take(self.address, now):
+            raise ProtocolError("too_many_mails", "too many transcript emails from your "
+                                "address; download the transcript instead")
+        try:
+            return await self.hub.aftercare.visitor_transcript(conversation_id, email)
+        except ProtocolError as exc:
+            if exc.code != "mail_failed":  # refused before the mail relay was asked
+                mails.give_back(self.address, now)
+            raise
 
     def _current(self) -> ConversationId:
         if self.conversation_id is None:
@@ -252,11 +321,25 @@ async def handle_ws(
     if not origin_allowed(request, server):
         log.info("refused a visitor socket from origin %r", request.headers.get("Origin"))
         raise web.HTTPForbidden(text="origin not allowed")
-    # Compression off: a deflate context costs about 7x the memory of an idle socket.
-    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_FRAME_BYTES, heartbeat=55)
-    await ws.prepare(request)
-    sockets.add(ws)
-    connection = VisitorConnection(hub, server, ws, request.transport,
-                                   request.headers.get("User-Agent", ""))
-    await connection.run()
+    limits = limits_of(request)
+    address = limits.key(request)
+    if not limits.sockets.acquire(address):
+        log.info("refused a visitor socket from %s: %d open already", address,
+                 limits.sockets.count(address))
+        raise web.HTTPTooManyRequests(text=TOO_MANY_SOCKETS, content_type="application/json")
+    try:
+        # Compression off: a deflate context costs about 7x the memory of an idle socket.
+        ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_FRAME_BYTES, heartbeat=55)
+        await ws.prepare(request)
+        sockets.add(ws)
+        connection = VisitorConnection(hub, server, ws, request.transport,
+                                       request.headers.get("User-Agent", ""), limits, address)
+        await connection.run()
+    finally:
+        limits.sockets.release(address)
     return ws
+
+
+TOO_MANY_SOCKETS = json.dumps({"error": {
+    "code": "too_many_sockets",
+    "message": "too many open chat connections from your address; close some and retry"}})

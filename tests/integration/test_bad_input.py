@@ -23,6 +23,15 @@ async def test_malformed_frames_get_errors_and_the_socket_survives(make_matrix_b
          "unknown_topic"),
         ('{"type": "resume", "token": "forged-token-value", "after": 0}', "bad_token"),
         ('{"type": "typing", "active": "yes"}', "bad_field"),
+        # Inputs Python's json module takes but later code would choke on.
+        ("[" * 5000 + "]" * 5000, "bad_frame"),
+        ('{"type": "ping", "x": ' + '{"a": ' * 3000 + "1" + "}" * 3000 + "}", "bad_frame"),
+        ('{"type": "read", "seq": NaN}', "bad_json"),
+        ('{"type": "resume", "token": "t", "after": ' + "9" * 5000 + "}", "bad_field"),
+        ('{"type": "resume", "token": "t", "after": 18446744073709551616}', "bad_field"),
+        ('{"type": "resume", "token": "\\ud800", "after": 0}', "bad_token"),
+        ('{"type": "start", "visitor": {"name": "A", "email": "a@example.com"}, '
+         '"topic": "\\udfff"}', "unknown_topic"),
     ]
     for raw, code in cases:
         before = len(visitor.frames)
@@ -144,3 +153,37 @@ async def test_matrix_html_never_leaves_as_html(make_matrix_bridge, matrix_agent
     })
     reply = await visitor.wait("message", lambda f: f["from"] == "agent")
     assert reply["text"] == "plain <i>words</i>"
+
+
+async def test_a_non_hex_identity_hash_starts_the_chat_unverified(make_matrix_bridge,
+                                                                  visitors) -> None:
+    bridge = await make_matrix_bridge(identity="a-site-secret")
+    visitor = await visitors(bridge.base_url)
+    for bad_hash in ["é" * 64, "\ud800"]:
+        before = len(visitor.frames)
+        await visitor.send({"type": "start", "identity": {
+            "id": "cust-42", "name": "Anna", "email": "anna@example.com", "hash": bad_hash}})
+        started = await visitor.wait("started", start=before)
+        assert not visitor.of("error")
+        visitor_info = bridge.store.conversation(started["conversation"]).visitor
+        assert (visitor_info.identity_id, visitor_info.verified) == ("cust-42", False)
+
+
+async def test_hostile_offline_bodies_get_400_with_a_documented_code(make_matrix_bridge
+                                                                     ) -> None:
+    bridge = await make_matrix_bridge()
+    cases = [
+        (b"[" * 50_000 + b"]" * 10_000, "bad_frame"),
+        (b'{"name": "A", "email": "a@example.com", "text": "hi", "x": NaN}', "bad_json"),
+        (b'{"name": "A", "email": "a@example.com", "text": "hi", "topic": ' + b"9" * 5000
+         + b"}", "bad_field"),
+        (b'{"name": "A", "email": "a@example.com", "text": "hi", "topic": "\\udfff"}',
+         "unknown_topic"),
+        (b"\xff\xfe{}", "bad_json"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for body, code in cases:
+            async with http.post(f"{bridge.base_url}/v1/offline", data=body,
+                                 headers={"Content-Type": "application/json"}) as response:
+                assert response.status == 400, body[:80]
+                assert (await response.json())["error"]["code"] == code, body[:80]

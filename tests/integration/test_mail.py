@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from email.message import EmailMessage
 from typing import Any
@@ -19,7 +20,10 @@ from bridge.mail import (
     build_message,
     parse_smtp,
 )
+from tests.integration.conftest import TestAgent, room_of
 from tests.integration.smtp_server import SENDER, SmtpServer, StartServer
+from tests.integration.test_after_end import smtp_settings
+from tests.integration.test_commands import notice
 
 # The login tests use AUTH without TLS on purpose (loopback only); aiosmtpd warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -247,7 +251,7 @@ def test_parse_tls_defaults_to_port_465_without_starttls() -> None:
         (MINIMAL | {"port": "587"}, ["smtp.port: expected an integer, got '587'"]),
         (MINIMAL | {"port": 70000}, ["smtp.port: 70000 is not a port (expected 1-65535)"]),
         (MINIMAL | {"starttls": "yes"}, ["smtp.starttls: expected true or false, got 'yes'"]),
-        (MINIMAL | {"hots": "x"}, ["smtp.hots: unknown key"]),
+        (MINIMAL | {"hots": "x"}, ["smtp.hots: unknown key; did you mean host?"]),
         (MINIMAL | {"host": "smtp example.com"}, ["smtp.host: 'smtp example.com' is not a host"
                                                   " name (expected e.g. smtp.example.com)"]),
         (MINIMAL | {"timeout": "20"},
@@ -285,3 +289,135 @@ def test_parse_errors_use_the_given_path() -> None:
     assert parse({"from": SENDER}, "mail.smtp")[1] == [
         "mail.smtp.host: missing (expected a string)"
     ]
+
+
+# --- transcripts through a running bridge ----------------------------------------------------
+
+
+async def mailed_chat(bridge: Any, visitors: Any, email: str, name: str = "Anna") -> Any:
+    """A visitor in a chat of their own who wrote one line."""
+    visitor = await visitors(bridge.base_url)
+    await visitor.start(name=name, email=email)
+    await visitor.say("Where is my order?")
+    return visitor
+
+
+async def transcript_answer(visitor: Any) -> dict[str, Any]:
+    """The answer to the visitor's one `transcript` frame: `transcript` or an `error`."""
+    async with asyncio.timeout(15):
+        while not (visitor.of("transcript") or visitor.of("error")):
+            await asyncio.sleep(0.05)
+    return (visitor.of("transcript") or visitor.of("error"))[0]
+
+
+async def test_a_visitor_cannot_mail_another_address(make_matrix_bridge, visitors,
+                                                     start_server: StartServer) -> None:
+    smtp = start_server()
+    bridge = await make_matrix_bridge(smtp=smtp_settings(smtp.port))
+    visitor = await mailed_chat(bridge, visitors, "anna@example.com")
+    for other in ("victim@example.org", "anna@example.com.example.org"):
+        before = len(visitor.frames)
+        await visitor.send({"type": "transcript", "email": other})
+        error = await visitor.wait("error", start=before)
+        assert error["code"] == "mail_address"
+    assert smtp.handler.received == []
+
+    # Without an address, or with the chat's own in another letter case, it goes to the
+    # address of the pre-chat form.
+    for frame in ({"type": "transcript"}, {"type": "transcript", "email": " ANNA@example.com"}):
+        before = len(visitor.frames)
+        await visitor.send(frame)
+        assert (await visitor.wait("transcript", start=before))["sent"] is True
+    assert [m.envelope.rcpt_tos for m in smtp.handler.received] == [["anna@example.com"]] * 2
+
+
+async def test_many_chats_cannot_mail_one_address_more_than_the_limit(
+    make_matrix_bridge, visitors, start_server: StartServer
+) -> None:
+    smtp = start_server()
+    bridge = await make_matrix_bridge(smtp=smtp_settings(smtp.port))
+    # Five chats naming the same (someone else's) address, all asking at the same moment.
+    addresses = ["victim@example.org", "Victim@Example.org", "victim@example.org",
+                 "VICTIM@example.org", "victim@example.org"]
+    chats = [await mailed_chat(bridge, visitors, address) for address in addresses]
+    await asyncio.gather(*(visitor.send({"type": "transcript", "email": address})
+                           for visitor, address in zip(chats, addresses, strict=True)))
+    answers = await asyncio.gather(*map(transcript_answer, chats))
+    assert sorted(a.get("code", "sent") for a in answers) == ["mail_limit"] * 2 + ["sent"] * 3
+    assert len(smtp.handler.received) == 3
+
+    # The limit is counted from the database: a restarted bridge still holds it.
+    await bridge.stop()
+    bridge = await make_matrix_bridge(smtp=smtp_settings(smtp.port))
+    visitor = await mailed_chat(bridge, visitors, "victim@example.org")
+    await visitor.send({"type": "transcript"})
+    error = await visitor.wait("error")
+    assert error["code"] == "mail_limit" and "24 hours" in error["message"]
+    assert len(smtp.handler.received) == 3
+
+
+async def test_an_agent_may_mail_any_address(make_bridge, agent: TestAgent, visitors,
+                                             start_server: StartServer) -> None:
+    smtp = start_server()
+    bridge = await make_bridge(smtp=smtp_settings(smtp.port))
+    # The address had its visitors' share already; an agent is trusted past it.
+    for _ in range(3):
+        visitor = await mailed_chat(bridge, visitors, "boss@example.org")
+        await visitor.send({"type": "transcript", "email": "boss@example.org"})
+        assert (await transcript_answer(visitor))["type"] == "transcript"
+        await visitor.send({"type": "end"})  # Alice can hold only three chats
+        await visitor.wait("ended")
+    visitor = await mailed_chat(bridge, visitors, "anna@example.com")
+    started = visitor.of("started")[0]
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await agent.say(room, "!transcript Boss@example.org")
+    await notice(agent, room, "Transcript sent to Boss@example.org.")
+    assert smtp.handler.received[-1].envelope.rcpt_tos == ["Boss@example.org"]
+    body = wire_text(smtp.handler.received[-1].message)
+    assert body.startswith("This is a transcript of a chat on shop.example.com. "
+                           "An agent sent it to you from that chat.\n")
+
+    # The visitor of that chat still cannot send it there, only to their own address.
+    await visitor.send({"type": "transcript", "email": "boss@example.org"})
+    assert (await visitor.wait("error"))["code"] == "mail_address"
+    await visitor.send({"type": "transcript"})
+    await visitor.wait("transcript")
+    assert smtp.handler.received[-1].envelope.rcpt_tos == ["anna@example.com"]
+    assert len(smtp.handler.received) == 5
+
+
+async def test_the_mail_is_plainly_a_transcript_from_the_site(make_matrix_bridge, visitors,
+                                                              start_server: StartServer) -> None:
+    smtp = start_server()
+    bridge = await make_matrix_bridge(smtp=smtp_settings(smtp.port))
+    lure = "Your account is locked: call +1 555 0100"
+    visitor = await mailed_chat(bridge, visitors, "anna@example.com", name=lure)
+    await visitor.send({"type": "transcript", "email": "anna@example.com"})
+    await visitor.wait("transcript")
+    [got] = smtp.handler.received
+    m = got.message
+    assert m["Subject"] == "Your chat transcript from shop.example.com"
+    assert m["Auto-Submitted"] == "auto-generated"
+    assert m["From"].addresses[0].display_name == "Support"
+    assert [(a.display_name, a.addr_spec) for a in m["To"].addresses] == [
+        ("", "anna@example.com")]
+    assert lure not in str(m["Subject"]) + str(m["From"]) + str(m["To"])
+    assert not m.is_multipart() and m.get_content_type() == "text/plain"
+    body = wire_text(m)
+    assert body.startswith(
+        "This is a transcript of a chat on shop.example.com. It was requested in that chat, "
+        "for the email address given there.\nIt contains what was written in the chat, by the "
+        "visitor and by the staff.\nIf you did not ask for it, you can ignore this email.\n")
+    assert f"{lure}: Where is my order?" in body
+
+    # A page the site does not own is not named: the bridge's own address stands instead.
+    visitor = await visitors(bridge.base_url)
+    await visitor.send({"type": "start", "visitor": {"name": "Eve", "email": "eve@example.com"},
+                        "page": {"url": "https://evil.example/pay-here"}})
+    await visitor.wait("started")
+    await visitor.send({"type": "transcript"})
+    await visitor.wait("transcript")
+    site = bridge.config.server.public_url.partition("://")[2]
+    assert smtp.handler.received[-1].message["Subject"] == f"Your chat transcript from {site}"
+    assert "evil.example" not in wire_text(smtp.handler.received[-1].message)

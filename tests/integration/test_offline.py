@@ -57,10 +57,11 @@ async def receiver() -> AsyncIterator[Receiver]:
     await hook.runner.cleanup()
 
 
-def offline_queues(hook_url: str) -> list[dict]:
-    return [{"id": "support", "name": "Support", "agents": ["alice"],
-             "helpdesk_email": "helpdesk@example.com", "webhook_url": hook_url,
-             "webhook_secret": SECRET}]
+def offline_queues(hook_url: str, *, mail: bool = True) -> list[dict]:
+    """`mail`: with a helpdesk_email (the bridge then needs [smtp])."""
+    desk = {"helpdesk_email": "helpdesk@example.com"} if mail else {}
+    return [{"id": "support", "name": "Support", "agents": ["alice"], "webhook_url": hook_url,
+             "webhook_secret": SECRET, **desk}]
 
 
 async def post(base_url: str, body: object, origin: str | None = None) -> tuple[int, dict]:
@@ -86,6 +87,8 @@ async def test_an_offline_message_reaches_the_help_desk_by_mail_and_webhook(
         queues=offline_queues(receiver.url))
     status, answer = await post(bridge.base_url, MESSAGE, origin="https://shop.example.com")
     assert status == 201 and answer["ticket"].startswith("T-")
+    # A help desk has it: the widget may say "we will answer by email"; the agents get it too.
+    assert (answer["helpdesk"], answer["routes"]) == (True, ["mail", "webhook", "messenger"])
 
     async with asyncio.timeout(15):
         while len(receiver.calls) < 2 or not smtp.handler.received:
@@ -147,7 +150,7 @@ async def test_a_webhook_that_times_out_is_retried_and_blocks_nothing(
     monkeypatch.setattr(tickets, "WEBHOOK_TIMEOUT_S", 0.5)
     hook = await Receiver([], stalls=1).start()
     try:
-        bridge = await make_matrix_bridge(queues=offline_queues(hook.url))
+        bridge = await make_matrix_bridge(queues=offline_queues(hook.url, mail=False))
         started = asyncio.get_running_loop().time()
         status, answer = await post(bridge.base_url, MESSAGE)
         assert status == 201 and asyncio.get_running_loop().time() - started < 0.5

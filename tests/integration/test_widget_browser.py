@@ -247,7 +247,7 @@ async def test_waiting_estimate_and_leaving_a_message_in_chromium(
 
     await expect(instead).to_be_visible()  # offered after 1.8 s of waiting
     await instead.click()  # nothing written yet: the widget asks for the message first
-    await expect(status).to_have_text("write your message first, then leave it")
+    await expect(status).to_have_text("Write your message first, then leave it.")
     await send_line(page, "Please send the invoice again")
     await expect(page.locator(".lcb-msg.lcb-visitor.lcb-pending")).to_have_count(0)
     await instead.click()

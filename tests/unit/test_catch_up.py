@@ -59,8 +59,16 @@ def test_an_unconfirmed_visitor_line_moves_the_start_back(store: Store) -> None:
     assert store.catch_up_since(ROOM) == 200.0
 
 
-def test_rooms_of_no_open_conversation_need_no_catching_up(store: Store) -> None:
-    assert store.catch_up_since(RoomRef("lobby@muc.example.com")) is None
+def test_a_lobby_is_read_from_its_last_command(store: Store) -> None:
+    lobby = RoomRef("lobby@muc.example.com")
+    assert store.catch_up_since(lobby) is None  # nothing ever taken from it
+    store.mark_command_handled("ev1", 40.0, lobby)
+    store.mark_command_handled("ev2", 50.0, lobby)
+    store.mark_command_handled("ev3", 90.0, "elsewhere@muc.example.com")
+    assert store.catch_up_since(lobby) == 50.0
+
+
+def test_rooms_of_ended_conversations_need_no_catching_up(store: Store) -> None:
     new_conversation(store, C1)
     store.set_room(C1, ROOM)
     store.set_status(C1, Status.ENDED, ended_at=300.0)
@@ -69,8 +77,8 @@ def test_rooms_of_no_open_conversation_need_no_catching_up(store: Store) -> None
 
 def test_a_command_is_marked_once(store: Store) -> None:
     assert not store.command_handled("ev1")
-    store.mark_command_handled("ev1", 10.0)
-    store.mark_command_handled("ev1", 11.0)  # delivered again: no error
+    store.mark_command_handled("ev1", 10.0, ROOM)
+    store.mark_command_handled("ev1", 11.0, ROOM)  # delivered again: no error
     assert store.command_handled("ev1")
     assert not store.command_handled("ev2")
 

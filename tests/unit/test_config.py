@@ -214,7 +214,9 @@ def test_queue_topic_defaults_to_name_and_can_be_set() -> None:
 
 def test_queue_with_no_agents_is_allowed() -> None:
     raw = matrix_raw()
-    raw["queues"][0]["agents"] = []
+    raw["queues"][0]["agents"] = []  # its tickets go to a help desk's webhook instead
+    raw["queues"][0] |= {"webhook_url": "https://helpdesk.example.com/hook",
+                         "webhook_secret": "hook-secret-1"}
     assert parse_config(raw).queues[0].agents == ()
 
 
@@ -392,11 +394,11 @@ def test_backend_type_wrong_type() -> None:
     ("raw_path", "key", "expected"),
     [
         ((), "colour", "colour: unknown key"),
-        (("server",), "listn", "server.listn: unknown key"),
+        (("server",), "listn", "server.listn: unknown key; did you mean listen?"),
         (("storage",), "file", "storage.file: unknown key"),
-        (("matrix",), "pasword", "matrix.pasword: unknown key"),
+        (("matrix",), "pasword", "matrix.pasword: unknown key; did you mean password?"),
         (("agents", 0), "email", "agents[0].email: unknown key"),
-        (("queues", 1), "hourz", "queues[1].hourz: unknown key"),
+        (("queues", 1), "hourz", "queues[1].hourz: unknown key; did you mean hours?"),
         (("widget",), "size", "widget.size: unknown key"),
     ],
 )
@@ -955,7 +957,7 @@ def test_queue_translations() -> None:
         ({"de": "Kundendienst"},
          "queues[0].translations.de: is not a language table (expected e.g. "
          "[queues.translations.de])"),
-        ({"de": {"nam": "x"}}, "queues[0].translations.de.nam: unknown key"),
+        ({"de": {"nam": "x"}}, "queues[0].translations.de.nam: unknown key; did you mean name?"),
         ({"de": {"welcome": "Hallo {kunde}"}},
          "queues[0].translations.de.welcome: unknown placeholder {kunde} (known: {agent}, "
          "{queue}, {visitor})"),
@@ -968,3 +970,142 @@ def test_queue_translation_problems(translations: dict[str, Any], problem: str) 
     raw = matrix_raw()
     raw["queues"][0]["translations"] = translations
     assert only_problem(raw) == problem
+
+
+# -- [limits] and server.trusted_proxies -----------------------------------------------------
+
+
+def test_limits_defaults_and_values() -> None:
+    config = parse_config(matrix_raw())
+    assert config.limits.sockets_per_address == 20
+    assert config.limits.chats_per_address == 10
+    assert config.limits.chats_window_minutes == 10.0
+    assert config.limits.transcripts_per_hour == 5
+    assert config.limits.uploads_per_hour == 20
+    assert config.server.trusted_proxies == ()
+    raw = matrix_raw()
+    raw["limits"] = {"sockets_per_address": 0, "chats_per_address": 3,
+                     "chats_window_minutes": 0.5, "uploads_per_hour": 7}
+    raw["server"] = {"trusted_proxies": ["127.0.0.1", " 10.0.0.0/8", "fd00::/8"]}
+    config = parse_config(raw)
+    assert (config.limits.sockets_per_address, config.limits.chats_per_address,
+            config.limits.chats_window_minutes, config.limits.uploads_per_hour) == (0, 3, 0.5, 7)
+    assert config.server.trusted_proxies == ("127.0.0.1", "10.0.0.0/8", "fd00::/8")
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        ({"sockets_per_address": -1}, "limits.sockets_per_address: -1 is negative (expected an "
+         "integer >= 0; 0 switches the limit off)"),
+        ({"chats_per_address": "10"}, "limits.chats_per_address: expected an integer, got '10'"),
+        ({"transcripts_per_hour": 2.5},
+         "limits.transcripts_per_hour: expected an integer, got 2.5"),
+        ({"uploads_per_hour": True}, "limits.uploads_per_hour: expected an integer, got True"),
+        ({"chats_window_minutes": 0},
+         "limits.chats_window_minutes: 0 is not positive (expected minutes > 0)"),
+        ({"chats_window_minutes": "10m"},
+         "limits.chats_window_minutes: expected a number, got '10m'"),
+        ({"sockets": 5}, "limits.sockets: unknown key"),
+    ],
+)
+def test_limits_problems(limits: dict[str, Any], expected: str) -> None:
+    raw = matrix_raw()
+    raw["limits"] = limits
+    assert only_problem(raw) == expected
+
+
+def test_limits_not_a_table() -> None:
+    raw = matrix_raw()
+    raw["limits"] = 5
+    assert only_problem(raw) == "limits: expected a table, got int"
+
+
+@pytest.mark.parametrize(
+    ("proxies", "expected"),
+    [
+        (["localhost"], "server.trusted_proxies[0]: 'localhost' is not an IP address or network "
+         "(expected e.g. \"127.0.0.1\" or \"10.0.0.0/8\", no bits set after the prefix)"),
+        (["127.0.0.1", "10.0.0.1/8"], "server.trusted_proxies[1]: '10.0.0.1/8' is not an IP "
+         "address or network (expected e.g. \"127.0.0.1\" or \"10.0.0.0/8\", no bits set after "
+         "the prefix)"),
+        ([8080], "server.trusted_proxies[0]: expected a string, got 8080"),
+        ("127.0.0.1", "server.trusted_proxies: expected a list, got '127.0.0.1'"),
+    ],
+)
+def test_trusted_proxies_problems(proxies: Any, expected: str) -> None:
+    raw = matrix_raw()
+    raw["server"] = {"trusted_proxies": proxies}
+    assert only_problem(raw) == expected
+
+
+# -- did you mean: an unknown key names the nearest known one ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("place", "key", "expected"),
+    [
+        (("agents", 0), "max_chat", "agents[0].max_chat: unknown key; did you mean max_chats?"),
+        (("server",), "publc_url", "server.publc_url: unknown key; did you mean public_url?"),
+        ((), "queue", "queue: unknown key; did you mean queues?"),
+        (("matrix",), "homeservr", "matrix.homeservr: unknown key; did you mean homeserver?"),
+    ],
+)
+def test_unknown_key_suggests_the_nearest(place: tuple[Any, ...], key: str,
+                                          expected: str) -> None:
+    raw = matrix_raw()
+    raw.setdefault("server", {})
+    target: Any = raw
+    for step in place:
+        target = target[step]
+    target[key] = 1
+    assert only_problem(raw) == expected
+
+
+def test_unknown_key_with_nothing_close_suggests_nothing() -> None:
+    raw = matrix_raw()
+    raw["agents"][0]["favourite_colour"] = "blue"
+    assert only_problem(raw) == "agents[0].favourite_colour: unknown key"
+
+
+def test_check_prints_the_suggestion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.cli import main
+
+    text = MINIMAL_MATRIX_TOML.replace('name = "Alice"', 'name = "Alice"\nmax_chat = 2')
+    assert main(["check", "-c", str(write(tmp_path, text))]) == 2
+    assert "  agents[0].max_chat: unknown key; did you mean max_chats?" in capsys.readouterr().err
+
+
+# -- every ticket reaches a person (queues' agents, help-desk mail, webhook) ----------------
+
+SMTP = {"host": "smtp.example.com", "from": "Support <support@example.com>"}
+NOBODY = ("queues[0]: its tickets (offline messages, unanswered chats) would reach nobody "
+          "(expected at least one agent in agents, a helpdesk_email with [smtp], or a "
+          "webhook_url)")
+
+
+def test_helpdesk_email_needs_smtp() -> None:
+    raw = matrix_raw()
+    raw["queues"][0]["helpdesk_email"] = "helpdesk@example.com"
+    assert only_problem(raw) == (
+        "queues[0].helpdesk_email: needs [smtp] to send the mail (expected an [smtp] table "
+        "with host and from, or no helpdesk_email)")
+    raw["smtp"] = SMTP
+    assert parse_config(raw).queues[0].helpdesk_email == "helpdesk@example.com"
+
+
+@pytest.mark.parametrize("lobby", [False, True])  # a lobby's members are the queue's agents
+def test_a_queue_whose_tickets_reach_nobody_is_refused(lobby: bool) -> None:
+    raw = matrix_raw()
+    raw["queues"][0] |= {"agents": [], "lobby": lobby}
+    assert only_problem(raw) == NOBODY
+    broken = copy.deepcopy(raw)  # a member that is not declared: that is the one problem
+    broken["queues"][0]["agents"] = ["carol"]
+    assert only_problem(broken) == ("queues[0].agents[0]: 'carol' is not a declared agent "
+                                    "(expected an id or address from [[agents]])")
+    for reach in ({"agents": ["alice"]}, {"helpdesk_email": "helpdesk@example.com"},
+                  {"webhook_url": "https://desk.example.com/hook",
+                   "webhook_secret": "hook-secret-1"}):
+        fixed = copy.deepcopy(raw) | {"smtp": SMTP}
+        fixed["queues"][0] |= reach
+        assert parse_config(fixed).queues[0].id == "support", reach

@@ -514,7 +514,8 @@ sat = "22:00-02:00"
          "[[agents]])"),
         ({"agents": [{"priority": 1}]}, "queues[0].agents[0]: expected a string, got None"),
         # A typo in a member table must not silently drop its priority.
-        ({"agents": [{"id": "alice", "prio": 5}]}, "queues[0].agents[0].prio: unknown key"),
+        ({"agents": [{"id": "alice", "prio": 5}]},
+         "queues[0].agents[0].prio: unknown key; did you mean priority?"),
         ({"rank": 1}, "queues[0].rank: unknown key"),
         ({"lobby": "yes"}, "queues[0].lobby: expected true or false, got 'yes'"),
         ({"offer_message_after_minutes": -1},

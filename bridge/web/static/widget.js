@@ -14,9 +14,20 @@ let S = {
   placeholder: 'Write a message…', typing: '{name} is typing…', joined: '{name} joined',
   left: '{name} left', queue: 'You are number {position} in line', wait: 'about {minutes} min',
   instead: 'Leave a message instead',
-  offline: 'We are offline right now. Leave a message and we will answer by email.', or_leave: 'Or leave a message',
-  ticket: 'Thanks! Your message is ticket {ticket}; we will answer by email.', slow: 'Too many messages; please try again later.',
+  offline: 'We are offline right now. Leave a message and we will get back to you.', or_leave: 'Or leave a message',
+  busy: 'All agents are busy; you will be number {position} in line',
+  full: 'Too many people are waiting right now. Leave a message and we will get back to you.',
+  leave_note: 'Leave a message and we will get back to you.',
+  ticket: 'Thanks! Your message is ticket {ticket}; we will answer by email.',
+  ticket_team: 'Thanks! Your message is ticket {ticket}; our team will get back to you at {email}.', slow: 'Too many messages; please try again later.',
   ended: 'The chat has ended.', reconnecting: 'Reconnecting…', error: 'Something went wrong.',
+  error_bad_email: 'Please check the email address.', error_too_long: 'That is too long; please shorten it.',
+  error_nothing_written: 'Write your message first, then leave it.',
+  error_too_many_chats: 'Too many chats from here; please try again later.',
+  error_unavailable: 'Chat is not available; please write to us by email.', error_bad_phone: 'Please check the phone number.',
+  error_mail: 'The transcript could not be emailed; please download it instead.',
+  end_confirm: 'End this chat?', end_keep: 'Keep chatting',
+  retrying: 'Not sent yet; trying again…',
   end: 'End chat', new: 'New chat', close: 'Minimize', transferred: 'You are now talking with {name}',
   survey: 'How was this chat?', comment: 'Anything to add? (optional)', rate: 'Send rating',
   thanks: 'Thank you for your feedback!', transcript: 'Transcript', download: 'Download transcript',
@@ -45,6 +56,10 @@ button{display:flex;align-items:center;justify-content:center;gap:8px;padding:10
 .lcb-title{flex:1;font-size:16px}
 .lcb-head button{padding:5px;background:none;font-weight:400;font-size:13px}
 .lcb-off{margin:0;color:#57606a}
+.lcb-off:empty{display:none}
+.lcb-confirm{display:flex;align-items:center;gap:8px;padding:8px 12px;background:#fff8c5;color:#4d2d00}
+.lcb-confirm span{flex:1}
+.lcb-confirm button{padding:4px 10px}
 .lcb-offline textarea{min-height:64px;max-height:150px}
 .lcb-form,.lcb-offline{display:flex;flex-direction:column;gap:12px;padding:16px;overflow:auto}
 .lcb-offline{gap:8px}
@@ -76,8 +91,9 @@ textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 .lcb-survey>*,.lcb-transcript>*,.lcb-callback>*{width:100%}
 .lcb-callback input{padding:6px 10px}
 .lcb-rates{display:flex;gap:4px}
-.lcb-rate{flex:1;padding:2px;background:none;color:inherit;font:24px 'Apple Color Emoji','Segoe UI Emoji','Noto Color Emoji',sans-serif;line-height:1.4;border-radius:10px;filter:grayscale(1);opacity:.6}
-.lcb-rate:hover,.lcb-rate[aria-pressed=true]{filter:none;opacity:1}
+.lcb-rate{flex:1;padding:4px;background:none;color:#57606a;border-radius:10px;opacity:.7}
+.lcb-rate svg{width:30px;height:30px;stroke-linecap:round}
+.lcb-rate:hover,.lcb-rate[aria-pressed=true]{color:var(--c);opacity:1}
 .lcb-rate[aria-pressed=true]{box-shadow:inset 0 0 0 2px var(--c)}
 .lcb-survey textarea{min-height:36px;max-height:80px;padding:6px 10px}
 .lcb-rate-send,.lcb-download,.lcb-callback button{padding:6px}
@@ -87,9 +103,9 @@ textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 .lcb-mail button{padding:5px 10px}
 @media (prefers-reduced-motion:reduce){*{animation:none!important}}`;
 
-// static markup; the question goes in through textContent
-const SURVEY = `<p></p><div class="lcb-rates" role="group">${[...'😞🙁😐🙂😀'].map((e, i) =>
-  `<button type="button" class="lcb-rate" data-rating="${++i}" aria-label="${i} of 5" aria-pressed="false">${e}</button>`).join('')}</div>
+// static markup; the question goes in through textContent, the faces are built by face()
+const SURVEY = `<p></p><div class="lcb-rates" role="group">${[1, 2, 3, 4, 5].map(i =>
+  `<button type="button" class="lcb-rate" data-rating="${i}" aria-label="${i} of 5" aria-pressed="false"></button>`).join('')}</div>
 <textarea name="comment" rows="1" maxlength="1000" data-a="comment"></textarea><button type="submit" class="lcb-rate-send" data-s="rate" disabled></button>`;
 const CALLBACK = `<input name="phone" type="tel" required maxlength="40" autocomplete="tel" data-a="phone">
 <input name="when" type="text" maxlength="100" data-a="when"><button type="submit" data-s="callme"></button>`;
@@ -97,18 +113,26 @@ const FIELDS = `
   <label><span data-s="name"></span><input name="name" required maxlength="80" autocomplete="name"></label>
   <label><span data-s="email"></span><input name="email" type="email" required maxlength="254" autocomplete="email"></label>
   <label><span data-s="topic"></span><select name="topic"></select></label>`;
+const svg = (tag, a) => { const e = document.createElementNS('http://www.w3.org/2000/svg', tag); for (const k in a) e.setAttribute(k, a[k]); return e };
+// rating i of 5: drawn, not emoji (which differ per system or are missing); the mouth bends from frown to smile
+const face = i => {
+  const s = svg('svg', { viewBox: '0 0 24 24', 'aria-hidden': 'true' });
+  s.append(svg('circle', { cx: 12, cy: 12, r: 10 }), svg('path', { d: `M9 9v1.5M15 9v1.5M7.5 15.5Q12 ${15.5 + (i - 3) * 2} 16.5 15.5` }));
+  return s;
+};
 const ICON = d => `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="${d}"/></svg>`;
 const HTML = `<div class="lcb">
 <div class="lcb-panel" role="dialog" aria-labelledby="t" hidden>
  <div class="lcb-head"><b class="lcb-title" id="t" data-s="title"></b><button type="button" class="lcb-tx" data-a="transcript" aria-expanded="false" hidden>${ICON('M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6M8 13h8M8 17h8')}</button><button type="button" class="lcb-end" data-s="end" hidden></button><button type="button" class="lcb-min" data-a="close">${ICON('M6 9l6 6 6-6')}</button></div>
+ <div class="lcb-confirm" hidden><span data-s="end_confirm"></span><button type="button" data-s="end"></button><button type="button" class="lcb-link" data-s="end_keep"></button></div>
  <form class="lcb-form" hidden>${FIELDS}
-  <button type="submit" data-s="start"></button><button type="button" class="lcb-link lcb-to-offline" data-s="or_leave"></button>
+  <p class="lcb-off"></p><button type="submit" data-s="start"></button><button type="button" class="lcb-link lcb-to-offline" data-s="or_leave"></button>
  </form>
- <form class="lcb-offline" hidden><p class="lcb-off" data-s="offline"></p>${FIELDS}
+ <form class="lcb-offline" hidden><p class="lcb-off"></p>${FIELDS}
   <textarea name="text" required rows="3" data-a="placeholder"></textarea><button type="submit" data-s="leave"></button><button type="button" class="lcb-link lcb-to-chat" data-s="chat"></button>
  </form>
  <div class="lcb-log" role="log" aria-live="polite" hidden></div>
- <div class="lcb-transcript" hidden><button type="button" class="lcb-download" data-s="download"></button><form class="lcb-mail"><input name="mail" type="email" required maxlength="254" autocomplete="email" data-a="email"><button type="submit" data-s="mail"></button></form></div>
+ <div class="lcb-transcript" hidden><button type="button" class="lcb-download" data-s="download"></button><form class="lcb-mail"><input name="mail" type="email" readonly maxlength="254" data-a="email"><button type="submit" data-s="mail"></button></form></div>
  <div class="lcb-typing"></div>
  <div class="lcb-status" role="status"></div><button type="button" class="lcb-link lcb-instead" data-s="instead" hidden></button>
  <form class="lcb-compose" hidden><textarea name="text" rows="1" data-a="placeholder"></textarea><button type="submit" data-a="send">${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form>
@@ -128,10 +152,11 @@ try { // not subject to the page's CSP, unlike <style>
 } catch { root.prepend(el('style', '', CSS)) }
 const $ = s => root.querySelector(s);
 const [W, panel, launcher, form, offF, log, typingEl, statusEl, compose, ta, endBtn, newBtn, minBtn,
-  txBtn, txP, dlBtn, mailF, instead] =
+  txBtn, txP, dlBtn, mailF, instead, cnf, formNote, offNote] =
   ['.lcb', '.lcb-panel', '.lcb-launcher', '.lcb-form', '.lcb-offline', '.lcb-log', '.lcb-typing',
    '.lcb-status', '.lcb-compose', '.lcb-compose textarea', '.lcb-end', '.lcb-new', '.lcb-min', '.lcb-tx',
-   '.lcb-transcript', '.lcb-download', '.lcb-mail', '.lcb-instead'].map($);
+   '.lcb-transcript', '.lcb-download', '.lcb-mail', '.lcb-instead', '.lcb-confirm', '.lcb-form .lcb-off',
+   '.lcb-offline .lcb-off'].map($);
 const mailIn = mailF.elements.mail, sel = form.elements.topic, O = offF.elements, toChat = O[5]; // O[4]: Leave a message
 
 const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
@@ -139,9 +164,14 @@ const put = o => { try { o ? localStorage.setItem(KEY, JSON.stringify(o)) : loca
 const upd = f => { const o = load(); if (o && tok && o.token == tok) { f(o); put(o) } };
 const fmt = (k, o) => (S[k] || '').replace(/\{(\w+)\}/g, (m, x) => o[x] ?? m);
 const uid = () => crypto.randomUUID?.() || Date.now().toString(16) + Math.random().toString(16).slice(2);
-const status = t => { statusEl.textContent = t || '' };
+const status = t => { statusEl.textContent = t || wline }; // the place in line stays until an agent answers
+const est = w => w ? ' · ' + fmt('wait', { minutes: Math.max(1, Math.round(w / 60)) }) : ''; // only an honest estimate
+// per queue from /v1/status: busy is not offline, the chat starts and waits in line
+const qOf = id => QA.find(q => q.id == id) || QA[0];
+const can = q => /^(available|busy)$/.test(q?.state);
+const note = q => !q || q.state == 'available' ? '' : q.state == 'busy' ? fmt('busy', { position: q.waiting + 1 }) + est(q.wait_s) : S[q.state == 'full' ? 'full' : 'offline'];
 
-let st = load(), tok, who = '', mail = '', avail = false, offl = false, cfgP, isOpen = false, active = false, ended = false;
+let st = load(), tok, who = '', mail = '', avail = false, QA = [], wline = '', done, offl = false, cfgP, isOpen = false, active = false, ended = false;
 let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg;
 let typT = 0, typOn = false, idle, typTimer, readTimer, cbF, tkt; // cbF: the callback form on show; tkt: the ticket line
 const seen = new Set(), lines = new Map(), pend = new Map(), q = []; // q: frames waiting for a connection
@@ -166,6 +196,7 @@ function fill(r) {
 const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config' + QL).then(r => r.json()).catch(() => ({})).then(c => {
   apply(c);
   if (c.max_text > 0) ta.maxLength = O.text.maxLength = c.max_text;
+  mailF.hidden = !c.mail; // no [smtp]: only the download
   const qs = c.queues || [];
   for (const s of [sel, O.topic]) {
     s.replaceChildren(...qs.map(q => new Option(q.topic || q.name || q.id, q.id)));
@@ -181,13 +212,18 @@ function view() {
     O.email.value ||= form.elements.email.value || mail;
     O.topic.value = sel.value;
   }
-  offF.hidden = v != 'off';
+  formNote.textContent = note(qOf(sel.value));
+  const oq = qOf(O.topic.value);
+  offNote.textContent = can(oq) ? S.leave_note : note(oq) || S.offline;
+  offF.hidden = v != 'off' || !!done;
+  if (done) done.hidden = v != 'off';
   toChat.hidden = !avail;
-  log.hidden = compose.hidden = v != 'chat';
+  log.hidden = v != 'chat';
+  compose.hidden = v != 'chat' || ended;
   endBtn.hidden = !active;
+  if (!active) cnf.hidden = true;
   txBtn.hidden = !active || !tok;
   newBtn.hidden = !ended;
-  for (const e of compose.elements) e.disabled = ended;
   log.scrollTop = 1e9;
 }
 
@@ -197,7 +233,7 @@ function setOpen(o) {
   W.classList.toggle('lcb-open', o);
   launcher.setAttribute('aria-expanded', o);
   upd(s => { s.open = o });
-  if (o) getConfig().then(() => {
+  if (o) Promise.all([getConfig(), getStatus()]).then(() => {
     if (ended) connect(); // an ended chat connects only to be shown
     view();
     markRead();
@@ -327,7 +363,7 @@ function onFrame(m) {
         const k = m.from == 'agent' || m.from == 'visitor' ? m.from : 'system';
         const d = line(k, m.text, m.name, m.seq, m.ts);
         if (m.client_id) lines.set(m.client_id, d);
-        if (k == 'agent') typing();
+        if (k == 'agent') typing(), wline && status(wline = '');
       }
       break;
     case 'typing':
@@ -335,15 +371,15 @@ function onFrame(m) {
       break;
     case 'agent':
       if (!saw(m.seq) && S[m.event]) line('system', fmt(m.event, m), 0, m.seq, m.ts);
-      if (m.event != 'left') status(), instead.hidden = true;
+      if (m.event != 'left') status(wline = ''), instead.hidden = true;
       break;
-    case 'queue': // the estimate only when the bridge has an honest one
-      status(fmt('queue', m) + (m.wait_s ? ' · ' + fmt('wait', { minutes: Math.max(1, Math.round(m.wait_s / 60)) }) : ''));
+    case 'queue':
+      status(wline = fmt('queue', m) + est(m.wait_s));
       instead.hidden = !m.offer_message;
       break;
     case 'ticket':
-      status();
-      if (!tkt) log.append(tkt = ticketLine(m.ticket));
+      status(wline = '');
+      if (!tkt) log.append(tkt = ticketLine(m.ticket, m.helpdesk));
       break;
     case 'ended':
       if (!saw(m.seq)) {
@@ -372,7 +408,7 @@ function onFrame(m) {
     case 'transcript':
       status();
       if (active) toggleTx(0);
-      line('system', fmt('mailed', m));
+      line('system', fmt('mailed', { email: m.email || mail }));
       break;
     case 'error':
       onError(m);
@@ -381,17 +417,19 @@ function onFrame(m) {
 }
 
 function onError(m) {
-  const code = m.code, text = m.message || S.error;
+  // our own words, translatable; the server's English message is for logs
+  const code = m.code, text = S[/mail_|_mails/.test(code) ? 'error_mail' : 'error_' + code] || (code == 'rate_limited' ? S.slow : S.error);
   if (code == 'already_rated') return thanks();
-  if (code == 'rate_limited' && !ready) return lost(ws); // start/resume refused: retry later
+  if (/^(rate_limited|try_again)$/.test(code) && !ready) return lost(ws); // start/resume refused: retry later
   if (code == 'bad_token' || !tok) {
-    const t = [...pend.values()].join('\n');
+    const t = [...pend.values()].join('\n'), q = /^queue_(closed|full)$/.test(code) && qOf(startMsg?.topic);
+    if (q) q.state = code.slice(6), avail = QA.some(can); // the server knows better than a cached status
     reset();
-    if (/^queue_(closed|full)$/.test(code)) { // leave a message instead, keeping what was typed
+    if (q) { // leave a message instead, keeping what was typed
       offl = true;
       view();
       O.text.value ||= t;
-      focus();
+      return focus();
     }
     if (code != 'bad_token') status(text);
     return;
@@ -408,6 +446,7 @@ function onError(m) {
     lines.delete(id);
     unpend(id);
   }
+  if (code == 'try_again') return timer = setTimeout(flush, 5e3), status(S.retrying); // kept, resent
   if (code == 'rate_limited' || code == 'internal') timer = setTimeout(flush, 3e3);
   status(text);
 }
@@ -419,7 +458,7 @@ function finish() {
   pend.clear();
   upd(o => { o.ended = true; o.pending = {} });
   typing();
-  status();
+  status(wline = '');
   cbF?.remove();
   cbF = null;
   log.append(txP); // the transcript offer follows the end (and the survey)
@@ -431,6 +470,7 @@ function survey(after, question) {
   const f = el('form', 'lcb-survey');
   let n;
   f.innerHTML = SURVEY;
+  f.querySelectorAll('.lcb-rate').forEach((b, i) => b.append(face(i + 1)));
   f.firstChild.textContent = question;
   fill(f);
   f.onclick = e => {
@@ -472,7 +512,7 @@ function thanks() {
 function toggleTx(o) {
   txP.hidden = !o;
   txBtn.setAttribute('aria-expanded', !!o);
-  if (o) mailIn.value = mailIn.value || mail;
+  if (o) mailIn.value = mail; // shown, not asked: the server mails only the chat's own address
 }
 
 function reset() {
@@ -490,7 +530,7 @@ function reset() {
   lines.clear();
   pend.clear();
   typing();
-  status();
+  status(wline = '');
   view();
   apply({});
 }
@@ -502,6 +542,7 @@ form.onsubmit = e => {
   e.preventDefault();
   const v = n => form.elements[n].value.trim();
   if (!(who = v('name'))) return;
+  if (!can(qOf(sel.value))) return toOff(true); // closed, full or nobody on duty: a message is the honest offer
   mail = v('email');
   startMsg = { type: 'start', visitor: { name: who, email: mail }, topic: sel.value || null,
     page: { url: location.href, title: document.title, referrer: document.referrer },
@@ -526,14 +567,24 @@ offF.onsubmit = async e => {
     if (r.status == 429) return status(S.slow);
     const j = await r.json();
     if (r.status != 201 || !j.ticket) throw j;
-    const d = ticketLine(j.ticket);
-    offF.replaceWith(d);
-    d.tabIndex = -1; // the button that had the focus is gone
+    const d = done = ticketLine(j.ticket, j.helpdesk);
+    O.text.value = '';
+    if (avail) { // back to a chat, for more than a message can say
+      const c = el('button', 'lcb-link', S.chat);
+      c.type = 'button';
+      c.onclick = () => { d.remove(); done = null; known(); toOff(false) };
+      d.append(c);
+    }
+    offF.before(d);
+    view();
+    d.tabIndex = -1; // the button that had the focus is hidden
     d.focus();
-  } catch (x) { status(x?.error?.message || S.error) } finally { b.disabled = false }
+  } catch (x) { status(S['error_' + x?.error?.code] || S.error) } finally { b.disabled = false }
 };
-function ticketLine(id) {
-  const d = el('div', 'lcb-msg lcb-system lcb-ticket'), t = el('div', 'lcb-text'), [a, c = ''] = S.ticket.split('{ticket}');
+// "we will answer by email" only when a help desk has the ticket; else the agents answer
+function ticketLine(id, helpdesk) {
+  const k = helpdesk === false ? 'ticket_team' : 'ticket', [a, c = ''] = fmt(k, { email: mail }).split('{ticket}');
+  const d = el('div', 'lcb-msg lcb-system lcb-ticket'), t = el('div', 'lcb-text');
   t.append(a, el('b', '', id), c); // the number in one piece
   d.append(t);
   return d;
@@ -572,7 +623,9 @@ ta.oninput = () => {
 launcher.onclick = () => setOpen(!isOpen);
 minBtn.onclick = () => { setOpen(false); launcher.focus() };
 panel.onkeydown = e => { if (e.key == 'Escape') minBtn.onclick() };
-endBtn.onclick = () => { tok && want({ type: 'end' }); ready || finish() }; // an offline end goes out on reconnect
+endBtn.onclick = () => { cnf.hidden = false; cnf.children[1].focus() }; // asked first: an end cannot be undone
+cnf.children[1].onclick = () => { cnf.hidden = true; tok && want({ type: 'end' }); ready || finish() }; // an offline end goes out on reconnect
+cnf.children[2].onclick = () => { cnf.hidden = true; ta.focus() };
 txBtn.onclick = () => toggleTx(txP.hidden);
 dlBtn.onclick = async () => {
   try {
@@ -590,9 +643,14 @@ dlBtn.onclick = async () => {
 mailF.onsubmit = e => {
   e.preventDefault();
   status();
-  want({ type: 'transcript', email: mailIn.value.trim() });
+  want({ type: 'transcript' }); // to the chat's own address
 };
-newBtn.onclick = () => { reset(); focus() };
+const known = () => { // the same visitor, most likely
+  form.elements.name.value ||= who;
+  form.elements.email.value ||= mail;
+};
+newBtn.onclick = () => { reset(); known(); focus() };
+sel.onchange = O.topic.onchange = view;
 document.addEventListener('visibilitychange', markRead);
 
 const go = () => document.body.append(host);
@@ -609,10 +667,13 @@ if (st?.token) { // an ended chat stays (survey, transcript) until New chat
   }
   getConfig().then(() => { setOpen(!!st?.open); active && connect() });
 } else put(st = null);
-fetch(BASE + '/v1/status' + QL).then(r => r.json()).then(s => {
-  avail = !!s.available;
-  apply(s);
-}).catch(() => {}).finally(() => {
+function getStatus() {
+  return fetch(BASE + '/v1/status' + QL).then(r => r.json()).then(s => {
+    avail = (QA = s.queues || []).some(can);
+    apply(s);
+  }).catch(() => {});
+}
+getStatus().finally(() => {
   apply({});
   launcher.hidden = false;
   if (isOpen) view();
