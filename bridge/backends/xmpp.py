@@ -397,7 +397,11 @@ class XmppBackend:
                     # 201: the room did not exist (any more): set it up and invite again.
                     await self._configure(room, state.spec)
                 elif archived and since is not None:
-                    await self._read_archive(client, room, state, since)
+                    try:
+                        await self._read_archive(client, room, state, since)
+                    except BackendError:
+                        state.joined = False  # the next use joins and reads again
+                        raise
             finally:
                 self._release_held(room, state)
             log.info("xmpp: in %s as %r", room, state.nick)
