@@ -30,7 +30,7 @@ def make_backend(config: Config, store: Store) -> Backend:
             from bridge.backends.xmpp import XmppBackend
         except ImportError as exc:
             raise BackendError(
-                "the XMPP backend needs slixmpp: pip install 'livechat-bridge[xmpp]'"
+                "the XMPP backend needs slixmpp: pip install -e '.[xmpp]' in a checkout"
             ) from exc
 
         return XmppBackend(config.xmpp, tuple(agent.address for agent in config.agents),

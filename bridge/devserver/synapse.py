@@ -41,7 +41,7 @@ from bridge.devserver.process import (
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = (
-    "pip install 'livechat-bridge[test]'  (or [demo]): "
+    "pip install -e '.[test]'  (or [demo], in a checkout): "
     "matrix-synapse is needed to run a private homeserver"
 )
 
