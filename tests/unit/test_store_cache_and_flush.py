@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from bridge import store as store_module
 from bridge import wal_sync
 from bridge.core.models import (
     AgentId,
@@ -26,6 +25,7 @@ from bridge.core.models import (
     VisitorInfo,
 )
 from bridge.store import Store, StoreUnavailable
+from bridge.store import conversations as store_module
 
 C1 = ConversationId("c1")
 ANN = VisitorInfo(name="Ann", email="ann@example.com")

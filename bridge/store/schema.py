@@ -1,0 +1,242 @@
+"""The SQLite schema: the numbered migrations, applied in order at start, and the errors.
+
+The migration names are recorded in each database (table `_sqlite_migrations`, set
+"livechat"): they must never be renamed or reordered, or an existing database would run a
+migration twice. A new table or column is a new migration at the end.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("livechat")
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    """The database refused a write for now (disk full, I/O error, locked too long). The
+    write was rolled back, or (when only the fsync after the commit failed) may be lost by
+    a power cut; either way the same write may be made again later, and works once the
+    disk does."""
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE visitors (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            email TEXT NOT NULL,
+            lang TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX visitors_email ON visitors(email);
+        CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            visitor_id INTEGER NOT NULL REFERENCES visitors(id),
+            token_hash TEXT NOT NULL UNIQUE,
+            queue_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            room TEXT UNIQUE,
+            agent_id TEXT,
+            page_url TEXT NOT NULL DEFAULT '',
+            page_title TEXT NOT NULL DEFAULT '',
+            referrer TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            first_response_at REAL,
+            ended_at REAL,
+            last_seq INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX conversations_status ON conversations(status);
+        CREATE TABLE items (
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            sender_id TEXT,
+            name TEXT NOT NULL,
+            text TEXT NOT NULL,
+            ts REAL NOT NULL,
+            client_id TEXT,
+            txn_id TEXT,
+            event_id TEXT,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (conversation_id, seq)
+        ) WITHOUT ROWID;
+        CREATE UNIQUE INDEX items_client_id ON items(conversation_id, client_id)
+            WHERE client_id IS NOT NULL;
+        CREATE UNIQUE INDEX items_event_id ON items(conversation_id, event_id)
+            WHERE event_id IS NOT NULL;
+        CREATE INDEX items_outbox ON items(conversation_id, seq) WHERE delivered = 0;
+        CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
+@migrations()
+def m002_commands(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            conversation_id TEXT REFERENCES conversations(id),
+            ts REAL NOT NULL,
+            agent_id TEXT,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX events_conversation ON events(conversation_id, ts);
+        CREATE TABLE canned (
+            agent_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            text TEXT NOT NULL,
+            PRIMARY KEY (agent_id, name)
+        );
+        ALTER TABLE conversations ADD COLUMN rating INTEGER;
+        ALTER TABLE conversations ADD COLUMN comment TEXT;
+        """
+    )
+
+
+@migrations()
+def m003_agent_tools(db: Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE conversations ADD COLUMN callback_phone TEXT;
+        ALTER TABLE conversations ADD COLUMN callback_time TEXT;
+        CREATE TABLE bans (
+            email TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            ts REAL NOT NULL
+        );
+        CREATE TABLE agent_state (
+            agent_id TEXT PRIMARY KEY,
+            on_break INTEGER NOT NULL DEFAULT 0
+        );
+        """
+    )
+
+
+@migrations()
+def m004_tickets(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE tickets (
+            id TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            queue_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            email TEXT NOT NULL,
+            text TEXT NOT NULL,
+            ip TEXT NOT NULL DEFAULT '',
+            mail_pending INTEGER NOT NULL DEFAULT 0,
+            webhook_pending INTEGER NOT NULL DEFAULT 0,
+            webhook_attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX tickets_email ON tickets(email, created_at);
+        """
+    )
+
+
+@migrations()
+def m005_identity(db: Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE visitors ADD COLUMN identity_id TEXT;
+        ALTER TABLE visitors ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX visitors_identity ON visitors(identity_id) WHERE identity_id IS NOT NULL;
+        """
+    )
+
+
+@migrations()
+def m006_ticket_from_chat(db: Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE tickets ADD COLUMN conversation_id TEXT;
+        CREATE UNIQUE INDEX tickets_conversation ON tickets(conversation_id)
+            WHERE conversation_id IS NOT NULL;
+        CREATE INDEX conversations_answered ON conversations(queue_id, first_response_at);
+        """
+    )
+
+
+@migrations()
+def m007_routing_marks(db: Database) -> None:
+    # Routing's memory of who was invited to a waiting chat and who turned it down or
+    # walked out, so that a restart neither invites them again nor forgets their places.
+    db.executescript(
+        """
+        CREATE TABLE routing_marks (
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            agent_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('invited', 'declined')),
+            PRIMARY KEY (conversation_id, agent_id, kind)
+        );
+        """
+    )
+
+
+@migrations()
+def m008_items_last_seq(db: Database) -> None:
+    # A stored line takes the conversation's next seq in the statement that inserts it; this
+    # keeps the conversation's last_seq with it, without a statement of its own per line.
+    db.executescript(
+        """
+        CREATE TRIGGER items_last_seq AFTER INSERT ON items BEGIN
+            UPDATE conversations SET last_seq = NEW.seq
+                WHERE id = NEW.conversation_id AND last_seq < NEW.seq;
+        END;
+        """
+    )
+
+
+@migrations()
+def m009_handled_commands(db: Database) -> None:
+    # The event ids of agents' commands already run: a command the messenger delivers again
+    # (a sync batch fetched again, a group chat archive read after a restart) runs once.
+    db.executescript(
+        """
+        CREATE TABLE handled_commands (
+            event_id TEXT PRIMARY KEY,
+            ts REAL NOT NULL,
+            room TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX handled_commands_room ON handled_commands(room, ts);
+        """
+    )
+
+
+@migrations()
+def m010_events_by_detail(db: Database) -> None:
+    # Transcript mails are counted per recipient over all conversations on every request.
+    db.executescript("CREATE INDEX events_by_detail ON events(kind, detail, ts);")
+
+
+@migrations()
+def m011_ticket_to_agents(db: Database) -> None:
+    # Tickets are posted to the queue's agents in their messenger too, retried like mail.
+    db.executescript(
+        "ALTER TABLE tickets ADD COLUMN messenger_pending INTEGER NOT NULL DEFAULT 0;")
+
+
+def refuse_newer_schema(db: Database) -> None:
+    """Refuse a database touched by a newer version rather than damage it."""
+    known = {m.name for m in migrations._migrations}
+    unknown = [m.name for m in migrations.applied(db) if m.name not in known]
+    if unknown:
+        raise StoreError(
+            f"database has migrations this version does not know ({', '.join(unknown)}): "
+            "it was used by a newer livechat-bridge; upgrade instead of downgrading"
+        )
+
+
+def migrate(db: Database) -> None:
+    refuse_newer_schema(db)
+    migrations.apply(db)

@@ -1,0 +1,199 @@
+"""The timeline of each conversation, its outbox, and agents' commands already run (SQLite)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from typing import Any
+
+from bridge.core.models import ConversationId, Item, ItemKind, Sender, Status
+from bridge.store.conversations import SqliteConversations
+from bridge.store.db import SqliteDatabase
+from bridge.store.schema import StoreError
+
+
+class SqliteTimeline:
+    """`TimelineRepository` on SQLite."""
+
+    def __init__(self, database: SqliteDatabase, conversations: SqliteConversations) -> None:
+        self._db = database.db
+        self._transaction = database.transaction
+        self._rows = database.rows
+        self._conversations = conversations
+        # A stored line moves its conversation's last_seq on in the cached copy too.
+        self._cached = conversations.cache.by_id
+
+    # -- lines -----------------------------------------------------------------------------
+
+    def append_item(
+        self,
+        conversation_id: ConversationId,
+        kind: ItemKind,
+        sender: Sender,
+        name: str,
+        text: str,
+        now: float,
+        *,
+        client_id: str | None = None,
+        sender_id: str | None = None,
+        event_id: str | None = None,
+        delivered: bool = False,
+        wait_for_disk: bool = True,
+    ) -> tuple[Item, bool]:
+        """Append one item with the next seq, durably; returns (item, created).
+
+        A repeated client_id (visitor retry) or event_id (backend redelivery) returns the
+        item stored the first time and `created=False`: nothing is ever stored twice.
+        With `wait_for_disk=False` the commit does not wait for the fsync: the item may go
+        to the room at once, and the caller awaits `flush()` before acknowledging it.
+        """
+        # Lines that came from the backend can be fetched again (the backend saves its
+        # position after they are stored, in the same ordered WAL), so they need not wait
+        # for an fsync; visitor lines are acknowledged and must be on disk first.
+        try:
+            with self._transaction(durable=wait_for_disk and not delivered):
+                item = self._insert_item(conversation_id, kind, sender, name, text, now,
+                                         client_id, sender_id, event_id, delivered)
+        except sqlite3.IntegrityError:
+            # A repeat is rare, so it is found by the unique index refusing it rather than
+            # by a lookup before every insert; the transaction rolled back, seq included.
+            existing = self._existing(conversation_id, client_id, event_id)
+            if existing is None:
+                raise
+            return existing, False
+        seq = item.seq
+        cached = self._cached.get(conversation_id)
+        if cached is not None:
+            self._cached[conversation_id] = replace(cached, last_seq=seq)
+        return item, True
+
+    def _insert_item(
+        self, conversation_id: ConversationId, kind: ItemKind, sender: Sender, name: str,
+        text: str, now: float, client_id: str | None, sender_id: str | None,
+        event_id: str | None, delivered: bool,
+    ) -> Item:
+        # One statement: the next seq comes from the conversation's last_seq, which the
+        # trigger items_last_seq (m008) moves on. The transaction id is written before the
+        # first send attempt, so a retry after a crash reuses it and the messenger drops
+        # the duplicate.
+        row = self._db.execute(
+            "INSERT INTO items (conversation_id, seq, kind, sender, sender_id, name, text, ts,"
+            " client_id, txn_id, event_id, delivered)"
+            " SELECT id, last_seq + 1, ?, ?, ?, ?, ?, ?, ?,"
+            " CASE WHEN ? THEN NULL ELSE 'lcb.' || id || '.' || (last_seq + 1) END, ?, ?"
+            " FROM conversations WHERE id = ? RETURNING seq, txn_id",
+            (kind.value, sender.value, sender_id, name, text, now, client_id, int(delivered),
+             event_id, int(delivered), conversation_id),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"conversation {conversation_id} does not exist")
+        seq, txn_id = row
+        return Item(conversation_id=conversation_id, seq=seq, kind=kind, sender=sender,
+                    name=name, text=text, ts=now, client_id=client_id, sender_id=sender_id,
+                    txn_id=txn_id, event_id=event_id, delivered=delivered)
+
+    def _existing(
+        self, conversation_id: str, client_id: str | None, event_id: str | None
+    ) -> Item | None:
+        if client_id is not None:
+            return self.item_by_client_id(conversation_id, client_id)
+        if event_id is not None:
+            found = self._items("conversation_id = ? AND event_id = ?", conversation_id, event_id)
+            return found[0] if found else None
+        return None
+
+    def item_by_client_id(self, conversation_id: str, client_id: str) -> Item | None:
+        found = self._items("conversation_id = ? AND client_id = ?", conversation_id, client_id)
+        return found[0] if found else None
+
+    def items_after(self, conversation_id: str, after: int) -> list[Item]:
+        return self._items("conversation_id = ? AND seq > ?", conversation_id, after)
+
+    def agent_present(self, conversation_id: str, agent_id: str) -> bool:
+        """Whether the agent's last membership item in this timeline is a join."""
+        row = self._db.execute(
+            "SELECT kind FROM items WHERE conversation_id = ? AND sender_id = ?"
+            " AND kind IN (?, ?) ORDER BY seq DESC LIMIT 1",
+            (conversation_id, agent_id, ItemKind.JOINED.value, ItemKind.LEFT.value),
+        ).fetchone()
+        return row is not None and row[0] == ItemKind.JOINED.value
+
+    def message_count(self, conversation_id: str) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM items WHERE conversation_id = ? AND kind = ?",
+            (conversation_id, ItemKind.TEXT.value)).fetchone()
+        return int(row[0])
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    def undelivered(self, conversation_id: str) -> list[Item]:
+        return self._items("conversation_id = ? AND delivered = 0", conversation_id)
+
+    def conversations_with_outbox(self) -> list[ConversationId]:
+        rows = self._db.execute("SELECT DISTINCT conversation_id FROM items WHERE delivered = 0")
+        return [ConversationId(row[0]) for row in rows]
+
+    def mark_delivered(self, conversation_id: str, seq: int, event_id: str) -> None:
+        # Not waiting for the disk: a mark that a power cut takes back only makes the courier
+        # post the item again with its stored key, which the backend drops as a duplicate.
+        with self._transaction(durable=False):
+            self._db.execute(
+                "UPDATE items SET delivered = 1, event_id = ?"
+                " WHERE conversation_id = ? AND seq = ?",
+                (event_id, conversation_id, seq),
+            )
+
+    def catch_up_since(self, room: str) -> float | None:
+        """From when a messenger should fetch a conversation room's lines again after the
+        bridge was away: the last agent line stored, or the oldest line not yet confirmed
+        in the room if that is earlier (its echo tells whether it arrived). In a room of
+        commands only (a lobby), the last command run there. None for rooms of ended
+        conversations and for rooms nothing was ever taken from."""
+        conversation = self._conversations.conversation_by_room(room)
+        if conversation is None:
+            row = self._db.execute("SELECT max(ts) FROM handled_commands WHERE room = ?",
+                                   (room,)).fetchone()
+            return row[0]
+        if conversation.status is Status.ENDED:
+            return None
+        row = self._db.execute(
+            "SELECT max(CASE WHEN sender = ? AND event_id IS NOT NULL THEN ts END),"
+            " min(CASE WHEN delivered = 0 THEN ts END) FROM items WHERE conversation_id = ?",
+            (Sender.AGENT.value, conversation.id)).fetchone()
+        marks = [ts for ts in row if ts is not None]
+        return min(marks) if marks else conversation.created_at
+
+    # -- commands already run --------------------------------------------------------------
+
+    def command_handled(self, event_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM handled_commands WHERE event_id = ?",
+                               (event_id,)).fetchone()
+        return row is not None
+
+    def mark_command_handled(self, event_id: str, now: float, room: str) -> None:
+        """Not waited for on disk: a mark a power cut takes back lets the command run once
+        more, as it would have before this table existed."""
+        with self._transaction(durable=False):
+            self._db.execute("INSERT OR IGNORE INTO handled_commands (event_id, ts, room)"
+                             " VALUES (?, ?, ?)", (event_id, now, room))
+
+    def _items(self, where: str, *params: Any) -> list[Item]:
+        sql = f"SELECT * FROM items WHERE {where} ORDER BY seq"
+        return [item_from_row(row) for row in self._rows(sql, params)]
+
+
+def item_from_row(row: dict[str, Any]) -> Item:
+    return Item(
+        conversation_id=ConversationId(row["conversation_id"]),
+        seq=row["seq"],
+        kind=ItemKind(row["kind"]),
+        sender=Sender(row["sender"]),
+        name=row["name"],
+        text=row["text"],
+        ts=row["ts"],
+        client_id=row["client_id"],
+        sender_id=row["sender_id"],
+        txn_id=row["txn_id"],
+        event_id=row["event_id"],
+        delivered=bool(row["delivered"]),
+    )
