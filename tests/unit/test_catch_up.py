@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.backends import xmpp as xmpp_module
 from bridge.backends.base import AgentMessage, HandlingDeferred, InboundEvent
 from bridge.backends.xmpp import XmppBackend
-from bridge.backends.xmpp_archive import archive_query, archived_line, page_end
+from bridge.backends.xmpp import backend as xmpp_module
+from bridge.backends.xmpp.archive import archive_query, archived_line, page_end
 from bridge.config import XmppConfig
 from bridge.core.models import ConversationId, ItemKind, RoomRef, Sender, Status
 from bridge.store import Store, StoreUnavailable

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+
+from bridge.backends.xmpp.stanzas import (
+    DELAY,
+    MESSAGE,
+    format_stamp,
+    history_address,
+    parse_stamp,
+)
 
 MAM = "urn:xmpp:mam:2"
 _RSM = "http://jabber.org/protocol/rsm"
 _DATA = "jabber:x:data"
 _FORWARD = "urn:xmpp:forward:0"
-_DELAY = "{urn:xmpp:delay}delay"
-_MUC_USER_ITEM = "{http://jabber.org/protocol/muc#user}x/{http://jabber.org/protocol/muc#user}item"
 RESULT = f"{{{MAM}}}result"
-_MESSAGE = "{jabber:client}message"
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ def archive_query(query_id: str, since: float, after: str | None, size: int) -> 
     `after` (the last one of the previous page)."""
     query = ET.Element(f"{{{MAM}}}query", {"queryid": query_id})
     form = ET.SubElement(query, f"{{{_DATA}}}x", {"type": "submit"})
-    for var, value, kind in (("FORM_TYPE", MAM, "hidden"), ("start", _stamp(since), None)):
+    for var, value, kind in (("FORM_TYPE", MAM, "hidden"), ("start", format_stamp(since), None)):
         attrs = {"var": var} | ({"type": kind} if kind else {})
         ET.SubElement(ET.SubElement(form, f"{{{_DATA}}}field", attrs),
                       f"{{{_DATA}}}value").text = value
@@ -63,17 +67,15 @@ def archived_line(stanza: ET.Element) -> ArchivedLine | None:
     if result is None or not result.get("id"):
         return None
     forwarded = result.find(f"{{{_FORWARD}}}forwarded")
-    message = forwarded.find(_MESSAGE) if forwarded is not None else None
-    if message is None:
+    message = forwarded.find(MESSAGE) if forwarded is not None else None
+    if forwarded is None or message is None:
         return None
-    delay = forwarded.find(_DELAY) if forwarded is not None else None
-    item = message.find(_MUC_USER_ITEM)
-    real = item.get("jid") if item is not None else None
+    delay = forwarded.find(DELAY)
     return ArchivedLine(
         archive_id=str(result.get("id")),
         message=message,
         stamp=parse_stamp(delay.get("stamp") if delay is not None else None),
-        real_jid=real.split("/", 1)[0] if real else None,
+        real_jid=history_address(message),
     )
 
 
@@ -85,17 +87,3 @@ def page_end(answer: ET.Element | None) -> tuple[bool, str | None]:
         return True, None
     last = fin.findtext(f"{{{_RSM}}}set/{{{_RSM}}}last")
     return fin.get("complete") in ("true", "1"), last or None
-
-
-def parse_stamp(stamp: str | None) -> float | None:
-    """Seconds since the epoch from an XEP-0082 date-time; None when it does not parse."""
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp).timestamp()
-    except ValueError:
-        return None
-
-
-def _stamp(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,255 @@
+"""What reaches the bot: group chat lines, chat states, presence, direct messages, archive
+results, turned into the hub's events.
+
+Each rule lives once, on the parsed element: the fast path (fastpath.py) calls the same
+methods for the stanzas it takes as slixmpp's handlers, registered here, for the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+
+from slixmpp import ClientXMPP, Message, Presence
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from bridge.backends.base import (
+    AgentMessage,
+    AgentPresence,
+    AgentTyping,
+    BackendUnavailable,
+    InboundEvent,
+    MemberJoined,
+    MemberLeft,
+)
+from bridge.backends.xmpp.archive import RESULT, ArchivedLine, ArchivePage, archived_line
+from bridge.backends.xmpp.connection import Connection
+from bridge.backends.xmpp.stanzas import (
+    BODY,
+    DELAY,
+    MESSAGE,
+    SUBJECT,
+    chat_state,
+    delay_stamp,
+    event_id,
+    history_address,
+    is_correction,
+    sent_key,
+)
+from bridge.backends.xmpp.state import Room
+from bridge.core.models import RoomRef
+from bridge.core.protocol import clean_text
+
+log = logging.getLogger(__name__)
+
+BUSY_SHOWS = {"away", "xa", "dnd"}
+
+
+class Receiver:
+    """Turns stanzas into events for the hub, and notes our own lines coming back."""
+
+    def __init__(self, link: Connection, bot_jid: str, agents: set[str],
+                 queue_event: Callable[[InboundEvent], None]) -> None:
+        self._link = link
+        self._bot_jid = bot_jid  # bare
+        self._agents = agents
+        self._queue_event = queue_event
+        self.rooms: dict[str, Room] = {}
+        self.archive_pages: dict[str, ArchivePage] = {}  # query id -> page being read
+        self.reflections: dict[str, asyncio.Future[str]] = {}  # our message id -> waiter
+
+    def register(self, client: ClientXMPP) -> None:
+        for event, handler in (("groupchat_message", self._on_groupchat_message),
+                               ("chatstate", self._on_chat_state),
+                               ("message", self._on_direct_message),
+                               ("groupchat_presence", self._on_groupchat_presence),
+                               ("presence_subscribe", self._on_subscribe_request),
+                               ("changed_status", self._on_changed_status),
+                               ("message_error", self._on_message_error)):
+            client.add_event_handler(event, handler)
+        # The fast path takes these first; with it off, they come this way.
+        client.register_handler(Callback(
+            "livechat archive results", MatchXPath(f"{MESSAGE}/{RESULT}"),
+            lambda message: self.archive_result(message.xml)))
+
+    def fail_reflections(self) -> None:
+        """The stream is gone: whoever waits for a line to come back stops waiting."""
+        for future in self.reflections.values():
+            if not future.done():
+                future.set_exception(BackendUnavailable("xmpp: disconnected"))
+
+    # -- group chat lines and chat states ------------------------------------------------
+
+    def takes_from(self, room_jid: str, nick: str) -> bool:
+        state = self.rooms.get(room_jid)
+        return state is not None and state.joined \
+            and (nick == state.nick or nick in state.real_jids)
+
+    def room_line(self, xml: ET.Element, room_jid: str, nick: str) -> None:
+        state = self.rooms.get(room_jid)
+        if state is not None and state.catching_up:
+            state.held.append((xml, nick))
+            return
+        sender = self._occupant_address(room_jid, nick, xml)
+        if sender is None:
+            return
+        text = clean_text(xml.findtext(BODY) or "")
+        if not text or xml.find(SUBJECT) is not None:
+            return
+        stamp = delay_stamp(xml)  # history
+        self._queue_event(AgentMessage(
+            room=RoomRef(room_jid),
+            sender=sender,
+            sender_name=nick,
+            text=text,
+            event_id=event_id(room_jid, xml),
+            ts=stamp if stamp is not None else time.time(),
+            edited=is_correction(xml),  # XEP-0308
+        ))
+
+    def room_chat_state(self, xml: ET.Element, room_jid: str, nick: str) -> None:
+        state = chat_state(xml)
+        if state is None or xml.find(BODY) is not None:
+            return  # a line with a state attached: the line itself says enough
+        sender = self._occupant_address(room_jid, nick, xml)
+        if sender is not None:
+            self._queue_event(AgentTyping(RoomRef(room_jid), sender, nick, state == "composing"))
+
+    def _occupant_address(self, room_jid: str, nick: str, xml: ET.Element) -> str | None:
+        """The address of the agent behind `nick` in one of our rooms; None for our own line
+        coming back (noted as delivered) and for anyone whose address the room did not give."""
+        state = self.rooms.get(room_jid)
+        if state is None:
+            return None
+        if nick == state.nick:
+            self.note_reflection(state, xml, event_id(room_jid, xml))
+            return None
+        sender = state.real_jids.get(nick)
+        if sender is None and xml.find(DELAY) is not None:
+            sender = history_address(xml)  # join history: the agent may have left since
+        if not nick or sender is None:
+            log.info("xmpp: %s: line from %r with no known address; not relayed", room_jid, nick)
+            return None
+        return sender
+
+    def note_reflection(self, state: Room, xml: ET.Element, reflected_id: str) -> None:
+        """Our own line came back from the room (live, in the join history or the
+        archive)."""
+        key = sent_key(xml)
+        if not key:
+            return
+        state.delivered[key] = reflected_id
+        future = self.reflections.get(key)
+        if future is not None and not future.done():
+            future.set_result(reflected_id)
+
+    # -- the archive ---------------------------------------------------------------------
+
+    def archive_result(self, xml: ET.Element) -> bool:
+        """Collect a line of a room's archive we asked for (only the room itself may
+        answer); False when the stanza is none."""
+        result = xml.find(RESULT)
+        page = self.archive_pages.get(result.get("queryid", "")) if result is not None \
+            else None
+        if page is None or xml.get("from") != page.room:
+            return False
+        line = archived_line(xml)
+        if line is not None:
+            page.lines.append(line)
+        return True
+
+    def archived_line(self, room: RoomRef, state: Room, line: ArchivedLine) -> None:
+        message = line.message
+        nick = (message.get("from") or "").partition("/")[2]
+        if nick == state.nick or line.real_jid == self._bot_jid:
+            self.note_reflection(state, message, line.archive_id)
+            return
+        sender = line.real_jid or state.real_jids.get(nick)
+        text = clean_text(message.findtext(BODY) or "")
+        if sender is None or not text or message.find(SUBJECT) is not None:
+            return
+        self._queue_event(AgentMessage(
+            room=room, sender=sender, sender_name=nick, text=text,
+            event_id=line.archive_id,
+            ts=line.stamp if line.stamp is not None else time.time(),
+            edited=is_correction(message),
+        ))
+
+    # -- slixmpp's handlers --------------------------------------------------------------
+
+    def _on_groupchat_message(self, message: Message) -> None:
+        """Group chat lines the fast path left: history on a join, and everything when it
+        is off."""
+        address = message["from"]
+        self.room_line(message.xml, address.bare, address.resource)
+
+    def _on_chat_state(self, message: Message) -> None:
+        """Chat states the fast path left."""
+        if message.xml.get("type") == "groupchat":  # direct ones are not about a chat
+            address = message["from"]
+            self.room_chat_state(message.xml, address.bare, address.resource)
+
+    def _on_direct_message(self, message: Message) -> None:
+        """An agent writing to the bot directly: commands about themselves (!break, ...)."""
+        if message["type"] not in ("chat", "normal") or not message["body"]:
+            return
+        sender = message["from"].bare
+        if sender not in self._agents:
+            return  # strangers get nothing, not even an error
+        self._queue_event(AgentMessage(
+            room=RoomRef(sender), sender=sender, sender_name=message["from"].user,
+            text=clean_text(str(message["body"])), event_id=f"{sender}#{message['id']}",
+            ts=time.time(),
+        ))
+
+    def _on_groupchat_presence(self, presence: Presence) -> None:
+        room_jid = presence["from"].bare
+        state = self.rooms.get(room_jid)
+        if state is None:
+            return
+        nick = presence["from"].resource
+        real = presence["muc"]["jid"]
+        codes = presence["muc"]["status_codes"]
+        if nick == state.nick or 110 in codes:
+            if presence["type"] == "unavailable":
+                # Kicked, or the room was destroyed: join again before the next line.
+                log.warning("xmpp: the bot left %s (codes %s)", room_jid, sorted(codes))
+                state.joined = False
+            return
+        if not real:
+            return
+        address = real.bare
+        if presence["type"] == "unavailable":
+            state.real_jids.pop(nick, None)
+            event: InboundEvent = MemberLeft(RoomRef(room_jid), address, nick,
+                                             f"left:{room_jid}/{nick}:{time.time():.6f}")
+        else:
+            if state.real_jids.get(nick) == address:
+                return  # a status change, not a join
+            state.real_jids[nick] = address
+            event = MemberJoined(RoomRef(room_jid), address, nick,
+                                 f"joined:{room_jid}/{nick}:{time.time():.6f}")
+        self._queue_event(event)
+
+    def _on_subscribe_request(self, presence: Presence) -> None:
+        asker = presence["from"].bare
+        if asker in self._agents:
+            self._link.client.send_presence(pto=asker, ptype="subscribed")
+        else:
+            self._link.client.send_presence(pto=asker, ptype="unsubscribed")
+
+    def _on_changed_status(self, presence: Presence) -> None:
+        address = presence["from"].bare
+        if address not in self._agents:
+            return
+        # An agent may be online on several devices: available if any of them is.
+        resources = self._link.client.client_roster[address].resources
+        available = any(r.get("show", "") not in BUSY_SHOWS for r in resources.values())
+        self._queue_event(AgentPresence(address, available))
+
+    def _on_message_error(self, message: Message) -> None:
+        log.warning("xmpp: error from %s: %s", message["from"], message["error"]["condition"])
