@@ -3,20 +3,26 @@ PYTHON ?= python3
 VENV ?= .venv
 BACKEND ?= matrix
 LISTEN ?= 127.0.0.1:8080
+STATE ?= state/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 demo: $(VENV)/.installed-demo
-	$(VENV)/bin/livechat-bridge demo --backend $(BACKEND) --listen $(LISTEN)
+	$(VENV)/bin/livechat-bridge demo --backend $(BACKEND) --listen $(LISTEN) --state $(STATE)
 
 test: $(VENV)/.installed-test
 	tools/ensure-debian-packages chromium prosody lua-unbound
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed-test
+	$(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed-test
 	$(VENV)/bin/python bench/relay_latency.py
@@ -30,4 +36,4 @@ $(VENV)/.installed-%: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 clean:
-	rm -rf $(VENV) state .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) state .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""A recording messenger backend for the benchmarks, and a runner that serves a real bridge
-with it in its own process.
+"""A runner that serves a real bridge on the recording backend in its own process.
 
-`RecordingBackend` implements the `Backend` protocol without a network: a room is a made-up
-id, every post is recorded (room, kind, text, key, the `time.monotonic()` it arrived) and
-answered at once with an event id. Benchmarks import it (`from _recording import
-RecordingBackend`; a script run as `python bench/NAME.py` has `bench/` on `sys.path`).
+`RecordingBackend` lives with the tests' fakes (`tests/fakes/backend.py`), so the benchmarks
+and the fast tests measure and check the same fake: it implements the `Backend` protocol
+without a network, records every post (room, kind, text, key, the `time.monotonic()` it
+arrived) and answers at once with an event id. Benchmarks import it from there; this module
+puts the repository root on `sys.path` for them (a script run as `python bench/NAME.py` has
+only `bench/` there).
 
 Run as a script, it is a bridge process whose backend is a `RecordingBackend`:
 
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
-import importlib.util
 import json
 import logging
 import os
@@ -42,131 +42,18 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-if importlib.util.find_spec("bridge") is None:  # run from a checkout, package not installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO_ROOT = str(Path(__file__).resolve().parents[1])
+if REPO_ROOT not in sys.path:  # for `tests.fakes` (and `bridge` when not installed)
+    sys.path.insert(0, REPO_ROOT)
 
-from bridge.app import Bridge
-from bridge.backends.base import InboundCallback, RoomSpec
-from bridge.config import Config, parse_config
-from bridge.core.models import RoomRef
+from bridge.app import Bridge  # noqa: E402
+from bridge.config import Config, parse_config  # noqa: E402
+from tests.fakes.backend import RecordingBackend  # noqa: E402
 
 log = logging.getLogger("recording")
-
-
-@dataclass(frozen=True)
-class Post:
-    """One line the bridge posted to a room."""
-
-    room: str
-    kind: str  # "text" (a visitor line) or "notice"
-    text: str
-    key: str  # the idempotency key the bridge gave
-    event_id: str
-    at: float  # time.monotonic() when the backend got it
-
-
-class RecordingBackend:
-    """A `Backend` that records what the hub asks of it and answers at once.
-
-    Nothing is de-duplicated by key, unlike a homeserver: a line posted twice shows twice in
-    `posts`, so a benchmark can see doubles.
-    """
-
-    name = "recording"
-    presence_default = True  # agents count as available: routing runs as on Matrix
-
-    def __init__(self) -> None:
-        self.rooms: dict[RoomRef, RoomSpec] = {}
-        self.opened_at: list[float] = []
-        self.posts: list[Post] = []
-        self.invites: list[tuple[RoomRef, str]] = []
-        self.removals: list[tuple[RoomRef, str]] = []
-        self.typing: list[tuple[RoomRef, bool]] = []
-        self.inbound: InboundCallback | None = None
-        self._waiters: list[tuple[Callable[[], float | None], asyncio.Future[float]]] = []
-
-    async def start(self, inbound: InboundCallback) -> None:
-        self.inbound = inbound
-
-    async def stop(self) -> None:
-        self.inbound = None
-
-    async def attach_rooms(self, rooms: dict[RoomRef, RoomSpec]) -> None:
-        self.rooms.update(rooms)
-
-    async def open_room(self, spec: RoomSpec) -> RoomRef:
-        room = RoomRef(f"!room{len(self.rooms) + 1}:recording")
-        self.rooms[room] = spec
-        self.opened_at.append(time.monotonic())
-        self._wake()
-        return room
-
-    async def invite(self, room: RoomRef, address: str) -> None:
-        self.invites.append((room, address))
-
-    async def remove(self, room: RoomRef, address: str) -> None:
-        self.removals.append((room, address))
-
-    async def post_text(self, room: RoomRef, text: str, *, key: str) -> str:
-        return self._record(room, "text", text, key)
-
-    async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
-        return self._record(room, "notice", text, key)
-
-    async def set_typing(self, room: RoomRef, active: bool) -> None:
-        self.typing.append((room, active))
-
-    def _record(self, room: RoomRef, kind: str, text: str, key: str) -> str:
-        event_id = f"$rec{len(self.posts) + 1}"
-        self.posts.append(Post(room, kind, text, key, event_id, time.monotonic()))
-        self._wake()
-        return event_id
-
-    # -- for the benchmark -------------------------------------------------------------
-
-    async def wait_posts(self, count: int) -> float:
-        """Wait until `count` posts arrived; returns when the `count`-th one did."""
-        return await self._wait(lambda: self.posts[count - 1].at
-                                if len(self.posts) >= count else None)
-
-    async def wait_rooms(self, count: int) -> float:
-        """Wait until `count` rooms were opened; returns when the `count`-th one was."""
-        return await self._wait(lambda: self.opened_at[count - 1]
-                                if len(self.opened_at) >= count else None)
-
-    async def _wait(self, reached: Callable[[], float | None]) -> float:
-        at = reached()
-        if at is not None:
-            return at
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._waiters.append((reached, future))
-        try:
-            return await future
-        finally:
-            self._waiters = [(r, f) for r, f in self._waiters if f is not future]
-
-    def _wake(self) -> None:
-        for reached, future in self._waiters:
-            at = reached()
-            if at is not None and not future.done():
-                future.set_result(at)
-
-    def recording(self) -> dict[str, Any]:
-        """What the backend saw, as JSON: rooms (with the conversation each was opened for)
-        and every post in arrival order."""
-        return {
-            "rooms": {room: spec.key for room, spec in self.rooms.items()},
-            "posts": [asdict(post) for post in self.posts],
-            "invites": len(self.invites),
-        }
-
-
-# -- the runner -------------------------------------------------------------------------------
 
 
 def cpu_seconds() -> tuple[float, float]:

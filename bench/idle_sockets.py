@@ -24,7 +24,6 @@ import contextlib
 import gc
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
@@ -44,15 +43,14 @@ from typing import Any
 
 SCRIPT = Path(__file__).resolve()
 REPO_ROOT = SCRIPT.parents[1]
-if importlib.util.find_spec("bridge") is None:  # run from a checkout, package not installed
+if str(REPO_ROOT) not in sys.path:  # for `tests.fakes` (and `bridge` when not installed)
     sys.path.insert(0, str(REPO_ROOT))
 
 from bridge.app import Bridge  # noqa: E402
-from bridge.backends.base import InboundCallback, RoomSpec  # noqa: E402
 from bridge.config import Config, parse_config  # noqa: E402
-from bridge.core.models import RoomRef  # noqa: E402
 from bridge.devserver.ports import free_port  # noqa: E402
 from bridge.web.app import SOCKETS  # noqa: E402
+from tests.fakes.backend import RecordingBackend  # noqa: E402
 
 log = logging.getLogger("idle_sockets")
 
@@ -104,49 +102,6 @@ def proc_memory(pid: int) -> dict[str, int]:
 # -- the child: a bridge on a recording backend ---------------------------------------------
 
 
-class RecordingBackend:
-    """The `Backend` protocol without a network. It counts what the hub asks for instead of
-    keeping it, so it adds nothing per conversation to the RSS being measured; event ids are
-    derived from the key, which keeps posts idempotent without a table."""
-
-    name = "recording"
-    presence_default = True
-
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-        self._inbound: InboundCallback | None = None
-
-    async def start(self, inbound: InboundCallback) -> None:
-        self._inbound = inbound
-
-    async def stop(self) -> None:
-        self._inbound = None
-
-    async def attach_rooms(self, rooms: dict[RoomRef, RoomSpec]) -> None:
-        self.calls["attach_rooms"] += len(rooms)
-
-    async def open_room(self, spec: RoomSpec) -> RoomRef:
-        self.calls["open_room"] += 1
-        return RoomRef(f"!{spec.key}:bench.invalid")
-
-    async def invite(self, room: RoomRef, address: str) -> None:
-        self.calls["invite"] += 1
-
-    async def remove(self, room: RoomRef, address: str) -> None:
-        self.calls["remove"] += 1
-
-    async def post_text(self, room: RoomRef, text: str, *, key: str) -> str:
-        self.calls["post_text"] += 1
-        return f"$text-{key}"
-
-    async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
-        self.calls["post_notice"] += 1
-        return f"$notice-{key}"
-
-    async def set_typing(self, room: RoomRef, active: bool) -> None:
-        self.calls["set_typing"] += 1
-
-
 def bridge_config(workdir: Path, port: int) -> Config:
     """One queue with a welcome line and one agent; the default flood limit."""
     return parse_config({
@@ -168,7 +123,8 @@ class ChildServer:
     command). EOF on stdin or SIGTERM stops it, so it never outlives the benchmark."""
 
     def __init__(self, workdir: Path) -> None:
-        self.backend = RecordingBackend()
+        # Counting only: what it would keep per conversation is not the bridge's memory.
+        self.backend = RecordingBackend(keep=False)
         self.bridge = Bridge(bridge_config(workdir, free_port()), backend=self.backend)
         self._mark: tracemalloc.Snapshot | None = None
 
@@ -210,12 +166,14 @@ class ChildServer:
 
     def progress(self) -> dict[str, Any]:
         """Cheap enough to ask while measuring: it allocates next to nothing."""
-        couriers = getattr(self.bridge.hub.outbox, "_couriers", {})  # a private; 0 if renamed
+        outbox = self.bridge.hub.parts.outbox
+        couriers = getattr(outbox, "_couriers", {})  # a private; 0 if renamed
         return {"rooms": self.backend.calls["open_room"], "couriers": len(couriers)}
 
     def stats(self) -> dict[str, Any]:
         """Counts for the report (after measuring: some of them build big temporaries)."""
-        sinks: dict[Any, set[Any]] = getattr(self.bridge.hub, "_sinks", {})  # a private
+        sinks: dict[Any, set[Any]] = getattr(self.bridge.hub.parts.sinks, "_by_conversation",
+                                             {})  # a private
         return {
             "backend": dict(self.backend.calls),
             "tasks": len(asyncio.all_tasks()),

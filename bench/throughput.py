@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import importlib.util
 import json
 import logging
 import os
@@ -49,16 +48,18 @@ import aiohttp
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-if importlib.util.find_spec("bridge") is None:  # run from a checkout, package not installed
+if str(REPO_ROOT) not in sys.path:  # for `tests.fakes` (and `bridge` when not installed)
     sys.path.insert(0, str(REPO_ROOT))
 
-from _recording import RecordingBackend, cpu_seconds  # noqa: E402
+from _recording import cpu_seconds  # noqa: E402
 
+from bridge.app import build_hub  # noqa: E402
 from bridge.config import parse_config  # noqa: E402
 from bridge.core.models import ConversationId  # noqa: E402
 from bridge.core.protocol import MessageFrame, StartFrame, parse_frame  # noqa: E402
 from bridge.hub import Hub  # noqa: E402
 from bridge.store import Store  # noqa: E402
+from tests.fakes.backend import RecordingBackend  # noqa: E402
 
 log = logging.getLogger("throughput")
 
@@ -387,7 +388,7 @@ async def measure_hub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
     config = parse_config(bridge_config(db), base_dir=workdir)
     store = Store(db)
     backend = RecordingBackend()
-    hub = Hub(config, store, backend)
+    hub = build_hub(config, store, backend)
     await hub.start()
     try:
         conversations = await start_hub_conversations(hub, backend, args.conversations)

@@ -1,20 +1,37 @@
-"""The composition root: builds the store, the backend, the hub and the web app, and runs them."""
+"""The composition root: builds the store, the backend, every part of the hub ring with the
+narrow collaborators it needs, and the web app; starts and stops them in pairs."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from aiohttp import web
 
+from bridge.aftercare import Aftercare
 from bridge.backends.base import Backend, BackendError
+from bridge.chat_actions import ChatActions
+from bridge.command_tools import CommandTools
+from bridge.commands import Commands
 from bridge.config import Config
-from bridge.hub import Hub
+from bridge.hub import Hub, HubParts
+from bridge.inbound import Inbound
 from bridge.mail import Mailer
+from bridge.notices import Notices
+from bridge.outbox import Outbox
+from bridge.routing.assignment import Assignment
+from bridge.routing.availability import Availability, Invitations
+from bridge.routing.lobbies import Lobbies
+from bridge.routing.waiting_line import WaitingLine
+from bridge.sinks import Sinks
 from bridge.startup import RUN_LISTEN_HINT, check_listen_free, listen_error, open_store
 from bridge.store import Store, StoreBackendState
 from bridge.tasks import TaskGroup
 from bridge.tickets import Tickets
-from bridge.web.app import create_app
+from bridge.timeline import Timeline
+from bridge.unanswered import UnansweredTickets
+from bridge.web.app import DEFAULT_STRINGS, VisitorSide, create_app
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +55,43 @@ def make_backend(config: Config, store: Store) -> Backend:
     raise ValueError(f"backend {config.backend!r} is not available in this version")
 
 
+def build_hub(config: Config, store: Store, backend: Backend, *,
+              mailer: Mailer | None = None, tickets: Tickets | None = None,
+              clock: Callable[[], float] = time.time) -> Hub:
+    """Every part of the hub ring, each given only what it uses."""
+    tasks = TaskGroup()
+    sinks = Sinks()
+    notices = Notices(backend)
+    invitations = Invitations(store)
+    availability = Availability(config, store, invitations, backend.presence_default, clock)
+    line = WaitingLine(config, store, availability, sinks, clock)
+    lobbies = Lobbies(config, store, backend, clock)
+    assignment = Assignment(config, store, backend, availability, invitations, line, lobbies,
+                            notices, lambda coroutine, name: tasks.spawn(coroutine, name=name))
+    outbox = Outbox(config, store, backend, tasks, assignment.invitees, assignment.room_opened)
+    survey = config.widget.strings.get("survey", DEFAULT_STRINGS["survey"])
+    timeline = Timeline(store, sinks, outbox.kick, survey)
+    unanswered = UnansweredTickets(config, store, tickets, sinks, notices, clock)
+    actions = ChatActions(config, store, backend, timeline, notices, assignment, line,
+                          unanswered, clock)
+    aftercare = Aftercare(config, store, timeline, notices, mailer, clock)
+    commands = Commands(CommandTools(config, store, actions, aftercare, assignment,
+                                     availability, clock))
+    inbound = Inbound(config, store, backend, sinks, timeline, notices, actions, assignment,
+                      lobbies, commands, outbox.wake, clock)
+    parts = HubParts(sinks=sinks, timeline=timeline, outbox=outbox, availability=availability,
+                     assignment=assignment, line=line, lobbies=lobbies, actions=actions,
+                     aftercare=aftercare, inbound=inbound, tasks=tasks)
+    return Hub(config, store, backend, parts, clock=clock)
+
+
+def web_app(config: Config, hub: Hub, tickets: Tickets) -> web.Application:
+    """The visitors' and admins' HTTP side, on the hub's parts."""
+    parts = hub.parts
+    visitors = VisitorSide(hub, parts.line.status, parts.aftercare.transcript_for_token)
+    return create_app(config, visitors, tickets, hub.store, hub.clock)
+
+
 class Bridge:
     """One running bridge: start() returns when it serves visitors; stop() undoes it all."""
 
@@ -48,8 +102,9 @@ class Bridge:
         mailer = Mailer(config.smtp) if config.smtp is not None else None
         self._ticket_tasks = TaskGroup()
         self.tickets = Tickets(config, self.store, mailer, self._ticket_tasks, self.backend)
-        self.hub = Hub(config, self.store, self.backend, mailer=mailer, tickets=self.tickets)
-        self.app = create_app(config, self.hub, self.tickets)
+        self.hub = build_hub(config, self.store, self.backend, mailer=mailer,
+                             tickets=self.tickets)
+        self.app = web_app(config, self.hub, self.tickets)
         self._runner: web.AppRunner | None = None
         self.port = config.server.port
 
@@ -75,9 +130,9 @@ class Bridge:
             await site.start()
         except OSError as exc:  # taken meanwhile, after the check
             raise listen_error(exc, host, port, listen_hint) from None
-        server = site._server
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        bound = self._runner.addresses  # the port the kernel picked for port 0
+        if bound:
+            self.port = int(bound[0][1])
         log.info("serving visitors on http://%s:%d (widget: %s/widget.js)",
                  self.config.server.host, self.port, self.config.server.public_url)
 

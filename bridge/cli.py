@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from datetime import UTC, datetime, time
 from pathlib import Path
 
 from bridge.config import Config, ConfigError, load_config
 from bridge.config_reader import check_listen
+from bridge.signals import wait_for_signal
 from bridge.startup import StartupError, with_listen
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="validate a config file; exit 2 on problems")
     check.add_argument("-c", "--config", type=Path, required=True)
     demo = commands.add_parser("demo", help="private homeserver + bridge + demo shop page")
-    demo.add_argument("--state", type=Path, default=Path("state/demo"))
+    demo.add_argument("--state", type=Path, default=Path("state/demo"),
+                      help="folder for the demo's servers, accounts, database and config "
+                      "(default state/demo; one subfolder per backend)")
     demo.add_argument("--listen", type=_listen, default="127.0.0.1:8080", metavar="HOST:PORT",
                       help="serve the widget and shop page here (default 127.0.0.1:8080)")
     demo.add_argument("--backend", choices=["matrix", "xmpp"], default="matrix")
@@ -163,13 +164,3 @@ async def _serve(config: Config, path: Path) -> int:
         await bridge.stop()
     return 0
 
-
-async def wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM, so every component gets a clean stop."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stopping")

@@ -11,17 +11,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
+from bridge.command_tools import CommandTools
 from bridge.config import AgentConfig, QueueConfig
 from bridge.core.commands import Command, CommandError, Registry, Spec, unknown, unquote
 from bridge.core.models import Conversation, Sender, Status, VisitorInfo
 from bridge.core.protocol import ProtocolError
 from bridge.core.templates import TemplateError, language_key, render
 from bridge.report import median
-
-if TYPE_CHECKING:
-    from bridge.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +45,10 @@ Handler = Callable[[Context], Awaitable[Reply]]
 
 
 class Commands:
-    """The command set, bound to one hub."""
+    """The command set, acting through the parts in `tools`."""
 
-    def __init__(self, hub: Hub, prefix: str = "!") -> None:
-        self.hub = hub
+    def __init__(self, tools: CommandTools, prefix: str = "!") -> None:
+        self.tools = tools
         self.registry = Registry(prefix=prefix)
         self._handlers: dict[str, Handler] = {}
         for spec, handler in (
@@ -95,7 +92,7 @@ class Commands:
             if spec.in_chat_only and conversation is None:
                 raise CommandError(f"{self.registry.prefix}{spec.name} works in a chat's room")
             return await self._handlers[spec.name](
-                Context(command, agent, conversation, self.hub.clock(), key, lobby))
+                Context(command, agent, conversation, self.tools.clock(), key, lobby))
         except CommandError as exc:
             return Reply(str(exc))
         except Exception:
@@ -123,9 +120,9 @@ class Commands:
     def _canned_texts(self, agent: AgentConfig, lang: str = "") -> dict[str, str]:
         """Shared replies, those for the visitor's language over them, the agent's own
         over both."""
-        config = self.hub.config
+        config = self.tools.config
         in_lang = config.canned_by_lang.get(language_key(lang), {}) if lang else {}
-        return {**config.canned, **in_lang, **self.hub.store.personal_canned(agent.id)}
+        return {**config.canned, **in_lang, **self.tools.store.personal_canned(agent.id)}
 
     async def canned_reply(self, ctx: Context) -> Reply:
         if len(ctx.command.args) != 1:
@@ -136,10 +133,10 @@ class Commands:
         if name not in texts:
             raise unknown("canned reply", name, list(texts))
         try:
-            text = render(texts[name], self.hub.placeholders(conversation, ctx.agent))
+            text = render(texts[name], self.tools.actions.placeholders(conversation, ctx.agent))
         except TemplateError as exc:
             raise CommandError(f"Canned reply {name!r} cannot be filled in: {exc}") from None
-        await self.hub.agent_line(conversation, ctx.agent, text, ctx.key)
+        await self.tools.actions.agent_line(conversation, ctx.agent, text, ctx.key)
         return Reply()
 
     async def canned(self, ctx: Context) -> Reply:
@@ -151,24 +148,24 @@ class Commands:
             name = args[1]
             text = unquote(ctx.command.rest.split(None, 2)[2])  # as typed, inside quotes
             try:
-                render(text, self.hub.placeholders(None, ctx.agent))
+                render(text, self.tools.actions.placeholders(None, ctx.agent))
             except TemplateError as exc:
                 raise CommandError(f"Not saved: {exc}") from None
-            self.hub.store.set_canned(ctx.agent.id, name, text)
+            self.tools.store.set_canned(ctx.agent.id, name, text)
             self._event(ctx, "canned_add", name)
             return Reply(f"Saved your canned reply {name!r}; send it with "
                          f"{self.registry.prefix}c {name}")
         if action == "del" and len(args) == 2:
-            if not self.hub.store.set_canned(ctx.agent.id, args[1], None):
+            if not self.tools.store.set_canned(ctx.agent.id, args[1], None):
                 raise unknown("personal canned reply", args[1],
-                              list(self.hub.store.personal_canned(ctx.agent.id)))
+                              list(self.tools.store.personal_canned(ctx.agent.id)))
             self._event(ctx, "canned_del", args[1])
             return Reply(f"Deleted your canned reply {args[1]!r}.")
         raise self._usage("canned")
 
     def _canned_listing(self, agent: AgentConfig) -> str:
-        shared = self.hub.config.canned
-        personal = self.hub.store.personal_canned(agent.id)
+        shared = self.tools.config.canned
+        personal = self.tools.store.personal_canned(agent.id)
         lines = ["Canned replies (send with !c NAME):"]
         lines += [f"  {name}: {text}" for name, text in sorted(shared.items())]
         lines += [f"  {name} (yours): {text}" for name, text in personal.items()]
@@ -186,7 +183,7 @@ class Commands:
     async def info(self, ctx: Context) -> Reply:
         conversation = ctx.conversation
         assert conversation is not None
-        earlier = self.hub.store.earlier_conversations(conversation)
+        earlier = self.tools.store.earlier_conversations(conversation)
         visitor, page = conversation.visitor, conversation.page
         waited = (conversation.first_response_at or ctx.now) - conversation.created_at
         lines = [
@@ -207,7 +204,7 @@ class Commands:
     async def history(self, ctx: Context) -> Reply:
         conversation = ctx.conversation
         assert conversation is not None
-        earlier = self.hub.store.earlier_conversations(conversation)[:HISTORY_LIMIT]
+        earlier = self.tools.store.earlier_conversations(conversation)[:HISTORY_LIMIT]
         if not ctx.command.args:
             if not earlier:
                 return Reply(f"No earlier chats with {conversation.visitor.email}.")
@@ -217,10 +214,10 @@ class Commands:
         choice = ctx.command.args[0]
         if not choice.isdigit() or not 1 <= int(choice) <= len(earlier):
             raise CommandError(f"No earlier chat number {choice}; there are {len(earlier)}.")
-        return Reply(self.hub.aftercare.transcript_text(earlier[int(choice) - 1]))
+        return Reply(self.tools.aftercare.transcript_text(earlier[int(choice) - 1]))
 
     def _history_line(self, number: int, conversation: Conversation) -> str:
-        lines = [i.text for i in self.hub.store.items_after(conversation.id, 0)
+        lines = [i.text for i in self.tools.store.items_after(conversation.id, 0)
                  if i.sender is Sender.VISITOR][:FIRST_LINES]
         rating = f"{conversation.rating}/5" if conversation.rating else "not rated"
         return (f"{number}. {_date(conversation.created_at)} · {conversation.queue_id} · "
@@ -232,7 +229,7 @@ class Commands:
             raise self._usage("invite")
         conversation = self._open(ctx)
         target = self._agent(ctx.command.args[0])
-        await self.hub.invite_agent(conversation, target)
+        await self.tools.actions.invite_agent(conversation, target)
         self._event(ctx, "invite", target.id)
         return Reply(f"Invited {target.name or target.id}.")
 
@@ -241,13 +238,13 @@ class Commands:
             raise self._usage("transfer")
         conversation = self._open(ctx)
         wanted, note = ctx.command.args[0], " ".join(ctx.command.args[1:])
-        queue = self.hub.config.queue(wanted)
+        queue = self.tools.config.queue(wanted)
         target = self._queue_agent(queue, ctx.agent) if queue else self._agent(wanted)
         if target.id in (ctx.agent.id, conversation.agent_id):
             raise CommandError(f"{target.name or target.id} already has this chat; "
                                "nothing changed.")
         self._check_can_take(target)
-        await self.hub.transfer(conversation, ctx.agent, target, queue,
+        await self.tools.actions.transfer(conversation, ctx.agent, target, queue,
                                 stay="stay" in ctx.command.flags)
         self._event(ctx, "transfer", f"{target.id} {note}".strip())
         who = target.name or target.id
@@ -255,9 +252,9 @@ class Commands:
 
     async def end(self, ctx: Context) -> Reply:
         conversation = self._open(ctx)
-        await self.hub.end_by_agent(conversation, ctx.agent)
+        await self.tools.actions.end_by_agent(conversation, ctx.agent)
         self._event(ctx, "end", "")
-        return Reply(self.hub.aftercare.summary(conversation.id))
+        return Reply(self.tools.aftercare.summary(conversation.id))
 
     async def transcript(self, ctx: Context) -> Reply:
         if len(ctx.command.args) > 1:
@@ -267,7 +264,7 @@ class Commands:
         address = ctx.command.args[0] if ctx.command.args else conversation.visitor.email
         try:
             # Agents are trusted with any address; visitors only get their own.
-            sent_to = await self.hub.aftercare.email_transcript(conversation, address,
+            sent_to = await self.tools.aftercare.email_transcript(conversation, address,
                                                                 agent_id=ctx.agent.id)
         except ProtocolError as exc:
             raise CommandError(f"Transcript not sent: {exc.message}") from None
@@ -276,7 +273,7 @@ class Commands:
 
     async def callback(self, ctx: Context) -> Reply:
         conversation = self._open(ctx)
-        await self.hub.aftercare.ask_callback(conversation, ctx.agent)
+        await self.tools.aftercare.ask_callback(conversation, ctx.agent)
         self._event(ctx, "callback_asked", "")
         return Reply(f"Asked {conversation.visitor.name} for a phone number; it will show "
                      "here when they answer.")
@@ -285,9 +282,9 @@ class Commands:
         """The line `!queue` shows and `!claim N` counts in: in a lobby, that queue's;
         elsewhere, that of every queue the agent is in."""
         queues = ([ctx.lobby.id] if ctx.lobby else
-                  [q.id for q in self.hub.config.queues if ctx.agent.id in q.agents])
-        return [c for c in self.hub.store.open_conversations()
-                if c.status is Status.WAITING and c.queue_id in queues]
+                  [q.id for q in self.tools.config.queues if ctx.agent.id in q.agents])
+        return [c for c in self.tools.store.open_conversations()
+                if c.status is Status.WAITING and c.agent_id is None and c.queue_id in queues]
 
     async def queue(self, ctx: Context) -> Reply:
         waiting = self._waiting_for(ctx)
@@ -307,7 +304,7 @@ class Commands:
             if conversation.agent_id not in (None, ctx.agent.id):
                 raise CommandError(f"{conversation.agent_id} already has this chat; "
                                    "ask them to !transfer it.")
-            await self.hub.router.take(conversation, ctx.agent)
+            await self.tools.assignment.take(conversation, ctx.agent)
             self._event(ctx, "claim", conversation.id)
             return Reply(f"This chat is yours, {ctx.agent.name or ctx.agent.id}.")
         waiting = self._waiting_for(ctx)
@@ -315,26 +312,26 @@ class Commands:
         if not choice.isdigit() or not 1 <= int(choice) <= len(waiting):
             raise CommandError(f"No waiting chat number {choice}; see !queue.")
         conversation = waiting[int(choice) - 1]
-        await self.hub.invite_agent(conversation, ctx.agent)
-        await self.hub.router.take(conversation, ctx.agent)
-        self.hub.store.add_event(conversation.id, ctx.agent.id, "claim", "", ctx.now)
+        await self.tools.actions.invite_agent(conversation, ctx.agent)
+        await self.tools.assignment.take(conversation, ctx.agent)
+        self.tools.store.add_event(conversation.id, ctx.agent.id, "claim", "", ctx.now)
         return Reply(f"Invited you to the chat with {conversation.visitor.name}.")
 
     async def take_break(self, ctx: Context) -> Reply:
-        self.hub.store.set_break(ctx.agent.id, True)
+        self.tools.store.set_break(ctx.agent.id, True)
         self._event(ctx, "break", "")
         return Reply("You are on a break: no new chats or transfers to you. !back to return.")
 
     async def come_back(self, ctx: Context) -> Reply:
-        self.hub.store.set_break(ctx.agent.id, False)
+        self.tools.store.set_break(ctx.agent.id, False)
         self._event(ctx, "back", "")
-        await self.hub.router.assign_waiting()
+        await self.tools.assignment.assign_waiting()
         return Reply("Welcome back: you take new chats again.")
 
     async def stats(self, ctx: Context) -> Reply:
         day = datetime.fromtimestamp(ctx.now, UTC).replace(hour=0, minute=0, second=0,
                                                            microsecond=0)
-        figures = self.hub.store.day_figures(day.timestamp(), ctx.now + 1)
+        figures = self.tools.store.day_figures(day.timestamp(), ctx.now + 1)
         waits = figures["first_response_s"]
         # The reports' median: an even count takes the mean of the middle two.
         shown = _duration(middle) if (middle := median(waits)) is not None else "-"
@@ -347,38 +344,38 @@ class Commands:
     async def ban(self, ctx: Context) -> Reply:
         conversation = self._open(ctx)
         reason = ctx.command.rest
-        self.hub.store.ban(conversation.visitor.email, ctx.agent.id, reason, ctx.now)
+        self.tools.store.ban(conversation.visitor.email, ctx.agent.id, reason, ctx.now)
         self._event(ctx, "ban", reason)
-        await self.hub.end_by_agent(conversation, ctx.agent)
+        await self.tools.actions.end_by_agent(conversation, ctx.agent)
         return Reply(f"Chat ended; {conversation.visitor.email} cannot start new chats.")
 
     # -- helpers -------------------------------------------------------------------------
 
     def _agent(self, wanted: str) -> AgentConfig:
-        for agent in self.hub.config.agents:
+        for agent in self.tools.config.agents:
             if wanted in (agent.id, agent.address) or wanted.lower() == agent.name.lower():
                 return agent
-        known = [a.id for a in self.hub.config.agents] + [q.id for q in self.hub.config.queues]
+        known = [a.id for a in self.tools.config.agents] + [q.id for q in self.tools.config.queues]
         raise unknown("agent or queue", wanted, known)
 
     def _queue_agent(self, queue: QueueConfig, current: AgentConfig) -> AgentConfig:
         """The queue's available agent with the fewest open chats (not the current one)."""
         candidates = [a for agent_id in queue.agents
-                      if (a := self.hub.config.agent(agent_id)) is not None
-                      and a.id != current.id and self.hub.router.can_take(a)]
+                      if (a := self.tools.config.agent(agent_id)) is not None
+                      and a.id != current.id and self.tools.availability.can_take(a)]
         if not candidates:
             raise CommandError(f"Nobody in {queue.name} can take a chat now; nothing changed.")
-        return min(candidates, key=self.hub.router.open_chats)
+        return min(candidates, key=self.tools.availability.open_chats)
 
     def _check_can_take(self, agent: AgentConfig) -> None:
-        if not self.hub.router.agent_available(agent):
+        if not self.tools.availability.agent_available(agent):
             raise CommandError(f"{agent.name or agent.id} is away; nothing changed.")
-        if self.hub.router.open_chats(agent) >= agent.max_chats:
+        if self.tools.availability.open_chats(agent) >= agent.max_chats:
             raise CommandError(f"{agent.name or agent.id} already has {agent.max_chats} chats; "
                                "nothing changed.")
 
     def _event(self, ctx: Context, kind: str, detail: str) -> None:
-        self.hub.store.add_event(ctx.conversation.id if ctx.conversation else None,
+        self.tools.store.add_event(ctx.conversation.id if ctx.conversation else None,
                                  ctx.agent.id, kind, detail, ctx.now)
 
 

@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bridge.config_agents import AgentConfig, parse_agents
 from bridge.config_limits import LimitsConfig, parse_limits, parse_trusted_proxies
 from bridge.config_queues import QueueConfig, parse_queues
 from bridge.config_reader import (
     LANG_RE,
     Reader,
-    address_check,
     check_bare_jid,
     check_color,
     check_http_url,
-    check_ident,
     check_listen,
     check_matrix_user,
     check_not_negative,
@@ -69,6 +68,15 @@ class ServerConfig:
         return frozenset((*map(normalize_origin, self.allowed_origins), self.public_origin))
 
 
+def site_of(page_url: str, server: ServerConfig) -> str:
+    """The site a chat was on, as host[:port]: the page's origin when it is one of the
+    configured sites (the page URL comes from the visitor), else the bridge's own."""
+    origin = normalize_origin(page_url)
+    if origin not in server.origins:
+        origin = server.public_origin
+    return origin.partition("://")[2]
+
+
 def normalize_origin(url: str) -> str:
     """scheme://host[:port] in the form browsers send: lowercase, no default port."""
     try:
@@ -112,16 +120,9 @@ class XmppConfig:
 
 
 @dataclass(frozen=True)
-class AgentConfig:
-    id: str
-    address: str
-    name: str
-    max_chats: int = 3
-
-
-@dataclass(frozen=True)
 class WidgetConfig:
     title: str = "Chat with us"
+    site: str = ""  # the site's name for {site}; empty: the host of the chat's page
     color: str = "#2563eb"
     position: str = "right"
     strings: dict[str, str] = field(default_factory=dict)
@@ -191,7 +192,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     matrix = _matrix(r, matrix_t, backend) if isinstance(raw.get("matrix"), dict) else None
     xmpp_t = r.table(raw, "xmpp", "xmpp", backend == "xmpp")
     xmpp = _xmpp(r, xmpp_t, backend, base_dir) if isinstance(raw.get("xmpp"), dict) else None
-    agents = _agents(r, raw.get("agents", []), backend)
+    agents = parse_agents(r, raw.get("agents", []), backend)
     queues = parse_queues(r, raw.get("queues", []), agents, backend, smtp="smtp" in raw)
     canned, canned_by_lang = _canned(r, r.table(raw, "canned", "canned", False))
     widget = _widget(r, r.table(raw, "widget", "widget", False))
@@ -304,35 +305,6 @@ def _xmpp(r: Reader, t: dict[str, Any], backend: str, base_dir: Path) -> XmppCon
     )
 
 
-def _agents(r: Reader, items: Any, backend: str) -> list[AgentConfig]:
-    if not isinstance(items, list):
-        r.fail("agents", "expected an array of tables ([[agents]])")
-        return []
-    agents: list[AgentConfig] = []
-    seen: set[str] = set()
-    addresses: set[str] = set()
-    for p, t in r.tables(items, "agents"):
-        r.unknown_keys(t, {"id", "address", "name", "max_chats"}, p)
-        agent_id = r.get(t, "id", p, str, "", required=True, check=check_ident)
-        if agent_id and agent_id in seen:
-            r.fail(f"{p}.id", f"{agent_id!r} is declared twice (expected unique ids)")
-        seen.add(agent_id)
-        address = r.get(t, "address", p, str, "", required=True, check=address_check(backend))
-        if address and address in addresses:
-            r.fail(f"{p}.address", f"{address!r} belongs to another agent (expected one agent "
-                   "per address)")
-        addresses.add(address)
-        agents.append(
-            AgentConfig(
-                id=agent_id,
-                address=address,
-                name=r.get(t, "name", p, str, ""),
-                max_chats=r.get(t, "max_chats", p, int, 3, check=check_positive),
-            )
-        )
-    return agents
-
-
 CANNED_PLACEHOLDERS = {"visitor", "visitor_email", "agent", "queue", "site"}
 
 
@@ -368,7 +340,7 @@ def _canned(r: Reader, t: dict[str, Any]) -> tuple[dict[str, str], dict[str, dic
 
 def _widget(r: Reader, t: dict[str, Any]) -> WidgetConfig:
     p = "widget"
-    r.unknown_keys(t, {"title", "color", "position", "strings"}, p)
+    r.unknown_keys(t, {"title", "site", "color", "position", "strings"}, p)
     strings = r.table(t, "strings", "widget.strings", False)
     by_lang: dict[str, dict[str, str]] = {}
     for key, value in strings.items():
@@ -384,6 +356,7 @@ def _widget(r: Reader, t: dict[str, Any]) -> WidgetConfig:
         r.fail("widget.position", f"{position!r} is not a side (expected left or right)")
     return WidgetConfig(
         title=r.get(t, "title", p, str, "Chat with us", check=check_one_line),
+        site=r.get(t, "site", p, str, "", check=check_one_line),
         color=r.get(t, "color", p, str, "#2563eb", check=check_color),
         position=position,
         strings={k: v for k, v in strings.items() if isinstance(v, str)},

@@ -23,7 +23,7 @@ from bridge.core.routing import Hours, parse_hours
 from bridge.core.templates import TemplateError, language_key, render
 
 if TYPE_CHECKING:
-    from bridge.config import AgentConfig
+    from bridge.config_agents import AgentConfig
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 MATRIX_USER_RE = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
@@ -43,17 +43,33 @@ class Reader:
             return {}
         return value
 
+    # With a default the answer is always a T (the default stands in for a bad value,
+    # which is reported); without one it may be None.
+    @overload
+    def get(self, data: dict[str, Any], key: str, path: str, kind: type[T], default: T, *,
+            required: bool = False, check: Callable[[T], str | None] | None = None) -> T: ...
+
+    @overload
+    def get(self, data: dict[str, Any], key: str, path: str, kind: type[T],
+            default: None = None, *, required: bool = False,
+            check: Callable[[T], str | None] | None = None) -> T | None: ...
+
+    @overload  # a number of seconds or minutes, whole or not
+    def get(self, data: dict[str, Any], key: str, path: str,
+            kind: tuple[type[int], type[float]], default: float, *, required: bool = False,
+            check: Callable[[float], str | None] | None = None) -> float: ...
+
     def get(
         self,
         data: dict[str, Any],
         key: str,
         path: str,
-        kind: type[T],
-        default: T | None = None,
+        kind: Any,
+        default: Any = None,
         *,
         required: bool = False,
-        check: Callable[[T], str | None] | None = None,
-    ) -> T | None:
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
         full = f"{path}.{key}" if path else key
         if key not in data:
             if required:

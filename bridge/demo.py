@@ -1,122 +1,38 @@
-"""`livechat-bridge demo`: a private messenger server, the bridge and a demo shop page,
-all on loopback. Matrix runs a private Synapse; XMPP runs a private Prosody."""
+"""`livechat-bridge demo`: a private messenger server, the bridge, a demo shop page and a
+mail sink, all on loopback. Matrix runs a private Synapse; XMPP runs a private Prosody.
+
+The demo writes a real config file (`<state>/<backend>/config.toml`) and runs the bridge
+from it, so `check -c` and `report -c` work on what the demo runs."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import secrets
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bridge.app import Bridge
 from bridge.backends.base import BackendError
-from bridge.cli import wait_for_signal
-from bridge.config import parse_config
-from bridge.devserver import prosody, synapse
+from bridge.config import Config, ConfigError, load_config
+from bridge.demo_config import demo_settings, write_config
+from bridge.demo_mail import MAIL_PATH, MailSink
+from bridge.demo_servers import STARTERS, DemoServer, credentials, installed
+from bridge.signals import wait_for_signal
 from bridge.startup import StartupError, check_listen_free
+from bridge.web.app import HOME
 
 log = logging.getLogger(__name__)
 
 DEMO_LISTEN_HINT = "--listen HOST:PORT, or make demo LISTEN=HOST:PORT"
-WELCOME = "Hi {visitor}, thanks for writing! Someone will be with you shortly."
-
-
-@dataclass
-class DemoServer:
-    """A started private server and what the demo config and the agent need to know."""
-
-    stop: Any
-    backend: dict[str, Any]
-    agent_address: str
-    login_help: str
-
-
-def _credentials(state: Path) -> dict[str, str]:
-    """Demo passwords, made once per state folder so a restarted demo keeps its accounts."""
-    path = state / "demo-accounts.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    creds = {name: secrets.token_urlsafe(12) for name in ("admin", "bot", "agent")}
-    path.write_text(json.dumps(creds))
-    path.chmod(0o600)
-    return creds
-
-
-def _start_synapse(state: Path) -> DemoServer:
-    state.mkdir(parents=True, exist_ok=True)
-    server = synapse.prepare_synapse(state / "synapse")
-    server.start()
-    creds = _credentials(state)
-    _, admin_token = server.register("admin", creds["admin"], admin=True)
-    bot_id, _ = server.register("support", creds["bot"], displayname="Support bot")
-    server.register("agent", creds["agent"], displayname="Alice")
-    # The bot posts for many visitors at once; the default message rate would throttle it.
-    server.override_ratelimit(admin_token, bot_id)
-    return DemoServer(
-        stop=server.stop,
-        backend={"backend": {"type": "matrix"},
-                 "matrix": {"homeserver": server.base_url, "user_id": bot_id,
-                            "password": creds["bot"]}},
-        agent_address="@agent:localhost",
-        login_help=(
-            "  Answer as the agent from any Matrix client (Element: 'Edit' the homeserver):\n"
-            f"    homeserver  {server.base_url}\n"
-            "    user        agent   (@agent:localhost)\n"
-            f"    password    {creds['agent']}\n"
-        ),
-    )
-
-
-def _start_prosody(state: Path) -> DemoServer:
-    state.mkdir(parents=True, exist_ok=True)
-    server = prosody.prepare_prosody(state / "prosody")
-    server.start()
-    creds = _credentials(state)
-    bot = server.register("support", creds["bot"])
-    agent = server.register("agent", creds["agent"])
-    return DemoServer(
-        stop=server.stop,
-        backend={"backend": {"type": "xmpp"},
-                 "xmpp": {"jid": bot, "password": creds["bot"],
-                          "muc_service": server.muc_domain, "host": "127.0.0.1",
-                          "port": server.c2s_port, "plaintext": True}},
-        agent_address=agent,
-        login_help=(
-            "  Answer as the agent from any XMPP client (Gajim, Dino, ...):\n"
-            f"    account     {agent}   password {creds['agent']}\n"
-            f"    server      127.0.0.1 port {server.c2s_port}, no TLS (a loopback-only\n"
-            "                demo server: allow unencrypted connections for this account)\n"
-            "  Each chat arrives as an invitation to a group chat.\n"
-        ),
-    )
-
-
-STARTERS = {"matrix": (_start_synapse, synapse), "xmpp": (_start_prosody, prosody)}
-
-
-def demo_config(state: Path, listen: str, server: DemoServer) -> dict[str, Any]:
-    return {
-        "server": {"listen": listen, "public_url": f"http://{listen}"},
-        "storage": {"path": str(state / "livechat.sqlite3")},
-        **server.backend,
-        "agents": [{"id": "alice", "address": server.agent_address, "name": "Alice"}],
-        "queues": [{"id": "support", "name": "Support", "topic": "Orders and delivery",
-                    "agents": ["alice"], "welcome": WELCOME}],
-    }
-
-
-def _installed(module: Any) -> bool:
-    return bool(module.synapse_installed() if module is synapse else module.prosody_installed())
+# The messenger libraries log every sync and stanza at INFO: the demo's console is for
+# the bridge's own lines.
+QUIET_LOGGERS = ("nio", "slixmpp", "mail.log")
 
 
 async def run_demo(state: Path, listen: str, backend: str = "matrix") -> int:
-    start_server, module = STARTERS[backend]
-    if not _installed(module):
-        print(f"The {backend} demo needs its server: {module.INSTALL_HINT}")
+    start_server = STARTERS[backend][0]
+    if not installed(backend):
+        print(f"The {backend} demo needs its server: {STARTERS[backend][1].INSTALL_HINT}")
         return 1
     host, _, port = listen.rpartition(":")
     try:
@@ -125,29 +41,62 @@ async def run_demo(state: Path, listen: str, backend: str = "matrix") -> int:
     except StartupError as exc:
         print(f"livechat-bridge demo: cannot start: {exc}", file=sys.stderr)
         return 1
-    state = state / backend
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    state = (state / backend).resolve()
     print(f"Starting a private {backend} server…", flush=True)
     server = await asyncio.to_thread(start_server, state)
-    bridge = None
+    sink = MailSink()
     try:
-        config = parse_config(demo_config(state, listen, server))
-        bridge = Bridge(config)
-        try:
-            await bridge.start(DEMO_LISTEN_HINT)
-        except (BackendError, StartupError) as exc:
-            bridge = None  # a failed start has closed all it opened
-            print(f"livechat-bridge demo: cannot start: {exc}", file=sys.stderr)
-            return 1
-        print(
-            "\nlivechat-bridge demo is running.\n"
-            f"  Shop page with the widget:  {config.server.public_url}/demo\n"
-            f"{server.login_help}"
-            "Press Ctrl-C to stop.\n",
-            flush=True,
-        )
+        await asyncio.to_thread(sink.start)
+        return await _serve(state, listen, server, sink)
+    finally:
+        await asyncio.to_thread(sink.stop)
+        await asyncio.to_thread(server.stop)
+
+
+async def _serve(state: Path, listen: str, server: DemoServer, sink: MailSink) -> int:
+    token = credentials(state)["admin_token"]
+    path = write_config(state, demo_settings(state, listen, server, token, sink.smtp_table()))
+    print(f"Demo config: {path}", flush=True)
+    try:
+        config = load_config(path)  # what `livechat-bridge check -c` reads
+    except ConfigError as exc:
+        print(f"{path}: {'; '.join(exc.problems)}", file=sys.stderr)
+        return 1
+    bridge = Bridge(config)
+    bridge.app[HOME] = "/demo"
+    sink.install(bridge.app)
+    try:
+        await bridge.start(DEMO_LISTEN_HINT)
+    except (BackendError, StartupError) as exc:
+        # A failed start has closed all it opened.
+        print(f"livechat-bridge demo: cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(banner(config, path, server, sink), flush=True)
         await wait_for_signal()
     finally:
-        if bridge is not None:
-            await bridge.stop()
-        await asyncio.to_thread(server.stop)
+        await bridge.stop()
     return 0
+
+
+def banner(config: Config, path: Path, server: DemoServer, sink: MailSink) -> str:
+    url = config.server.public_url
+    token = config.server.admin_token
+    return (
+        "\nlivechat-bridge demo is running.\n"
+        f"  Shop page with the widget  {url}/demo\n"
+        f"  Mails the demo sent        {url}{MAIL_PATH}   (transcripts, tickets; SMTP sink "
+        f"on 127.0.0.1:{sink.port})\n"
+        f"  Stats page                 {url}/stats   admin token {token}\n"
+        f"      (type the token into the page's form, or: curl -H 'Authorization: Bearer "
+        f"{token}' {url}/stats)\n"
+        f"  Config file                {path}\n"
+        f"      (livechat-bridge check -c {path}; livechat-bridge report -c {path})\n"
+        f"{server.login_help}"
+        "  Agents: keep your client running and online. Presence decides who gets a chat:\n"
+        "  offline, away or busy agents get none, and the visitor waits or leaves a message.\n"
+        "  In a chat try  !c greeting   !transfer bob   !note TEXT   !end   (!help for all)\n"
+        "Press Ctrl-C to stop.\n"
+    )

@@ -142,7 +142,7 @@ def parse_address(value: Recipient) -> Address:
         name, addr = parseaddr(value)
         try:
             header = email.policy.default.header_factory("To", value)
-            parsed = header.addresses  # type: ignore[attr-defined]
+            parsed = header.addresses
         except Exception as exc:  # the header parser raises several kinds on junk
             raise bad from exc
         if header.defects or len(parsed) != 1 or parsed[0].addr_spec != addr:

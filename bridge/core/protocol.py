@@ -9,11 +9,14 @@ import hashlib
 import hmac
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bridge.core.models import Page, VisitorInfo
 from bridge.core.untrusted import MAX_INT, ProtocolError, is_encodable, load_json
+
+__all__ = ["ProtocolError", "load_json"]  # offered here too: the protocol's error and parser
 
 MAX_NAME = 80
 MAX_EMAIL = 254
@@ -199,14 +202,14 @@ def _field(data: dict[str, Any], key: str, kind: type, *, required: bool = True)
         return None
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise ProtocolError("bad_field", f"field {key!r} must be {kind.__name__}")
-    if kind is int and not -MAX_INT - 1 <= value <= MAX_INT:
+    if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
         raise ProtocolError("bad_field", f"field {key!r} is out of range")
     return value
 
 
 def _topic(data: dict[str, Any]) -> str | None:
     """A queue id as sent; one that cannot be an id (too long, not valid Unicode) is unknown."""
-    topic = _field(data, "topic", str, required=False)
+    topic: str | None = _field(data, "topic", str, required=False)
     if topic is not None and (len(topic) > MAX_TOPIC or not is_encodable(topic)):
         raise ProtocolError("unknown_topic", "no such topic; see /v1/status")
     return topic
@@ -335,7 +338,7 @@ def _callback(data: dict[str, Any], max_text: int, user_agent: str) -> CallbackF
     return CallbackFrame(phone=phone, time=when)
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict[str, Any], int, str], ClientFrame]] = {
     "start": _start,
     "resume": _resume,
     "message": _message,

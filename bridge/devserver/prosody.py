@@ -9,10 +9,11 @@ The API is synchronous on purpose: callers run it from pytest fixtures or thread
 Prosody itself is Debian's package (``prosody`` plus ``lua-unbound``); only the
 standard library is imported here.
 
-The server listens for clients on 127.0.0.1 only, with no server-to-server, HTTP or
+The server listens for clients on 127.0.0.1 only, with no server-to-server or
 direct-TLS ports. Without ``tls`` it offers no STARTTLS at all and accepts SCRAM over
 plain TCP; with ``tls`` it requires STARTTLS with a self-signed certificate whose path
-is ``ProsodyServer.ca_file``.
+is ``ProsodyServer.ca_file``. With ``web`` (off by default) it also serves WebSocket and
+BOSH on an HTTP port of its own (``ProsodyServer.websocket_url``, ``bosh_url``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,24 @@ from bridge.devserver.process import (
     terminate,
     terminate_foreign,
 )
+from bridge.devserver.prosody_config import (
+    CERT_DIR_NAME,
+    DOMAIN,
+    LOG_NAME,
+    MUC_DOMAIN,
+    PID_NAME,
+    STORAGE_DIR_NAME,
+    Listeners,
+    ProsodyError,
+    ensure_certificate,
+    lua,
+    prosody_config,
+    read_listeners,
+    warn_ignored,
+)
+
+__all__ = ["INSTALL_HINT", "ProsodyError", "ProsodyServer", "prepare_prosody",
+           "prosody_installed"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +62,8 @@ INSTALL_HINT = (
     "(Debian's prosody runs a private XMPP server for the tests and the demo)"
 )
 
-DOMAIN = "localhost"
-MUC_DOMAIN = "muc.localhost"
 CONFIG_NAME = "prosody.cfg.lua"
-LOG_NAME = "prosody.log"
 STDOUT_NAME = "stdout.log"
-PID_NAME = "prosody.pid"
-SOCKET_NAME = "prosody.sock"
-STORAGE_DIR_NAME = "data"
-CERT_DIR_NAME = "certificates"
 CERT_NAME = "localhost.crt"
 KEY_NAME = "localhost.key"
 
@@ -60,37 +72,9 @@ POLL_INTERVAL = 0.05
 PROBE_TIMEOUT = 2.0
 PROSODYCTL_TIMEOUT = 30.0
 
-# sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
-_MAX_UNIX_SOCKET_PATH = 107
-
 _STREAM_NS = "http://etherx.jabber.org/streams"
 _FEATURES_END = re.compile(rb"</stream:features>|<stream:features\b[^>]*/>")
 _MAX_PROBE_BYTES = 65536
-
-# Client-side modules. mod_mam is deliberately absent: the bridge reads history from
-# the group chat archive (muc_mam on the MUC component), not from personal archives.
-_C2S_MODULES: tuple[str, ...] = (
-    "roster",
-    "saslauth",
-    "disco",
-    "carbons",
-    "pep",
-    "private",
-    "blocklist",
-    "vcard4",
-    "vcard_legacy",
-    "version",
-    "uptime",
-    "time",
-    "ping",
-    "register",  # prosodyctl and password changes; in-band registration stays off
-    "smacks",  # XEP-0198, shipped with Prosody since 0.12
-)
-
-
-class ProsodyError(RuntimeError):
-    """The XMPP server could not be started, or prosodyctl refused a command."""
-
 
 def prosody_installed() -> bool:
     """Whether Debian's ``prosody`` and ``prosodyctl`` are on PATH."""
@@ -113,6 +97,8 @@ class ProsodyServer:
     tls: bool = False
     # The self-signed certificate clients must trust (tls=True), else None.
     ca_file: Path | None = None
+    # WebSocket and BOSH listen here (web=True), else None.
+    http_port: int | None = None
     _proc: subprocess.Popen[bytes] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -137,6 +123,19 @@ class ProsodyServer:
     def pid_path(self) -> Path:
         return self.data_dir / PID_NAME
 
+    @property
+    def websocket_url(self) -> str | None:
+        """The RFC 7395 endpoint for browser clients (web=True), else None."""
+        if self.http_port is None:
+            return None
+        return f"ws://127.0.0.1:{self.http_port}/xmpp-websocket"
+
+    @property
+    def bosh_url(self) -> str | None:
+        if self.http_port is None:
+            return None
+        return f"http://127.0.0.1:{self.http_port}/http-bind"
+
     # -- process lifecycle -------------------------------------------------------
 
     @property
@@ -153,10 +152,11 @@ class ProsodyServer:
             return
         _require_prosody()
         self._stop_leftover()
-        if port_accepts(self.c2s_port):
-            # Without this check a stranger on the port could answer our probe while
-            # our child dies on "address in use".
-            raise ProsodyError(f"port {self.c2s_port} is already in use; cannot start Prosody")
+        for port in (self.c2s_port, self.http_port):
+            if port is not None and port_accepts(port):
+                # Without this check a stranger on the port could answer our probe while
+                # our child dies on "address in use".
+                raise ProsodyError(f"port {port} is already in use; cannot start Prosody")
         started = time.monotonic()
         self._spawn()
         try:
@@ -248,10 +248,10 @@ class ProsodyServer:
     def destroy_room(self, room_jid: str) -> None:
         """Destroy a group chat as a server admin would (the admin shell), for tests of a
         room that disappears under the bridge."""
-        lua = (f'>prosody.hosts[{_lua(self.muc_domain)}].modules.muc'
-               f'.get_room_from_jid({_lua(room_jid)}):destroy()')
+        code = (f'>prosody.hosts[{lua(self.muc_domain)}].modules.muc'
+                f'.get_room_from_jid({lua(room_jid)}):destroy()')
         result = subprocess.run(
-            [_which("prosodyctl"), "--config", str(self.config_path), "shell", lua],
+            [_which("prosodyctl"), "--config", str(self.config_path), "shell", code],
             capture_output=True, text=True, timeout=30, check=False,
         )
         if result.returncode != 0 or "true" not in result.stdout:
@@ -297,13 +297,13 @@ class ProsodyServer:
 
 
 def prepare_prosody(
-    data_dir: Path, *, tls: bool = False, c2s_port: int | None = None
+    data_dir: Path, *, tls: bool = False, c2s_port: int | None = None, web: bool = False
 ) -> ProsodyServer:
     """Create (or reuse) a data directory for a private XMPP server; does not start it.
 
-    An existing prosody.cfg.lua is kept as is, including its port and TLS setting, so a
-    demo restarts on the same data; ``tls`` and ``c2s_port`` only apply when the config
-    is first written.
+    An existing prosody.cfg.lua is kept as is, including its ports and TLS setting, so a
+    demo restarts on the same data; ``tls``, ``c2s_port`` and ``web`` (WebSocket and BOSH
+    on a free loopback HTTP port) only apply when the config is first written.
     """
     _require_prosody()
     data_dir = Path(data_dir).resolve()
@@ -313,170 +313,26 @@ def prepare_prosody(
     cert_dir.mkdir(exist_ok=True)
     config_path = data_dir / CONFIG_NAME
     if config_path.exists():
-        c2s_port, tls = _read_existing_config(config_path, c2s_port, tls)
+        ports = read_listeners(config_path)
+        warn_ignored(config_path, ports, c2s_port, tls, web)
     else:
-        c2s_port = c2s_port or free_port()
+        ports = Listeners(c2s_port or free_port(), tls, free_port() if web else None)
     cert_path, key_path = cert_dir / CERT_NAME, cert_dir / KEY_NAME
-    if tls:
-        _ensure_certificate(cert_path, key_path)
+    if ports.tls:
+        ensure_certificate(cert_path, key_path)
     if not config_path.exists():
         config_path.write_text(
-            _prosody_config(data_dir, c2s_port, tls, cert_path, key_path), encoding="utf-8"
+            prosody_config(data_dir, ports, cert_path, key_path), encoding="utf-8"
         )
     return ProsodyServer(
         data_dir=data_dir,
-        c2s_port=c2s_port,
+        c2s_port=ports.c2s_port,
         domain=DOMAIN,
         muc_domain=MUC_DOMAIN,
-        tls=tls,
-        ca_file=cert_path if tls else None,
+        tls=ports.tls,
+        ca_file=cert_path if ports.tls else None,
+        http_port=ports.http_port,
     )
-
-
-# -- config files ----------------------------------------------------------------------
-
-
-def _prosody_config(data_dir: Path, port: int, tls: bool, cert: Path, key: Path) -> str:
-    modules = list(_C2S_MODULES)
-    if tls:
-        modules.insert(modules.index("saslauth") + 1, "tls")
-    socket_path = data_dir / SOCKET_NAME
-    admin_socket = ""
-    if len(os.fsencode(socket_path)) <= _MAX_UNIX_SOCKET_PATH:
-        modules.append("admin_shell")  # `prosodyctl --config <cfg> shell`
-        admin_socket = f"admin_socket = {_lua(socket_path)}\n"
-    else:
-        logger.warning("%s is too long for a unix socket; no admin shell", socket_path)
-    # Without a certificate Prosody 0.12 still offers STARTTLS, and clients that take
-    # it fail; so mod_tls is disabled outright on a plaintext server.
-    disabled = ["s2s"] if tls else ["s2s", "tls"]
-    ssl = f"ssl = {{ certificate = {_lua(cert)}, key = {_lua(key)} }}\n" if tls else ""
-    return (
-        "-- Written by bridge.devserver.prosody for a private development XMPP server.\n"
-        "-- Loopback only; accounts are created with prosodyctl.\n"
-        "\n"
-        # Harmless for other users; as root Prosody refuses to start without it.
-        "run_as_root = true\n"
-        f"pidfile = {_lua(data_dir / PID_NAME)}\n"
-        f"data_path = {_lua(data_dir / STORAGE_DIR_NAME)}\n"
-        f"certificates = {_lua(data_dir / CERT_DIR_NAME)}\n"
-        f"{admin_socket}"
-        f'log = {{ {{ levels = {{ min = "info" }}, to = "file", '
-        f"filename = {_lua(data_dir / LOG_NAME)} }} }}\n"
-        "\n"
-        'interfaces = { "127.0.0.1" }\n'
-        f"c2s_ports = {{ {port} }}\n"
-        # Small chat stanzas should leave at once, as on a tuned production server;
-        # with Nagle's algorithm on, loopback latency is dominated by delayed ACKs.
-        "network_settings = { nagle = false }\n"
-        "c2s_direct_tls_ports = {}\n"
-        "legacy_ssl_ports = {}\n"
-        "s2s_ports = {}\n"
-        "s2s_direct_tls_ports = {}\n"
-        "http_ports = {}\n"
-        "https_ports = {}\n"
-        "component_ports = {}\n"
-        "\n"
-        f"modules_enabled = {_lua_list(modules)}\n"
-        f"modules_disabled = {_lua_list(disabled)}\n"
-        "allow_registration = false\n"
-        'authentication = "internal_hashed"\n'
-        'storage = "internal"\n'
-        f"c2s_require_encryption = {_lua_bool(tls)}\n"
-        f"allow_unencrypted_plain_auth = {_lua_bool(not tls)}\n"
-        f"{ssl}"
-        "\n"
-        f"VirtualHost {_lua(DOMAIN)}\n"
-        f"{'    ' + ssl if ssl else ''}"
-        "\n"
-        f'Component {_lua(MUC_DOMAIN)} "muc"\n'
-        # muc_mam stamps group chat messages with XEP-0359 stanza-ids.
-        '    modules_enabled = { "muc_mam" }\n'
-        "    muc_room_locking = false\n"
-        "    muc_room_default_public = false\n"
-        "    muc_room_default_persistent = true\n"
-        "    restrict_room_creation = false\n"
-        "    max_history_messages = 50\n"
-        f"{'    ' + ssl if ssl else ''}"
-    )
-
-
-_PORT_RE = re.compile(r"^c2s_ports\s*=\s*\{\s*(\d+)\s*\}", re.MULTILINE)
-_TLS_RE = re.compile(r"^c2s_require_encryption\s*=\s*(true|false)", re.MULTILINE)
-
-
-def _read_existing_config(
-    config_path: Path, wanted_port: int | None, wanted_tls: bool
-) -> tuple[int, bool]:
-    text = config_path.read_text(encoding="utf-8")
-    port_match, tls_match = _PORT_RE.search(text), _TLS_RE.search(text)
-    if port_match is None or tls_match is None:
-        raise ProsodyError(
-            f"{config_path} was not written by bridge.devserver.prosody "
-            "(no c2s_ports or c2s_require_encryption line); remove it or use another dir"
-        )
-    port, tls = int(port_match.group(1)), tls_match.group(1) == "true"
-    if wanted_port is not None and wanted_port != port:
-        logger.warning(
-            "ignoring port %d: %s already configures port %d", wanted_port, config_path, port
-        )
-    if wanted_tls != tls:
-        logger.warning(
-            "ignoring tls=%s: %s already configures tls=%s", wanted_tls, config_path, tls
-        )
-    return port, tls
-
-
-def _ensure_certificate(cert: Path, key: Path) -> None:
-    """Write a self-signed certificate for both hosts, valid for ten years."""
-    if cert.exists() and key.exists():
-        return
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise ProsodyError("openssl is needed to make a certificate for tls=True")
-    cmd = [
-        openssl,
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "3650",
-        "-subj",
-        f"/CN={DOMAIN}",
-        "-addext",
-        f"subjectAltName=DNS:{DOMAIN},DNS:{MUC_DOMAIN}",
-        "-keyout",
-        str(key),
-        "-out",
-        str(cert),
-    ]
-    result = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
-    if result.returncode != 0:
-        raise ProsodyError(
-            "openssl could not make a certificate: "
-            + result.stderr.decode(errors="replace").strip()
-        )
-    # The server runs as the user who prepared the directory (root: run_as_root).
-    key.chmod(0o600)
-    cert.chmod(0o644)
-
-
-def _lua(value: object) -> str:
-    """A Lua double-quoted string literal."""
-    text = str(value)
-    for raw, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r")):
-        text = text.replace(raw, escaped)
-    return f'"{text}"'
-
-
-def _lua_list(items: list[str]) -> str:
-    return "{ " + ", ".join(_lua(item) for item in items) + " }"
-
-
-def _lua_bool(value: bool) -> str:
-    return "true" if value else "false"
 
 
 # -- network helpers -------------------------------------------------------------------

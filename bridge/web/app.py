@@ -6,6 +6,9 @@ import json
 import logging
 import time
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +16,20 @@ from aiohttp import WSCloseCode, web
 
 from bridge.config import Config, normalize_origin
 from bridge.core.protocol import LANG_RE, ProtocolError, load_json, parse_offline
-from bridge.hub import Hub
+from bridge.store import Store
 from bridge.tickets import Flooded, Tickets
 from bridge.web import client_address, stats
+from bridge.web.desk import VisitorDesk
 from bridge.web.ws import handle_ws, origin_allowed
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-HUB = web.AppKey("hub", Hub)
 CONFIG = web.AppKey("config", Config)
 TICKETS = web.AppKey("tickets", Tickets)
-SOCKETS = web.AppKey("sockets", weakref.WeakSet)
+SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+# Where `/` redirects (the demo: its shop page); unset, `/` names the widget tag.
+HOME = web.AppKey("home", str)
 
 # Widget texts the admin may override under [widget.strings]; the widget has the same defaults.
 DEFAULT_STRINGS: dict[str, str] = {
@@ -90,9 +95,23 @@ DEFAULT_STRINGS: dict[str, str] = {
 LAUNCHER_STRINGS = ("chat", "leave")
 
 
-def create_app(config: Config, hub: Hub, tickets: Tickets) -> web.Application:
+@dataclass(frozen=True)
+class VisitorSide:
+    """What the web layer serves visitors from: the desk for chats, the public status, and
+    transcripts by token."""
+
+    desk: VisitorDesk
+    status: Callable[[str], dict[str, Any]]
+    transcript_for_token: Callable[[str], str | None]
+
+
+VISITORS = web.AppKey("visitors", VisitorSide)
+
+
+def create_app(config: Config, visitors: VisitorSide, tickets: Tickets, store: Store,
+               clock: Callable[[], float]) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
-    app[HUB] = hub
+    app[VISITORS] = visitors
     app[TICKETS] = tickets
     app[CONFIG] = config
     app[SOCKETS] = weakref.WeakSet()
@@ -107,14 +126,15 @@ def create_app(config: Config, hub: Hub, tickets: Tickets) -> web.Application:
     app.router.add_route("OPTIONS", "/v1/transcript", _preflight)
     app.router.add_get("/widget.js", _static_file("widget.js", "application/javascript"))
     app.router.add_get("/demo", _static_file("demo.html", "text/html"))
-    stats.register(app, config.server.admin_token, hub.store, hub.clock)
+    app.router.add_get("/", _home)
+    stats.register(app, config.server.admin_token, store, clock)
     app.on_shutdown.append(_close_sockets)
     return app
 
 
 async def _ws(request: web.Request) -> web.StreamResponse:
     app = request.app
-    return await handle_ws(request, app[HUB], app[CONFIG].server, app[SOCKETS])
+    return await handle_ws(request, app[VISITORS].desk, app[CONFIG].server, app[SOCKETS])
 
 
 def _cors(request: web.Request, response: web.Response, config: Config) -> web.Response:
@@ -170,7 +190,7 @@ async def _status(request: web.Request) -> web.Response:
         "position": config.widget.position,
         "strings": {key: strings[key] for key in LAUNCHER_STRINGS},
     }
-    return _json(request, {**request.app[HUB].router.status(lang), **look}, max_age=10)
+    return _json(request, {**request.app[VISITORS].status(lang), **look}, max_age=10)
 
 
 TOKEN_HEADER = "X-Livechat-Token"
@@ -180,7 +200,8 @@ async def _transcript(request: web.Request) -> web.Response:
     """The visitor's own transcript as a text file; the token (in a header, never in the URL
     where logs and referrers would keep it) is the only key."""
     token = request.headers.get(TOKEN_HEADER, "")
-    text = request.app[HUB].aftercare.transcript_for_token(token) if 0 < len(token) <= 128 else None
+    found = request.app[VISITORS].transcript_for_token
+    text = found(token) if 0 < len(token) <= 128 else None
     if text is None:
         response = web.json_response(
             {"error": {"code": "bad_token", "message": "unknown conversation token"}},
@@ -228,6 +249,20 @@ async def _preflight(request: web.Request) -> web.Response:
     return _cors(request, response, request.app[CONFIG])
 
 
+async def _home(request: web.Request) -> web.Response:
+    """Whoever opens the bridge's own address learns the one tag that embeds the widget."""
+    if target := request.app.get(HOME):
+        raise web.HTTPFound(target)
+    tag = f'<script src="{request.app[CONFIG].server.public_url}/widget.js" async></script>'
+    page = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>livechat-bridge</title></head><body><h1>livechat-bridge</h1>"
+            "<p>Put the chat on your pages with this tag:</p>"
+            f"<pre><code>{escape(tag)}</code></pre></body></html>")
+    response = web.Response(text=page, content_type="text/html", charset="utf-8")
+    response.headers["Content-Security-Policy"] = "default-src 'none'"
+    return response
+
+
 async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -251,5 +286,6 @@ def _static_file(name: str, content_type: str) -> Any:
 
 async def _close_sockets(app: web.Application) -> None:
     """Tell widgets we are going away, so they reconnect (and resume) at once."""
-    for ws in list(app[SOCKETS]):
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

@@ -32,9 +32,9 @@ from bridge.core.protocol import (
     parse_frame,
 )
 from bridge.core.ratelimit import TokenBucket
-from bridge.hub import Hub
 from bridge.store import StoreUnavailable
 from bridge.web.client_address import AddressLimits, limits_of
+from bridge.web.desk import VisitorDesk
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class SocketSink:
                 return
         except (TimeoutError, ConnectionError, RuntimeError) as exc:
             log.debug("slow visitor socket not closed cleanly: %r", exc)
-        if transport is not None:
+        if isinstance(transport, asyncio.WriteTransport):
             transport.abort()  # a peer that never reads holds no buffers with us
 
     async def _write(self, queue: deque[str]) -> None:
@@ -169,7 +169,7 @@ def origin_allowed(request: web.Request, server: ServerConfig) -> bool:
 class VisitorConnection:
     """Reads one socket's frames in order and hands them to the hub."""
 
-    def __init__(self, hub: Hub, server: ServerConfig, ws: web.WebSocketResponse,
+    def __init__(self, hub: VisitorDesk, server: ServerConfig, ws: web.WebSocketResponse,
                  transport: asyncio.BaseTransport | None, user_agent: str,
                  limits: AddressLimits | None = None, address: str = "") -> None:
         self.hub = hub
@@ -249,12 +249,12 @@ class VisitorConnection:
             case EndFrame():
                 await self.hub.visitor_end(self._current())
             case LeaveMessageFrame():
-                await self.hub.aftercare.leave_message(self._current())
+                await self.hub.leave_message(self._current())
             case SurveyFrame():
-                await self.hub.aftercare.visitor_survey(self._current(), frame)
+                await self.hub.visitor_survey(self._current(), frame)
                 await self.sink.send(frames.rated_frame(frame.rating))
             case CallbackFrame():
-                await self.hub.aftercare.visitor_callback(self._current(), frame)
+                await self.hub.visitor_callback(self._current(), frame)
                 await self.sink.send(frames.callback_saved_frame(frame.phone))
             case TranscriptFrame():
                 sent_to = await self._transcript(self._current(), frame.email)
@@ -283,7 +283,7 @@ class VisitorConnection:
             raise ProtocolError("too_many_mails", "too many transcript emails from your "
                                 "address; download the transcript instead")
         try:
-            return await self.hub.aftercare.visitor_transcript(conversation_id, email)
+            return await self.hub.visitor_transcript(conversation_id, email)
         except ProtocolError as exc:
             if exc.code != "mail_failed":  # refused before the mail relay was asked
                 mails.give_back(self.address, now)
@@ -316,7 +316,8 @@ class VisitorConnection:
 
 
 async def handle_ws(
-    request: web.Request, hub: Hub, server: ServerConfig, sockets: WeakSet[web.WebSocketResponse]
+    request: web.Request, hub: VisitorDesk, server: ServerConfig,
+    sockets: WeakSet[web.WebSocketResponse],
 ) -> web.StreamResponse:
     if not origin_allowed(request, server):
         log.info("refused a visitor socket from origin %r", request.headers.get("Origin"))

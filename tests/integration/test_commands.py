@@ -54,6 +54,11 @@ async def test_canned_replies_shared_and_personal(make_bridge, agent: TestAgent,
     await agent.say(room, "!c quoted")
     quoted = await visitor.wait("message", lambda f: f["text"].startswith("One moment"))
     assert quoted["text"] == "One moment, Zoë."  # the quotes only grouped the text
+    await agent.say(room, '!canned add where "You are on {site}."')
+    await notice(agent, room, "Saved your canned reply 'where'")
+    await agent.say(room, "!c where")
+    where = await visitor.wait("message", lambda f: f["text"].startswith("You are on"))
+    assert where["text"] == "You are on shop.example.com."  # the page's site, not the title
     await agent.say(room, "!c gretting")
     await notice(agent, room, "Did you mean: greeting")
     await agent.say(room, "!canned add broken Hi {nobody}")
@@ -61,7 +66,7 @@ async def test_canned_replies_shared_and_personal(make_bridge, agent: TestAgent,
     await agent.say(room, "!canned del bye")
     await notice(agent, room, "Deleted your canned reply 'bye'")
     kinds = [e["kind"] for e in bridge.store.events(started["conversation"])]
-    assert kinds == ["canned_add", "canned_add", "canned_del"]
+    assert kinds == ["canned_add", "canned_add", "canned_add", "canned_del"]
 
 
 async def test_notes_info_and_history(make_bridge, agent: TestAgent, visitors) -> None:

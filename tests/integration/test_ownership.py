@@ -18,7 +18,7 @@ from tests.integration.conftest import Messenger, TestAgent, room_of
 async def wait_available(bridge, *agent_ids: str) -> None:
     """Until the bridge has seen these agents' presence (XMPP reports it after login)."""
     async with asyncio.timeout(15):
-        while not all(bridge.hub.router.agent_available(bridge.config.agent(a))
+        while not all(bridge.hub.parts.availability.agent_available(bridge.config.agent(a))
                       for a in agent_ids):
             await asyncio.sleep(0.1)
 
@@ -104,7 +104,7 @@ async def test_a_full_agent_gets_no_chat_from_any_of_their_queues(
     assert (await second.wait("queue"))["position"] == 1
     await asyncio.sleep(0.5)
     assert room2 not in agent.invites
-    status = bridge.hub.router.status()
+    status = bridge.hub.parts.line.status()
     assert {q["id"]: q["available"] for q in status["queues"]} == {"support": False,
                                                                   "sales": False}
     await agent.say(room, "!end")  # her first chat ends: she can take the waiting one

@@ -49,7 +49,7 @@ async def test_least_busy_invites_the_agent_with_room_to_spare(
             "id": "support", "name": "Support", "strategy": "least_busy",
             "agents": [{"id": "alice", "priority": 10}, "bob"]}])
         async with asyncio.timeout(15):  # both agents' presence reaches the bridge (XMPP)
-            while not all(bridge.hub.router.agent_available(bridge.config.agent(a))
+            while not all(bridge.hub.parts.availability.agent_available(bridge.config.agent(a))
                           for a in ("alice", "bob")):
                 await asyncio.sleep(0.1)
         first = await visitors(bridge.base_url)

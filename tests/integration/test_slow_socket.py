@@ -81,13 +81,13 @@ async def test_a_socket_that_stops_reading_is_closed_with_1013(
         assert started["type"] == "started"
         conversation = started["conversation"]
         await room_of(bridge, conversation)
-        sink = next(iter(bridge.hub._sinks[conversation]))
+        sink = bridge.hub.parts.sinks.of(conversation)[0]
 
         # The visitor reads nothing from here on, while agents' lines keep coming.
         frame = {"type": "message", "seq": 0, "from": "agent", "name": "Alice", "text": LINE,
                  "ts": 0.0}
         for n in range(MAX_PUSHES):
-            await bridge.hub.push(conversation, {**frame, "seq": 1000 + n})
+            await bridge.hub.parts.sinks.push(conversation, {**frame, "seq": 1000 + n})
             queued = sink._queue
             assert queued is None or len(queued) <= ws_module.MAX_QUEUED_FRAMES
             if sink.ws.closed:

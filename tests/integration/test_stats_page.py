@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.app import make_backend
+from bridge.app import build_hub, make_backend, web_app
 from bridge.config import parse_config
 from bridge.core.models import (
     AgentId,
@@ -27,12 +27,10 @@ from bridge.core.models import (
     Status,
     VisitorInfo,
 )
-from bridge.hub import Hub
 from bridge.report import build_report, cell_text, render_table
 from bridge.store import Store
 from bridge.tasks import TaskGroup
 from bridge.tickets import Tickets
-from bridge.web.app import create_app
 from bridge.web.stats import TOTALS
 from tests.unit.test_report import D1, HOUR, seed
 
@@ -78,9 +76,9 @@ async def serve(tmp_path: Path, admin_token: str = TOKEN) -> AsyncIterator[Clien
     store = Store(config.storage.path)
     seed(store)
     seed_hostile(store)
-    hub = Hub(config, store, make_backend(config, store), clock=lambda: NOW)
+    hub = build_hub(config, store, make_backend(config, store), clock=lambda: NOW)
     tasks = TaskGroup()
-    app = create_app(config, hub, Tickets(config, store, None, tasks))
+    app = web_app(config, hub, Tickets(config, store, None, tasks))
     try:
         async with TestClient(TestServer(app)) as client:
             yield client

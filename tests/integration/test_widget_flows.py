@@ -50,9 +50,9 @@ async def test_status_says_why_a_chat_can_or_cannot_start(make_matrix_bridge, vi
                                     "tiny": "available", "shut": "closed"}
     alice = bridge.config.agent("alice")
     assert alice is not None
-    await bridge.hub.router.on_presence(alice, False)  # her client stopped syncing
+    await bridge.hub.parts.assignment.on_presence(alice, False)  # her client stopped syncing
     assert (await states(bridge))["support"] == "busy"  # still on duty: the chat can wait
-    await bridge.hub.router.on_presence(alice, True)
+    await bridge.hub.parts.assignment.on_presence(alice, True)
 
     await occupy(bridge, visitors, "support")  # alice has her one chat
     answer = await get(f"{bridge.base_url}/v1/status")

@@ -399,7 +399,7 @@ def test_backend_type_wrong_type() -> None:
         (("matrix",), "pasword", "matrix.pasword: unknown key; did you mean password?"),
         (("agents", 0), "email", "agents[0].email: unknown key"),
         (("queues", 1), "hourz", "queues[1].hourz: unknown key; did you mean hours?"),
-        (("widget",), "size", "widget.size: unknown key"),
+        (("widget",), "size", "widget.size: unknown key; did you mean site?"),
     ],
 )
 def test_unknown_keys(raw_path: tuple[Any, ...], key: str, expected: str) -> None:

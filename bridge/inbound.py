@@ -1,0 +1,210 @@
+"""What the backend reports, in the order it happened: agents' lines and commands, typing,
+joins and leaves, presence. Each event is matched to its conversation and agent here and
+handed to the part that acts on it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from bridge.backends.base import (
+    AgentMessage,
+    AgentPresence,
+    AgentTyping,
+    BackendError,
+    Connected,
+    HandlingDeferred,
+    InboundEvent,
+    MemberJoined,
+    MemberLeft,
+)
+from bridge.chat_actions import ChatActions
+from bridge.commands import Commands
+from bridge.config import AgentConfig, Config
+from bridge.core import frames
+from bridge.core.commands import Command, CommandError, Literal, parse_line
+from bridge.core.models import Conversation, ItemKind, RoomRef, Sender, Status
+from bridge.core.names import agent_name
+from bridge.core.states import Happening
+from bridge.notices import NoticeBackend, Notices
+from bridge.routing.assignment import Assignment
+from bridge.routing.lobbies import Lobbies
+from bridge.sinks import Sinks
+from bridge.store import StoreUnavailable
+from bridge.timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+EDIT_MARK = "✎ "
+
+
+class InboundStore(Protocol):
+    def conversation_by_room(self, room: str) -> Conversation | None: ...
+
+    def agent_present(self, conversation_id: str, agent_id: str) -> bool: ...
+
+    def command_handled(self, event_id: str) -> bool: ...
+
+    def mark_command_handled(self, event_id: str, now: float, room: str) -> None: ...
+
+
+class Inbound:
+    """Turns backend events into effects; the backend's one callback."""
+
+    def __init__(self, config: Config, store: InboundStore, backend: NoticeBackend,
+                 sinks: Sinks, timeline: Timeline, notices: Notices, actions: ChatActions,
+                 assignment: Assignment, lobbies: Lobbies, commands: Commands,
+                 reconnected: Callable[[], None], clock: Callable[[], float]) -> None:
+        self._config = config
+        self._store = store
+        self._backend = backend
+        self._sinks = sinks
+        self._timeline = timeline
+        self._notices = notices
+        self._actions = actions
+        self._assignment = assignment
+        self._lobbies = lobbies
+        self._commands = commands
+        self._reconnected = reconnected  # anything that failed meanwhile is retried now
+        self._clock = clock
+
+    async def __call__(self, event: InboundEvent) -> None:
+        try:
+            if isinstance(event, Connected):
+                self._reconnected()
+            elif isinstance(event, AgentMessage):
+                await self._on_agent_message(event)
+            elif isinstance(event, AgentTyping):
+                await self._on_agent_typing(event)
+            elif isinstance(event, MemberJoined | MemberLeft):
+                await self._on_membership(event)
+            elif isinstance(event, AgentPresence):
+                agent = self._config.agent_by_address(event.address)
+                if agent is not None:
+                    await self._assignment.on_presence(agent, event.available)
+        except StoreUnavailable as exc:
+            # Not dropped: the backend hands it over again once the store takes writes.
+            log.warning("%s from %s held back: %s", type(event).__name__,
+                        getattr(event, "room", "-"), exc)
+            raise HandlingDeferred(str(exc)) from exc
+        except Exception:
+            log.exception("failed to handle %s", type(event).__name__)
+
+    def _agent_in_room(self, room: RoomRef, address: str, what: str
+                       ) -> tuple[Conversation, AgentConfig] | None:
+        conversation = self._store.conversation_by_room(room)
+        if conversation is None:
+            return None
+        agent = self._config.agent_by_address(address)
+        if agent is None:
+            log.warning("conversation %s: %s from %s, who is not a configured agent; not relayed",
+                        conversation.id, what, address)
+            return None
+        return conversation, agent
+
+    async def _on_agent_message(self, event: AgentMessage) -> None:
+        if self._store.conversation_by_room(event.room) is None:
+            await self._on_direct(event)
+            return
+        found = self._agent_in_room(event.room, event.sender, "message")
+        if found is None:
+            return
+        conversation, agent = found
+        name = agent_name(agent, event.sender_name)
+        if event.edited:
+            # The widget has no edits yet: the corrected line comes as a new, marked line
+            # (and a corrected command is not run again).
+            if conversation.status is not Status.ENDED:
+                await self._actions.agent_said(conversation, agent, name,
+                                               f"{EDIT_MARK}{event.text}", event.event_id,
+                                               event.ts)
+            return
+        try:
+            parsed = parse_line(event.text, self._commands.registry.prefix)
+        except CommandError as exc:
+            await self._notices.to_agents(conversation, str(exc), key=f"cmd-{event.event_id}")
+            return
+        if isinstance(parsed, Command):
+            await self._run_command(parsed, event, agent, conversation)
+            return
+        if conversation.status is Status.ENDED:
+            await self._notices.to_agents(conversation, "This chat has ended; the visitor no "
+                                          "longer sees new messages.",
+                                          key=f"ended-{event.event_id}")
+            return
+        text = parsed.text if isinstance(parsed, Literal) else event.text
+        await self._actions.agent_said(conversation, agent, name, text, event.event_id,
+                                       event.ts)
+
+    async def _run_command(self, command: Command, event: AgentMessage, agent: AgentConfig,
+                           conversation: Conversation) -> None:
+        if self._store.command_handled(event.event_id):
+            return  # delivered again (a sync batch fetched again, an archive read)
+        log.info("conversation %s: agent %s runs %s", conversation.id, agent.id, command.name)
+        reply = await self._commands.run(command, agent, conversation, event.event_id)
+        self._store.mark_command_handled(event.event_id, self._clock(), event.room)
+        if reply.to_agents:
+            await self._notices.to_agents(conversation, reply.to_agents,
+                                          key=f"cmd-{event.event_id}")
+
+    async def _on_direct(self, event: AgentMessage) -> None:
+        """A line in a room that is no conversation's: a queue's lobby or an agent's direct
+        chat with the bot, where only commands about the agent make sense."""
+        agent = self._config.agent_by_address(event.sender)
+        if agent is None:
+            return
+        try:
+            parsed = parse_line(event.text, self._commands.registry.prefix)
+        except CommandError as exc:
+            reply = str(exc)
+        else:
+            if isinstance(parsed, Command):
+                if self._store.command_handled(event.event_id):
+                    return  # delivered again (a sync batch fetched again, an archive read)
+                lobby = self._lobbies.queue_of(event.room)
+                reply = (await self._commands.run(parsed, agent, None, event.event_id,
+                                                  lobby=lobby)).to_agents
+                self._store.mark_command_handled(event.event_id, self._clock(), event.room)
+            else:
+                reply = "Only commands work here; try !help."
+        if reply:
+            try:
+                await self._backend.post_notice(event.room, reply, key=f"cmd-{event.event_id}")
+            except BackendError as exc:
+                log.warning("agent %s: command reply not posted (%s)", agent.id, exc)
+
+    async def _on_agent_typing(self, event: AgentTyping) -> None:
+        found = self._agent_in_room(event.room, event.sender, "typing")
+        if found is None:
+            return
+        conversation, agent = found
+        if conversation.status is Status.ENDED:
+            return
+        await self._sinks.push(conversation.id, frames.typing_frame(
+            agent_name(agent, event.sender_name), event.active))
+
+    async def _on_membership(self, event: MemberJoined | MemberLeft) -> None:
+        found = self._agent_in_room(event.room, event.member, "membership")
+        if found is None:
+            return
+        conversation, agent = found
+        if conversation.status is Status.ENDED:
+            return  # agents leaving a finished chat is not news for the visitor
+        joined = isinstance(event, MemberJoined)
+        if self._store.agent_present(conversation.id, agent.id) == joined:
+            if not joined:  # an invitation turned down: not news, but routing must know
+                await self._assignment.on_agent_left(conversation, agent)
+            return  # or a rejoin after a reconnect, not news for the visitor
+        _, created = await self._timeline.record(
+            conversation.id, ItemKind.JOINED if joined else ItemKind.LEFT, Sender.AGENT,
+            agent_name(agent, event.member_name), "", self._clock(), sender_id=agent.id,
+            event_id=event.event_id, delivered=True)
+        if not created:
+            return
+        log.info("conversation %s: agent %s %s", conversation.id, agent.id,
+                 "joined" if joined else "left")
+        if joined:
+            await self._actions.engaged(conversation, agent, Happening.AGENT_JOINED)
+        else:
+            await self._assignment.on_agent_left(conversation, agent)
