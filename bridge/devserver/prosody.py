@@ -24,17 +24,14 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+from bridge.devserver.managed import ManagedServer
 from bridge.devserver.ports import free_port
 from bridge.devserver.process import (
     command_line,
-    port_accepts,
-    read_pid,
-    terminate,
-    terminate_foreign,
 )
 from bridge.devserver.prosody_config import (
     CERT_DIR_NAME,
@@ -87,8 +84,17 @@ def _require_prosody() -> None:
 
 
 @dataclass
-class ProsodyServer:
+class ProsodyServer(ManagedServer):
     """A prepared data directory plus (once started) the Prosody process serving it."""
+
+    NAME: ClassVar[str] = "Prosody"
+    CONFIG_NAME: ClassVar[str] = CONFIG_NAME
+    LOG_NAME: ClassVar[str] = LOG_NAME
+    PID_NAME: ClassVar[str] = PID_NAME
+    START_TIMEOUT: ClassVar[float] = 20.0
+    STOP_TIMEOUT: ClassVar[float] = 10.0
+    POLL_INTERVAL: ClassVar[float] = POLL_INTERVAL
+    ERROR: ClassVar[type[Exception]] = ProsodyError
 
     data_dir: Path
     c2s_port: int
@@ -109,20 +115,6 @@ class ProsodyServer:
         if self.ca_file is not None:
             self.ca_file = Path(self.ca_file).resolve()
 
-    # -- paths -------------------------------------------------------------------
-
-    @property
-    def config_path(self) -> Path:
-        return self.data_dir / CONFIG_NAME
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / LOG_NAME
-
-    @property
-    def pid_path(self) -> Path:
-        return self.data_dir / PID_NAME
-
     @property
     def websocket_url(self) -> str | None:
         """The RFC 7395 endpoint for browser clients (web=True), else None."""
@@ -136,112 +128,23 @@ class ProsodyServer:
             return None
         return f"http://127.0.0.1:{self.http_port}/http-bind"
 
-    # -- process lifecycle -------------------------------------------------------
+    # -- what the managed process needs ---------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self.running and self._proc is not None else None
-
-    def start(self, timeout: float = 20.0) -> None:
-        """Spawn Prosody and block until its client port answers with stream features."""
-        if self.running:
-            return
-        _require_prosody()
-        self._stop_leftover()
-        for port in (self.c2s_port, self.http_port):
-            if port is not None and port_accepts(port):
-                # Without this check a stranger on the port could answer our probe while
-                # our child dies on "address in use".
-                raise ProsodyError(f"port {port} is already in use; cannot start Prosody")
-        started = time.monotonic()
-        self._spawn()
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        logger.info(
-            "Prosody up on 127.0.0.1:%d after %.2fs (pid %s, tls %s, data %s)",
-            self.c2s_port,
-            time.monotonic() - started,
-            self.pid,
-            self.tls,
-            self.data_dir,
-        )
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the server, SIGKILL it after ``timeout``; safe to call twice."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        terminate(proc, timeout, "Prosody")
-        # Prosody removes its pid file on a clean shutdown, but not after SIGKILL.
-        self.pid_path.unlink(missing_ok=True)
-        logger.info("Prosody (pid %d) stopped", proc.pid)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def _spawn(self) -> None:
+    def _command(self) -> list[str]:
         # -F keeps Prosody in the foreground, so the child's PID is the server's.
-        cmd = [_which("prosody"), "-F", "--config", str(self.config_path)]
-        with (self.data_dir / STDOUT_NAME).open("wb") as out:
-            # A new session keeps a demo terminal's Ctrl-C away from Prosody; the
-            # caller decides when to stop it.
-            self._proc = subprocess.Popen(
-                cmd,
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        return [_which("prosody"), "-F", "--config", str(self.config_path)]
 
-    def _wait_ready(self, timeout: float) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise ProsodyError(
-                    f"Prosody exited with code {code} during startup\n{self._log_tail()}"
-                )
-            if _stream_answers(self.c2s_port, self.domain):
-                return
-            if time.monotonic() >= deadline:
-                raise ProsodyError(
-                    f"Prosody did not answer on 127.0.0.1:{self.c2s_port} within "
-                    f"{timeout:.0f}s\n{self._log_tail()}"
-                )
-            time.sleep(POLL_INTERVAL)
+    def _answers(self) -> bool:
+        return _stream_answers(self.c2s_port, self.domain)
 
-    def _log_tail(self) -> str:
-        # Config errors are printed to stdout before logging is set up, so show both.
-        parts = []
-        for path in (self.log_path, self.data_dir / STDOUT_NAME):
-            try:
-                lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-            except FileNotFoundError:
-                continue
-            if lines:
-                parts.append(f"--- last {len(lines)} lines of {path} ---\n" + "\n".join(lines))
-        return "\n".join(parts) or "(no log output)"
+    def _is_ours(self, pid: int) -> bool:
+        return _is_prosody_for(pid, self.config_path)
 
-    def _stop_leftover(self) -> None:
-        """Stop a Prosody left running on this data dir by a parent that died."""
-        pid = read_pid(self.pid_path)
-        if pid is not None and _is_prosody_for(pid, self.config_path):
-            logger.warning("stopping leftover Prosody (pid %d) on %s", pid, self.data_dir)
-            if not terminate_foreign(
-                pid, lambda p: _is_prosody_for(p, self.config_path), timeout=10.0
-            ):
-                raise ProsodyError(f"could not stop leftover Prosody pid {pid}")
-        self.pid_path.unlink(missing_ok=True)
+    def _ports(self) -> tuple[int, ...]:
+        return tuple(port for port in (self.c2s_port, self.http_port) if port is not None)
+
+    def _require(self) -> None:
+        _require_prosody()
 
     # -- accounts ------------------------------------------------------------------
 

@@ -6,10 +6,11 @@ small form (401) that POSTs the token back in the field `token`. The token is co
 constant time (hmac.compare_digest of SHA-256 digests), never read from the URL and never
 written into a page, a log line or a cookie.
 
-The page is static HTML: charts are inline SVG drawn here, there is no JavaScript and no
-external resource, and the Content-Security-Policy forbids both. Every text that comes from
-the database (queue ids, agent ids) or from the request goes through `html.escape`. The
-figures themselves come from `bridge.report.build_overview`, the code behind the CLI report.
+The page is static HTML: charts are inline SVG (drawn in stats_charts.py), there is no
+JavaScript and no external resource, and the Content-Security-Policy forbids both. Every
+text that comes from the database (queue ids, agent ids) or from the request goes through
+`html.escape`. The figures themselves come from `bridge.report.build_overview`, the code
+behind the CLI report.
 """
 
 from __future__ import annotations
@@ -26,15 +27,14 @@ from html import escape
 from aiohttp import web
 
 from bridge.report import (
-    RATING_SCALE,
     TABLE_COLUMNS,
-    DayVolume,
     Overview,
     Row,
     build_overview,
     cell_text,
 )
 from bridge.store import Store
+from bridge.web.stats_charts import day_chart, rating_chart
 
 log = logging.getLogger(__name__)
 
@@ -323,104 +323,3 @@ def _legend() -> str:
             ("pending", "pending (not answered, not ended yet)"))
     spans = "".join(f'<span class="key {kind}"></span>{text}' for kind, text in keys)
     return f"<p><small>{spans}</small></p>"
-
-
-# -- SVG -----------------------------------------------------------------------------------
-
-WIDTH, HEIGHT = 720.0, 200.0
-LEFT, RIGHT, TOP, BOTTOM = 40.0, 8.0, 16.0, 22.0
-PLOT_WIDTH, PLOT_HEIGHT = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-MAX_LABELS = 12
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One stacked part of a bar; `kind` is its CSS class (see COLOURS)."""
-
-    value: int
-    kind: str
-
-
-@dataclass(frozen=True)
-class Bar:
-    label: str  # under the bar (only every n-th bar is labelled when there are many)
-    tooltip: str
-    segments: tuple[Segment, ...]
-
-    @property
-    def total(self) -> int:
-        return sum(segment.value for segment in self.segments)
-
-
-def day_chart(days: Sequence[DayVolume]) -> str:
-    bars = [Bar(label=d.day[5:], segments=(Segment(d.answered, "answered"),
-                Segment(d.missed, "missed"), Segment(d.pending, "pending")),
-                tooltip=f"{d.day}: {d.chats} chats, {d.answered} answered, "
-                        f"{d.missed} missed, {d.pending} pending")
-            for d in days]
-    return bar_chart(bars, "Chats per day", empty="No chats in this period.")
-
-
-def rating_chart(ratings: Mapping[str, int]) -> str:
-    bars = [Bar(label=str(n), tooltip=f"rating {n}: {ratings[str(n)]}",
-                segments=(Segment(ratings[str(n)], "rating"),)) for n in RATING_SCALE]
-    return bar_chart(bars, "Ratings 1 to 5", empty="No ratings in this period.")
-
-
-def bar_chart(bars: Sequence[Bar], title: str, *, empty: str = "No data.") -> str:
-    """Bars from a shared baseline, heights proportional to their totals (the highest bar
-    fills the plot); segments stack bottom up. Without any value: the `empty` text."""
-    top = max((bar.total for bar in bars), default=0)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_n(WIDTH)} {_n(HEIGHT)}"'
-             f' role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>']
-    if top <= 0:
-        parts.append(f'<text x="{_n(WIDTH / 2)}" y="{_n(HEIGHT / 2)}" text-anchor="middle">'
-                     f"{escape(empty)}</text>")
-    else:
-        parts.append(_axes(top))
-        slot = PLOT_WIDTH / len(bars)
-        step = -(-len(bars) // MAX_LABELS)  # ceiling division: at most MAX_LABELS labels
-        for i, bar in enumerate(bars):
-            parts.append(_bar(bar, LEFT + i * slot, slot, top, labelled=i % step == 0,
-                              numbered=len(bars) <= MAX_LABELS))
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _axes(top: int) -> str:
-    base = TOP + PLOT_HEIGHT
-    return (f'<line class="axis" x1="{_n(LEFT)}" y1="{_n(base)}" x2="{_n(WIDTH - RIGHT)}"'
-            f' y2="{_n(base)}"/>'
-            f'<line class="grid" x1="{_n(LEFT)}" y1="{_n(TOP)}" x2="{_n(WIDTH - RIGHT)}"'
-            f' y2="{_n(TOP)}"/>'
-            f'<text x="{_n(LEFT - 4)}" y="{_n(base)}" text-anchor="end">0</text>'
-            f'<text x="{_n(LEFT - 4)}" y="{_n(TOP + 4)}" text-anchor="end">{top}</text>')
-
-
-def _bar(bar: Bar, x: float, slot: float, top: int, *, labelled: bool,
-         numbered: bool) -> str:
-    width = slot * 0.8
-    left = x + slot * 0.1
-    centre = _n(x + slot / 2)
-    y = TOP + PLOT_HEIGHT
-    parts = [f"<g><title>{escape(bar.tooltip)}</title>"]
-    for segment in bar.segments:
-        if segment.value <= 0:
-            continue
-        height = segment.value / top * PLOT_HEIGHT
-        y -= height
-        parts.append(f'<rect class="{escape(segment.kind)}" x="{_n(left)}" y="{_n(y)}"'
-                     f' width="{_n(width)}" height="{_n(height)}"/>')
-    if numbered:
-        parts.append(f'<text x="{centre}" y="{_n(y - 3)}" text-anchor="middle">'
-                     f"{bar.total}</text>")
-    if labelled:
-        parts.append(f'<text x="{centre}" y="{_n(HEIGHT - 6)}" text-anchor="middle">'
-                     f"{escape(bar.label)}</text>")
-    parts.append("</g>")
-    return "".join(parts)
-
-
-def _n(value: float) -> str:
-    """A coordinate with at most 2 decimals and no trailing zeros."""
-    return f"{value:.2f}".rstrip("0").rstrip(".")

@@ -10,21 +10,23 @@ import pytest
 
 from bridge.report import ChatRecord, DayVolume, build_overview, build_report, daily_volume
 from bridge.web.stats import (
+    Period,
+    PeriodError,
+    bearer_token,
+    parse_period,
+    render_login,
+    render_page,
+    rows_table,
+)
+from bridge.web.stats_charts import (
     MAX_LABELS,
     PLOT_HEIGHT,
     TOP,
     Bar,
-    Period,
-    PeriodError,
     Segment,
     bar_chart,
-    bearer_token,
     day_chart,
-    parse_period,
     rating_chart,
-    render_login,
-    render_page,
-    rows_table,
 )
 
 D1 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()

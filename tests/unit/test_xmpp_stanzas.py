@@ -17,7 +17,6 @@ from bridge.backends.xmpp import XmppBackend
 from bridge.backends.xmpp.archive import ArchivePage
 from bridge.backends.xmpp.connection import build_client
 from bridge.backends.xmpp.fastpath import BotClient, FastPath, fast_path_problem
-from bridge.backends.xmpp.state import Room
 from bridge.backends.xmpp.stanzas import (
     chat_state,
     delay_stamp,
@@ -30,6 +29,7 @@ from bridge.backends.xmpp.stanzas import (
     sent_key,
     xml_escape,
 )
+from bridge.backends.xmpp.state import Room
 from bridge.config import XmppConfig
 
 ROOM = "lc-1@muc.example.com"
