@@ -81,7 +81,7 @@ class AgentPoster:
         await self._direct(ticket, queue, text)
 
     def _lobby(self, queue: QueueConfig) -> RoomRef | None:
-        # The router keeps the lobby's room under this key (bridge/routing.py).
+        # The lobbies keep their rooms under this key (bridge/routing/lobbies.py).
         room = self.store.kv_get(f"lobby:{queue.id}:room") if queue.lobby else None
         return RoomRef(room) if room else None
 
