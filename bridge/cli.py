@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     # nio warns of every error answer (a refused login too) that it parses; the bridge
     # reports each in its own words, so the warning is only noise before the real line.
     logging.getLogger("nio.responses").setLevel(logging.ERROR)
+    # slixmpp narrates every step of a stream at INFO, and a refused login (which the bridge
+    # reports in its own words, naming the key to fix) as an ERROR: noise on the console.
+    if args.log_level.upper() != "DEBUG":
+        logging.getLogger("slixmpp").setLevel(logging.WARNING)
+    logging.getLogger("slixmpp.features.feature_mechanisms").setLevel(logging.CRITICAL)
     if args.command == "check":
         return _check(args.config)
     if args.command == "report":

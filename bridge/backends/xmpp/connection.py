@@ -258,6 +258,8 @@ class Connection:
 
     def _on_invalid_certificate(self, error: Exception) -> None:
         # Handling this event keeps slixmpp from disconnecting quietly: we end the attempt.
-        log.error("xmpp: the server's certificate does not verify: %s", error)
+        # Before the first session, start() reports it in one line naming the key to fix.
+        log.log(logging.ERROR if self.session_number else logging.DEBUG,
+                "xmpp: the server's certificate does not verify: %s", error)
         self._attempt_ended(error)
         self.client.abort()
