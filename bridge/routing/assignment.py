@@ -82,7 +82,7 @@ class Assignment:
         pending.subtract(self._invitations.invited(conversation.id)
                          - self._invitations.declined(conversation.id))
         chosen = choose_agents(queue.strategy, self._availability.members(queue, pending))
-        self._invitations.mark(conversation.id, "invited", chosen)
+        self._invitations.replace_invited(conversation.id, chosen)
         return tuple(a.address for agent_id in chosen if (a := self._config.agent(agent_id)))
 
     async def assign_waiting(self) -> None:

@@ -25,7 +25,8 @@ class MarksStore(Protocol):
     def add_routing_marks(self, conversation_id: ConversationId, kind: str,
                           agent_ids: Iterable[str]) -> None: ...
 
-    def clear_routing_marks(self, conversation_id: ConversationId) -> None: ...
+    def clear_routing_marks(self, conversation_id: ConversationId, kind: str | None = None
+                            ) -> None: ...
 
 
 class AvailabilityStore(Protocol):
@@ -55,6 +56,14 @@ class Invitations:
         if new:
             marked.update(new)
             self._store.add_routing_marks(conversation_id, kind, new)
+
+    def replace_invited(self, conversation_id: ConversationId, agent_ids: Iterable[str]
+                        ) -> None:
+        """The invitations of a new room: those to an earlier room (gone, or never sent
+        because the bridge stopped before it opened) no longer hold anyone's place."""
+        self._invited.pop(conversation_id, None)
+        self._store.clear_routing_marks(conversation_id, "invited")
+        self.mark(conversation_id, "invited", agent_ids)
 
     def invited(self, conversation_id: ConversationId) -> set[str]:
         return self._invited.get(conversation_id, set())

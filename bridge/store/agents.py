@@ -73,10 +73,16 @@ class SqliteAgents:
                 "INSERT OR IGNORE INTO routing_marks (conversation_id, agent_id, kind)"
                 " VALUES (?, ?, ?)", [(conversation_id, agent_id, kind) for agent_id in agent_ids])
 
-    def clear_routing_marks(self, conversation_id: ConversationId) -> None:
+    def clear_routing_marks(self, conversation_id: ConversationId, kind: str | None = None
+                            ) -> None:
+        """Forget a chat's marks, or only those of one kind."""
         with self._transaction(durable=False):
-            self._db.execute("DELETE FROM routing_marks WHERE conversation_id = ?",
-                             (conversation_id,))
+            if kind is None:
+                self._db.execute("DELETE FROM routing_marks WHERE conversation_id = ?",
+                                 (conversation_id,))
+            else:
+                self._db.execute("DELETE FROM routing_marks WHERE conversation_id = ?"
+                                 " AND kind = ?", (conversation_id, kind))
 
     def routing_marks(self) -> list[tuple[ConversationId, str, str]]:
         """(conversation, agent, kind) of every open chat."""

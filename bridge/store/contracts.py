@@ -109,7 +109,8 @@ class AgentRepository(Protocol):
     def add_routing_marks(self, conversation_id: ConversationId, kind: str,
                           agent_ids: Iterable[str]) -> None:
         """`kind` is "invited" or "declined"; not durable until flushed."""
-    def clear_routing_marks(self, conversation_id: ConversationId) -> None: ...
+    def clear_routing_marks(self, conversation_id: ConversationId, kind: str | None = None
+                            ) -> None: ...
     def routing_marks(self) -> list[tuple[ConversationId, str, str]]:
         """(conversation, agent, kind) of every conversation not ended."""
 

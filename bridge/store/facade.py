@@ -208,8 +208,9 @@ class Store:
                           agent_ids: Iterable[str]) -> None:
         self.agents.add_routing_marks(conversation_id, kind, agent_ids)
 
-    def clear_routing_marks(self, conversation_id: ConversationId) -> None:
-        self.agents.clear_routing_marks(conversation_id)
+    def clear_routing_marks(self, conversation_id: ConversationId, kind: str | None = None
+                            ) -> None:
+        self.agents.clear_routing_marks(conversation_id, kind)
 
     def routing_marks(self) -> list[tuple[ConversationId, str, str]]:
         return self.agents.routing_marks()

@@ -1,0 +1,155 @@
+"""Faults on the visitor's side: a visitor away while the agent writes, two tabs on one
+conversation, a line re-sent with the same `client_id`. Each test ends by comparing what the
+visitor saw with what the agent's client shows in the room, line by line.
+
+The visitor is away for the full 30 s of the fault suite, the agent's 20 lines spread over
+them. The bridge has nothing timed that a disconnected visitor would trip that soon (the
+keepalive only watches open sockets; chats end after `idle_timeout_minutes`), so a shorter
+absence would prove as much; 30 s is kept because the file still runs in about 72 s on both
+backends together (the budget is 90 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+from bridge.app import Bridge
+from tests.integration.conftest import TestAgent, chat_with_agent
+from tests.integration.helpers import Visitor
+
+OFFLINE_S = 30.0
+AWAY_LINES = 20
+SETTLE_S = 1.0  # time for a doubled line to show before the views are compared
+
+
+def seen_by(tab: Visitor, sent: dict[str, str]) -> list[tuple[int, str]]:
+    """(seq, text) of every visitor and agent line this socket was shown, in arrival order:
+    its own lines as acks (text from `sent`, by client_id), everything else as `message`.
+    A repeated ack of one client_id is the protocol's answer to a resend, so it counts once."""
+    lines: list[tuple[int, str]] = []
+    acked: set[str] = set()
+    for frame in tab.frames:
+        if frame.get("type") == "message" and frame["from"] in ("visitor", "agent"):
+            lines.append((frame["seq"], frame["text"]))
+        elif frame.get("type") == "ack" and frame["client_id"] not in acked:
+            acked.add(frame["client_id"])
+            lines.append((frame["seq"], sent[frame["client_id"]]))
+    return lines
+
+
+def assert_same_lines(visitor: list[tuple[int, str]], room: list[str]) -> None:
+    """The visitor's lines (by seq) are the room's lines: none missing, none doubled, same
+    order. Checked in that order so a failure names the first thing that broke."""
+    seqs = [seq for seq, _ in visitor]
+    assert len(seqs) == len(set(seqs)), f"a seq shown twice: {sorted(seqs)}"
+    shown = [text for _, text in sorted(visitor)]
+    doubled = {side: [t for t, n in Counter(lines).items() if n > 1]
+               for side, lines in (("visitor", shown), ("room", room))}
+    assert doubled == {"visitor": [], "room": []}, f"visitor {shown}, room {room}"
+    missing_visitor = [t for t in room if t not in shown]
+    missing_room = [t for t in shown if t not in room]
+    assert (missing_visitor, missing_room) == ([], []), "lines missing on one side"
+    assert shown == room, "same lines, different order"
+
+
+async def settled_room(agent: TestAgent, room: str, last: str) -> list[str]:
+    """The room as the agent's client shows it, once `last` is there and doubles had time."""
+    await agent.wait_text(room, last, timeout=30)
+    await asyncio.sleep(SETTLE_S)
+    return agent.texts(room)
+
+
+async def stored(bridge: Bridge, conversation: str, after: int, text: str) -> None:
+    """Waits until the bridge has stored `text` (so it was taken in while nobody listened)."""
+    async with asyncio.timeout(30):
+        while not any(i.text == text for i in bridge.store.items_after(conversation, after)):
+            await asyncio.sleep(0.05)
+
+
+async def test_visitor_away_while_the_agent_writes(make_bridge, agent: TestAgent,
+                                                   visitors) -> None:
+    bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
+    sent = {"before-1": "before I go"}
+    await visitor.say(sent["before-1"], client_id="before-1")
+    await agent.wait_text(room, sent["before-1"])  # an ack means stored, not yet in the room
+    await agent.say(room, "noted")
+    await visitor.wait("message", lambda f: f["text"] == "noted")
+    first_view = seen_by(visitor, sent)
+    last_seq = max(f["seq"] for f in visitor.frames if "seq" in f)
+    await visitor.close()  # the laptop lid shuts
+
+    away = [f"while you were away {n}" for n in range(AWAY_LINES)]
+    for text in away:  # spread over the whole absence
+        await agent.say(room, text)
+        await asyncio.sleep(OFFLINE_S / AWAY_LINES)
+    await stored(bridge, started["conversation"], last_seq, away[-1])
+
+    back = await visitors(bridge.base_url)
+    await back.send({"type": "resume", "token": started["token"], "after": last_seq})
+    await back.wait("resumed")
+    await back.wait("message", lambda f: f["text"] == away[-1])
+    room_lines = await settled_room(agent, room, away[-1])
+    back_view = seen_by(back, sent)
+
+    assert [text for _, text in back_view] == away  # all 20, once, in order, nothing older
+    assert_same_lines(first_view + back_view, room_lines)
+
+
+async def test_two_tabs_on_one_conversation(make_bridge, agent: TestAgent, visitors) -> None:
+    bridge, first, started, room = await chat_with_agent(make_bridge, visitors, agent)
+    tabs = [first, await visitors(bridge.base_url)]
+    await tabs[1].send({"type": "resume", "token": started["token"], "after": 0})
+    await tabs[1].wait("resumed")
+    sent: dict[str, str] = {}
+
+    async def type_in(tab: Visitor, name: str) -> None:
+        # Sent without waiting for acks, so both tabs' lines reach the bridge interleaved.
+        for n in range(10):
+            client_id = f"{name}-{n}"
+            sent[client_id] = f"tab {name} line {n}"
+            await tab.send({"type": "message", "client_id": client_id, "text": sent[client_id]})
+        await tab.wait("ack", lambda f: f["client_id"] == f"{name}-9", timeout=30)
+
+    await asyncio.gather(type_in(tabs[0], "a"), type_in(tabs[1], "b"))
+    for last in ("tab a line 9", "tab b line 9"):  # the agent answers what it has read
+        await agent.wait_text(room, last, timeout=30)
+    await agent.say(room, "got both tabs")
+    room_lines = await settled_room(agent, room, "got both tabs")
+    for tab in tabs:
+        await tab.wait("message", lambda f: f["text"] == "got both tabs")
+
+    for tab, own in zip(tabs, ("a", "b"), strict=True):
+        acks = [f["client_id"] for f in tab.of("ack")]
+        assert acks == [f"{own}-{n}" for n in range(10)]  # its own lines, as acks only
+        other = [f for f in tab.of("message") if f.get("client_id") in sent]
+        assert all(not f["client_id"].startswith(own) for f in other)
+        live = [f["seq"] for f in tab.of("message")]
+        assert live == sorted(live), "message frames out of seq order"
+        assert_same_lines(seen_by(tab, sent), room_lines)
+
+
+async def test_one_client_id_sent_five_times(make_bridge, agent: TestAgent, visitors) -> None:
+    bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
+    sent = {"dup": "the line the widget keeps resending"}
+    frames: list[tuple[str, str]] = []
+    for n in range(5):  # the resend interleaved with new lines, none waiting for its ack
+        frames.append(("dup", sent["dup"]))
+        client_id = uuid.uuid4().hex
+        sent[client_id] = f"other line {n}"
+        frames.append((client_id, sent[client_id]))
+    for client_id, text in frames:
+        await visitor.send({"type": "message", "client_id": client_id, "text": text})
+    async with asyncio.timeout(30):
+        while len(visitor.of("ack")) < len(frames):
+            await visitor.wait("ack", start=len(visitor.frames))
+
+    dup_acks = [f["seq"] for f in visitor.of("ack") if f["client_id"] == "dup"]
+    assert len(dup_acks) == 5 and len(set(dup_acks)) == 1, dup_acks
+    stored_dups = [i for i in bridge.store.items_after(started["conversation"], 0)
+                   if i.text == sent["dup"]]
+    assert len(stored_dups) == 1
+    room_lines = await settled_room(agent, room, "other line 4")
+    assert room_lines.count(sent["dup"]) == 1
+    assert_same_lines(seen_by(visitor, sent), room_lines)
