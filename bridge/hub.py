@@ -89,7 +89,8 @@ class Hub:
         open_conversations = self.store.open_conversations()
         lobbies = await parts.lobbies.open()
         await self.backend.attach_rooms(lobbies | {
-            c.room: parts.outbox.room_spec(c) for c in open_conversations if c.room is not None
+            c.room: parts.outbox.room_spec(c, new_room=False)
+            for c in open_conversations if c.room is not None
         })
         await parts.lobbies.update_members()
         for conversation in open_conversations:

@@ -43,7 +43,7 @@ class Outbox:
     """Delivers stored visitor and system lines to the conversations' rooms."""
 
     def __init__(self, config: Config, store: Store, backend: Backend, tasks: TaskGroup,
-                 invitees: Callable[[Conversation], tuple[str, ...]],
+                 invitees: Callable[[Conversation, bool], tuple[str, ...]],
                  room_opened: Callable[[], Awaitable[None]]) -> None:
         self.config = config
         self.store = store
@@ -135,10 +135,11 @@ class Outbox:
         await self._room_opened()
         return room
 
-    def room_spec(self, conversation: Conversation) -> RoomSpec:
-        """How the conversation's room looks and who routing invites to it."""
+    def room_spec(self, conversation: Conversation, *, new_room: bool = True) -> RoomSpec:
+        """How the conversation's room looks and who routing invites to it (to a room that
+        exists already, `new_room=False`: those routing invited before)."""
         queue = self.config.queue(conversation.queue_id)
-        invite = self._invitees(conversation)
+        invite = self._invitees(conversation, new_room)
         topic = " · ".join(
             part for part in (conversation.visitor.email, conversation.page.title,
                               conversation.page.url) if part

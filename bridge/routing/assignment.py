@@ -68,15 +68,21 @@ class Assignment:
         if self._availability.set_presence(agent, available) and available:
             await self.assign_waiting()
 
-    def invitees(self, conversation: Conversation) -> tuple[str, ...]:
+    def invitees(self, conversation: Conversation, new_room: bool = True) -> tuple[str, ...]:
         """Who is invited to the conversation's room: its agent if it has one, else whom
         the queue's strategy picks among the agents who can take a chat now (maybe nobody:
-        the chat then waits until someone can)."""
+        the chat then waits until someone can). For a room that exists already, those
+        routing invited to it before, and nobody is chosen anew."""
         if conversation.agent_id and (agent := self._config.agent(conversation.agent_id)):
             return (agent.address,)
         queue = self._config.queue(conversation.queue_id)
         if queue is None:
             return ()
+        if not new_room:
+            invited = (self._invitations.invited(conversation.id)
+                       - self._invitations.declined(conversation.id))
+            return tuple(a.address for agent_id in sorted(invited)
+                         if (a := self._config.agent(agent_id)))
         # The chat's own invitations (to a room that is gone) do not count against anyone.
         pending = self._invitations.pending()
         pending.subtract(self._invitations.invited(conversation.id)
