@@ -12,14 +12,13 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bridge.devserver.bridge_process import BridgeProcess
-from tests.integration.conftest import Messenger, TestAgent, bridge_settings
-from tests.integration.helpers import Visitor, toml_text
-from tests.integration.test_durability import room_in
+from tests.integration.conftest import Messenger, TestAgent
+from tests.integration.helpers import Visitor
+from tests.integration.killable import killable_bridge, room_on_disk
 
 KILLS = 6
 LINES_PER_ROUND = 50  # half while the bridge runs, half while it is down
@@ -28,12 +27,7 @@ LINES_PER_ROUND = 50  # half while the bridge runs, half while it is down
 @pytest.fixture
 async def crashing_bridge(messenger: Messenger, tmp_path: Path
                           ) -> AsyncIterator[tuple[BridgeProcess, Path]]:
-    db = tmp_path / "livechat.sqlite3"
-    settings: dict[str, Any] = bridge_settings(messenger, db, frames_per_10s=1000)
-    config = tmp_path / "bridge.toml"
-    config.write_text(toml_text(settings))
-    port = int(settings["server"]["listen"].rsplit(":", 1)[1])
-    process = BridgeProcess(config, port, tmp_path / "bridge.log")
+    process, db = killable_bridge(messenger, tmp_path)
     try:
         yield process, db
     finally:
@@ -72,9 +66,7 @@ async def test_agent_lines_survive_repeated_kills(
     visitor = await visitors(bridge.base_url)
     started = await visitor.start()
     conversation_id = started["conversation"]
-    async with asyncio.timeout(30):
-        while (room := room_in(db, conversation_id)) is None:
-            await asyncio.sleep(0.05)
+    room = await room_on_disk(db, conversation_id)
     await agent.join(room)
     await visitor.wait("agent", lambda f: f["event"] == "joined")
 

@@ -12,7 +12,6 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,10 +20,10 @@ from bridge.devserver.bridge_process import BridgeProcess
 from tests.integration.conftest import (
     Messenger,
     TestAgent,
-    bridge_settings,
     chat_with_agent,
 )
-from tests.integration.helpers import Frame, Visitor, toml_text
+from tests.integration.helpers import Frame, Visitor
+from tests.integration.killable import killable_bridge, room_on_disk
 
 LINES = 40
 
@@ -58,12 +57,7 @@ async def test_the_room_gets_a_line_while_its_ack_waits_for_the_disk(
 @pytest.fixture
 async def bridge_process(messenger: Messenger, tmp_path: Path
                          ) -> AsyncIterator[tuple[BridgeProcess, Path]]:
-    db = tmp_path / "livechat.sqlite3"
-    settings: dict[str, Any] = bridge_settings(messenger, db, frames_per_10s=1000)
-    config = tmp_path / "bridge.toml"
-    config.write_text(toml_text(settings))
-    port = int(settings["server"]["listen"].rsplit(":", 1)[1])
-    process = BridgeProcess(config, port, tmp_path / "bridge.log")
+    process, db = killable_bridge(messenger, tmp_path)
     try:
         yield process, db
     finally:
@@ -81,16 +75,6 @@ def stored_lines(db: Path, conversation_id: str) -> dict[str, int]:
     return dict(rows)
 
 
-def room_in(db: Path, conversation_id: str) -> str | None:
-    conn = sqlite3.connect(db)
-    try:
-        row = conn.execute("SELECT room FROM conversations WHERE id = ?",
-                           (conversation_id,)).fetchone()
-    finally:
-        conn.close()
-    return row[0] if row else None
-
-
 def acks(visitor: Visitor) -> dict[str, int]:
     return {f["client_id"]: f["seq"] for f in visitor.of("ack")}
 
@@ -102,9 +86,7 @@ async def test_a_bridge_killed_mid_stream_loses_and_doubles_nothing(
     visitor = await visitors(bridge.base_url)
     started = await visitor.start()
     conversation_id = started["conversation"]
-    async with asyncio.timeout(30):
-        while (room := room_in(db, conversation_id)) is None:
-            await asyncio.sleep(0.05)
+    room = await room_on_disk(db, conversation_id)
     await agent.join(room)
     await visitor.wait("agent", lambda f: f["event"] == "joined")
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from bridge.devserver.bridge_process import BridgeProcess
-from tests.integration.conftest import Messenger, TestAgent, bridge_settings
-from tests.integration.helpers import Visitor, toml_text
+from tests.integration.conftest import Messenger, TestAgent
+from tests.integration.helpers import Visitor
+from tests.integration.killable import killable_bridge, room_on_disk
 from tests.integration.smtp_server import SmtpServer, StartServer
 from tests.integration.test_after_end import smtp_settings
 from tests.integration.test_commands import notice
-from tests.integration.test_durability import room_in
 
 WELCOME = "Hi Anna, an agent will be with you shortly."
 SETTLE_S = 1.0  # time for a double to show after the replay
@@ -38,24 +38,11 @@ async def crashable(messenger: Messenger, tmp_path: Path, start_server: StartSer
                     ) -> AsyncIterator[Crashable]:
     """A bridge in its own process (so it can be SIGKILLed) with a real SMTP server."""
     smtp = start_server()
-    db = tmp_path / "livechat.sqlite3"
-    settings: dict[str, Any] = bridge_settings(messenger, db, smtp=smtp_settings(smtp.port),
-                                               frames_per_10s=1000)
-    config = tmp_path / "bridge.toml"
-    config.write_text(toml_text(settings))
-    port = int(settings["server"]["listen"].rsplit(":", 1)[1])
-    process = BridgeProcess(config, port, tmp_path / "bridge.log")
+    process, db = killable_bridge(messenger, tmp_path, smtp_settings(smtp.port))
     try:
         yield Crashable(process, db, smtp)
     finally:
         await process.stop()
-
-
-async def room_on_disk(db: Path, conversation_id: str) -> str:
-    async with asyncio.timeout(30):
-        while (room := room_in(db, conversation_id)) is None:
-            await asyncio.sleep(0.05)
-    return room
 
 
 async def restart_and_resume(crash: Crashable, visitors, token: str) -> Visitor:
@@ -65,6 +52,14 @@ async def restart_and_resume(crash: Crashable, visitors, token: str) -> Visitor:
     await visitor.send({"type": "resume", "token": token, "after": 0})
     await visitor.wait("resumed")
     return visitor
+
+
+async def start_chat(crash: Crashable, visitors) -> tuple[Visitor, dict[str, Any], str]:
+    """Start the bridge and a chat: (the visitor, its `started` frame, the room on disk)."""
+    await crash.bridge.start()
+    visitor = await visitors(crash.bridge.base_url)
+    started = await visitor.start()
+    return visitor, started, await room_on_disk(crash.db, started["conversation"])
 
 
 def welcomes(visitor: Visitor) -> list[dict[str, Any]]:
@@ -85,14 +80,11 @@ def note_events(db: Path, conversation_id: str) -> list[str]:
 async def test_welcome_survey_and_mail_happen_once_across_kills(
         crashable: Crashable, agent: TestAgent, visitors) -> None:
     crash = crashable
-    await crash.bridge.start()
-    visitor = await visitors(crash.bridge.base_url)
-    started = await visitor.start()
-    conversation_id, token = started["conversation"], started["token"]
     # Killed as soon as the room is on disk: the welcome is on its way to it, or just
     # posted without being marked delivered. (A kill before the room is on disk can strand
     # the chat: see test_a_chat_killed_before_its_room_opened_is_still_offered.)
-    room = await room_on_disk(crash.db, conversation_id)
+    visitor, started, room = await start_chat(crash, visitors)
+    token = started["token"]
     await crash.bridge.kill()
     await visitor.close()
 
@@ -124,11 +116,8 @@ async def test_welcome_survey_and_mail_happen_once_across_kills(
 async def test_a_command_replayed_after_a_restart_runs_once(
         crashable: Crashable, agent: TestAgent, visitors) -> None:
     crash = crashable
-    await crash.bridge.start()
-    visitor = await visitors(crash.bridge.base_url)
-    started = await visitor.start()
+    visitor, started, room = await start_chat(crash, visitors)
     conversation_id = started["conversation"]
-    room = await room_on_disk(crash.db, conversation_id)
     await agent.join(room)
     await visitor.wait("agent", lambda f: f["event"] == "joined")
     await crash.bridge.kill()
@@ -165,11 +154,8 @@ def forget_room(db: Path, conversation_id: str) -> list[tuple[str, str]]:
 async def test_a_chat_killed_before_its_room_opened_is_still_offered(
         crashable: Crashable, agent: TestAgent, visitors) -> None:
     crash = crashable
-    await crash.bridge.start()
-    visitor = await visitors(crash.bridge.base_url)
-    started = await visitor.start()
+    _visitor, started, room = await start_chat(crash, visitors)
     conversation_id = started["conversation"]
-    room = await room_on_disk(crash.db, conversation_id)
     await crash.bridge.kill()
     assert forget_room(crash.db, conversation_id) == [("alice", "invited")]
 
