@@ -158,9 +158,10 @@ class Hub:
             hash_token(token), self.clock())
         log.info("conversation %s: started in queue %s", conversation.id, queue.id)
         if queue.text("welcome", conversation.visitor.lang):
-            self.parts.timeline.record_quietly(conversation.id, ItemKind.TEXT, Sender.SYSTEM,
-                                               "", self._render_welcome(conversation, queue),
-                                               self.clock())
+            # Nobody follows the conversation yet: it reaches the visitor in the replay.
+            await self.parts.timeline.record(conversation.id, ItemKind.TEXT, Sender.SYSTEM, "",
+                                             self._render_welcome(conversation, queue),
+                                             self.clock())
         else:
             self.parts.outbox.kick(conversation.id)  # the room is made all the same
         await sink.send(frames.started_frame(conversation, token))

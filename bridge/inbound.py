@@ -139,14 +139,22 @@ class Inbound:
 
     async def _run_command(self, command: Command, event: AgentMessage, agent: AgentConfig,
                            conversation: Conversation) -> None:
-        if self._store.command_handled(event.event_id):
-            return  # delivered again (a sync batch fetched again, an archive read)
         log.info("conversation %s: agent %s runs %s", conversation.id, agent.id, command.name)
-        reply = await self._commands.run(command, agent, conversation, event.event_id)
+        reply = await self._run_once(command, event, agent, conversation)
+        if reply:
+            await self._notices.to_agents(conversation, reply, key=f"cmd-{event.event_id}")
+
+    async def _run_once(self, command: Command, event: AgentMessage, agent: AgentConfig,
+                        conversation: Conversation | None) -> str:
+        """Run a command unless its event ran it before (a sync batch fetched again, an
+        archive read); the text for the agents, empty for a repeat."""
+        if self._store.command_handled(event.event_id):
+            return ""
+        lobby = self._lobbies.queue_of(event.room) if conversation is None else None
+        reply = await self._commands.run(command, agent, conversation, event.event_id,
+                                         lobby=lobby)
         self._store.mark_command_handled(event.event_id, self._clock(), event.room)
-        if reply.to_agents:
-            await self._notices.to_agents(conversation, reply.to_agents,
-                                          key=f"cmd-{event.event_id}")
+        return reply.to_agents
 
     async def _on_direct(self, event: AgentMessage) -> None:
         """A line in a room that is no conversation's: a queue's lobby or an agent's direct
@@ -160,12 +168,7 @@ class Inbound:
             reply = str(exc)
         else:
             if isinstance(parsed, Command):
-                if self._store.command_handled(event.event_id):
-                    return  # delivered again (a sync batch fetched again, an archive read)
-                lobby = self._lobbies.queue_of(event.room)
-                reply = (await self._commands.run(parsed, agent, None, event.event_id,
-                                                  lobby=lobby)).to_agents
-                self._store.mark_command_handled(event.event_id, self._clock(), event.room)
+                reply = await self._run_once(parsed, event, agent, None)
             else:
                 reply = "Only commands work here; try !help."
         if reply:

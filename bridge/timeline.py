@@ -80,14 +80,6 @@ class Timeline:
         if not item.delivered:
             self._kick(item.conversation_id, None)
 
-    def record_quietly(self, conversation_id: ConversationId, kind: ItemKind, sender: Sender,
-                       name: str, text: str, now: float) -> Item:
-        """An item for the room and for replays only: nobody follows the conversation yet
-        (the welcome line, stored before the visitor's connection follows it)."""
-        item, _ = self._store.append_item(conversation_id, kind, sender, name, text, now)
-        self._kick(conversation_id, item)
-        return item
-
     async def visitor_line(self, conversation_id: ConversationId, name: str, text: str,
                            client_id: str, now: float, origin: VisitorSink) -> int:
         """A visitor's line: to the room as soon as it is committed, acknowledged (its seq
