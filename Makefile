@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`.
+# The two commands of the README: `make demo` and `make test`; `make soak` is the long run.
 PYTHON ?= python3
 VENV ?= .venv
 BACKEND ?= matrix
@@ -6,7 +6,7 @@ LISTEN ?= 127.0.0.1:8080
 STATE ?= state/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast soak lint bench clean
 
 demo: $(VENV)/.installed-demo
 	$(VENV)/bin/livechat-bridge demo --backend $(BACKEND) --listen $(LISTEN) --state $(STATE)
@@ -16,6 +16,11 @@ test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The fault scenarios that take minutes.
+soak: $(VENV)/.installed-test
+	tools/ensure-debian-packages chromium prosody lua-unbound
+	$(VENV)/bin/python -m pytest -m soak $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)

@@ -117,6 +117,9 @@ class XmppConfig:
     verify_tls: bool = True
     ca_file: Path | None = None
     plaintext: bool = False
+    # An agent's client that drops out of a group chat has this long to come back before
+    # the chat counts as left (docs/configuration.md); 0: at once.
+    rejoin_grace_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -291,7 +294,7 @@ def _matrix(r: Reader, t: dict[str, Any], backend: str) -> MatrixConfig:
 def _xmpp(r: Reader, t: dict[str, Any], backend: str, base_dir: Path) -> XmppConfig:
     p = "xmpp"
     r.unknown_keys(t, {"jid", "password", "muc_service", "host", "port", "verify_tls",
-                       "ca_file", "plaintext"}, p)
+                       "ca_file", "plaintext", "rejoin_grace_seconds"}, p)
     ca_file = r.get(t, "ca_file", p, str, None)
     return XmppConfig(
         jid=r.get(t, "jid", p, str, "", required=True, check=check_bare_jid),
@@ -302,6 +305,8 @@ def _xmpp(r: Reader, t: dict[str, Any], backend: str, base_dir: Path) -> XmppCon
         verify_tls=r.get(t, "verify_tls", p, bool, True),
         ca_file=None if ca_file is None else _resolve(Path(ca_file), base_dir),
         plaintext=r.get(t, "plaintext", p, bool, False),
+        rejoin_grace_seconds=float(r.get(t, "rejoin_grace_seconds", p, (int, float), 120,
+                                         check=check_not_negative)),
     )
 
 

@@ -162,7 +162,9 @@ def check_port(value: int) -> str | None:
 
 
 def check_not_negative(value: float) -> str | None:
-    return None if value >= 0 else f"{value} is negative (expected minutes, 0 to switch off)"
+    if value >= 0:
+        return None
+    return f"{value} is negative (expected a number >= 0; 0 switches it off)"
 
 
 def check_positive(value: int) -> str | None:

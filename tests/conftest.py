@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,12 +58,12 @@ class Homeserver:
         return self.server.base_url
 
 
-@pytest.fixture(scope="session")
-def homeserver(
-    require_synapse: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Homeserver]:
-    """A private Synapse on loopback with a bot, two agents and a stranger."""
-    server = prepare_synapse(tmp_path_factory.mktemp("synapse"))
+@contextmanager
+def running_homeserver(data_dir: Path, *, rate_limits_lifted: bool = True
+                       ) -> Iterator[Homeserver]:
+    """A private Synapse on loopback with a bot, two agents and a stranger; with its rate
+    limits lifted the bot is exempt from message limits too, as the README tells admins."""
+    server = prepare_synapse(data_dir, rate_limits_lifted=rate_limits_lifted)
     server.start()
     try:
         _, admin_token = server.register("admin", "admin-pw-1", admin=True)
@@ -70,7 +71,8 @@ def homeserver(
         agent_id, agent_token = server.register("alice", "alice-pw-1", displayname="Alice")
         agent2_id, agent2_token = server.register("bob", "bob-pw-1", displayname="Bob")
         stranger_id, stranger_token = server.register("eve", "eve-pw-1", displayname="Eve")
-        server.override_ratelimit(admin_token, bot_id)
+        if rate_limits_lifted:
+            server.override_ratelimit(admin_token, bot_id)
         yield Homeserver(
             server=server,
             admin_token=admin_token,
@@ -85,6 +87,21 @@ def homeserver(
         )
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def homeserver(
+    require_synapse: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Homeserver]:
+    with running_homeserver(tmp_path_factory.mktemp("synapse")) as hs:
+        yield hs
+
+
+@pytest.fixture
+def homeserver_as_shipped(require_synapse: None, tmp_path: Path) -> Iterator[Homeserver]:
+    """A Synapse with its default rate limits, for the one test that is about them."""
+    with running_homeserver(tmp_path / "synapse", rate_limits_lifted=False) as hs:
+        yield hs
 
 
 @dataclass

@@ -193,10 +193,12 @@ class SynapseServer(ManagedServer):
     def whoami(self, access_token: str) -> str:
         return self._call("GET", "/_matrix/client/v3/account/whoami", token=access_token)["user_id"]
 
-    def override_ratelimit(self, admin_token: str, user_id: str) -> None:
-        """Exempt one user from message rate limiting (needs an admin token)."""
+    def override_ratelimit(self, admin_token: str, user_id: str, messages_per_second: float = 0,
+                           burst_count: int = 0) -> None:
+        """One user's message rate limit (needs an admin token); 0 and 0 exempt them."""
         path = f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id, safe='')}/override_ratelimit"
-        self._call("POST", path, {"messages_per_second": 0, "burst_count": 0}, token=admin_token)
+        self._call("POST", path, {"messages_per_second": messages_per_second,
+                                  "burst_count": burst_count}, token=admin_token)
 
     def _call(
         self,

@@ -230,10 +230,19 @@ class MatrixAgent:
     def direct_texts(self, room: str) -> list[str]:
         return self.texts(room, notice=True)
 
-    async def close(self) -> None:
+    async def go_offline(self) -> None:
+        """The client stops syncing (a laptop asleep); on Matrix the rooms stay joined."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def come_back(self) -> None:
+        """Syncs again from where it stopped, like a client waking up."""
+        self._task = asyncio.create_task(self._loop())
+
+    async def close(self) -> None:
+        await self.go_offline()
         await self.client.close()
 
 

@@ -2,63 +2,26 @@
 conversation, a line re-sent with the same `client_id`. Each test ends by comparing what the
 visitor saw with what the agent's client shows in the room, line by line.
 
-The visitor is away for the full 30 s of the fault suite, the agent's 20 lines spread over
-them. The bridge has nothing timed that a disconnected visitor would trip that soon (the
-keepalive only watches open sockets; chats end after `idle_timeout_minutes`), so a shorter
-absence would prove as much; 30 s is kept because the file still runs in about 72 s on both
-backends together (the budget is 90 s).
+The visitor is away for 30 s in `make test` and for 5 minutes in `make soak`, the agent's 20
+lines spread over the absence. The bridge has nothing timed that a disconnected visitor
+would trip within 5 minutes (the keepalive only watches open sockets; chats end after
+`idle_timeout_minutes` without a line from anyone, and the agent keeps writing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
+
+import pytest
 
 from bridge.app import Bridge
 from tests.integration.conftest import TestAgent, chat_with_agent
 from tests.integration.helpers import Visitor
+from tests.integration.views import assert_same_lines, seen_by, settled_room
 
 OFFLINE_S = 30.0
 AWAY_LINES = 20
-SETTLE_S = 1.0  # time for a doubled line to show before the views are compared
-
-
-def seen_by(tab: Visitor, sent: dict[str, str]) -> list[tuple[int, str]]:
-    """(seq, text) of every visitor and agent line this socket was shown, in arrival order:
-    its own lines as acks (text from `sent`, by client_id), everything else as `message`.
-    A repeated ack of one client_id is the protocol's answer to a resend, so it counts once."""
-    lines: list[tuple[int, str]] = []
-    acked: set[str] = set()
-    for frame in tab.frames:
-        if frame.get("type") == "message" and frame["from"] in ("visitor", "agent"):
-            lines.append((frame["seq"], frame["text"]))
-        elif frame.get("type") == "ack" and frame["client_id"] not in acked:
-            acked.add(frame["client_id"])
-            lines.append((frame["seq"], sent[frame["client_id"]]))
-    return lines
-
-
-def assert_same_lines(visitor: list[tuple[int, str]], room: list[str]) -> None:
-    """The visitor's lines (by seq) are the room's lines: none missing, none doubled, same
-    order. Checked in that order so a failure names the first thing that broke."""
-    seqs = [seq for seq, _ in visitor]
-    assert len(seqs) == len(set(seqs)), f"a seq shown twice: {sorted(seqs)}"
-    shown = [text for _, text in sorted(visitor)]
-    doubled = {side: [t for t, n in Counter(lines).items() if n > 1]
-               for side, lines in (("visitor", shown), ("room", room))}
-    assert doubled == {"visitor": [], "room": []}, f"visitor {shown}, room {room}"
-    missing_visitor = [t for t in room if t not in shown]
-    missing_room = [t for t in shown if t not in room]
-    assert (missing_visitor, missing_room) == ([], []), "lines missing on one side"
-    assert shown == room, "same lines, different order"
-
-
-async def settled_room(agent: TestAgent, room: str, last: str) -> list[str]:
-    """The room as the agent's client shows it, once `last` is there and doubles had time."""
-    await agent.wait_text(room, last, timeout=30)
-    await asyncio.sleep(SETTLE_S)
-    return agent.texts(room)
 
 
 async def stored(bridge: Bridge, conversation: str, after: int, text: str) -> None:
@@ -68,8 +31,10 @@ async def stored(bridge: Bridge, conversation: str, after: int, text: str) -> No
             await asyncio.sleep(0.05)
 
 
-async def test_visitor_away_while_the_agent_writes(make_bridge, agent: TestAgent,
-                                                   visitors) -> None:
+@pytest.mark.parametrize("offline_s", [
+    OFFLINE_S, pytest.param(300.0, marks=[pytest.mark.soak, pytest.mark.timeout(600)])])
+async def test_visitor_away_while_the_agent_writes(make_bridge, agent: TestAgent, visitors,
+                                                   offline_s: float) -> None:
     bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
     sent = {"before-1": "before I go"}
     await visitor.say(sent["before-1"], client_id="before-1")
@@ -83,7 +48,7 @@ async def test_visitor_away_while_the_agent_writes(make_bridge, agent: TestAgent
     away = [f"while you were away {n}" for n in range(AWAY_LINES)]
     for text in away:  # spread over the whole absence
         await agent.say(room, text)
-        await asyncio.sleep(OFFLINE_S / AWAY_LINES)
+        await asyncio.sleep(offline_s / AWAY_LINES)
     await stored(bridge, started["conversation"], last_seq, away[-1])
 
     back = await visitors(bridge.base_url)

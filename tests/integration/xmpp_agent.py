@@ -44,6 +44,7 @@ class XmppAgent:
         self._closing = False
         self._changed = asyncio.Condition()
         self._session = asyncio.Event()
+        self.sessions = 0
         self.client.add_event_handler("session_start", self._on_session_start)
         self.client.add_event_handler("disconnected", self._on_disconnected)
         self.client.add_event_handler("groupchat_direct_invite", self._on_invite)
@@ -64,6 +65,8 @@ class XmppAgent:
         for room in self.joined:  # like a real client after a server restart
             await self.client.plugin["xep_0045"].join_muc_wait(JID(room), self.nick,
                                                                maxstanzas=50, timeout=10)
+        self.sessions += 1  # a session with every room joined
+        await self._notify()
 
     async def _on_disconnected(self, _reason: Any) -> None:
         self._session.clear()
@@ -184,6 +187,20 @@ class XmppAgent:
             self.client.send_presence(pshow="dnd")
         else:
             self.client.send_presence()
+
+    async def go_offline(self) -> None:
+        """The connection drops without a goodbye (a phone in a tunnel): the server takes
+        the agent out of its group chats."""
+        self._closing = True
+        self.client.abort()
+        await asyncio.sleep(0)
+
+    async def come_back(self) -> None:
+        """Connects again and rejoins the group chats it was in, with their history."""
+        self._closing = False
+        sessions = self.sessions
+        self.client.connect("127.0.0.1", self.port)
+        await self.until(lambda: self.sessions > sessions)  # its rooms joined again
 
     async def close(self) -> None:
         self._closing = True

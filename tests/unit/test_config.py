@@ -265,6 +265,17 @@ def test_xmpp_options() -> None:
     xmpp = parse_config(raw).xmpp
     assert xmpp is not None
     assert (xmpp.host, xmpp.port, xmpp.verify_tls) == ("xmpp.example.com", 5223, False)
+    assert xmpp.rejoin_grace_seconds == 120
+
+
+def test_xmpp_rejoin_grace() -> None:
+    raw = xmpp_raw()
+    raw["xmpp"]["rejoin_grace_seconds"] = 0
+    xmpp = parse_config(raw).xmpp
+    assert xmpp is not None and xmpp.rejoin_grace_seconds == 0
+    raw["xmpp"]["rejoin_grace_seconds"] = -5
+    assert [p for p in problems_of(raw) if "rejoin_grace" in p] == [
+        "xmpp.rejoin_grace_seconds: -5 is negative (expected a number >= 0; 0 switches it off)"]
 
 
 @pytest.mark.parametrize(

@@ -519,8 +519,8 @@ sat = "22:00-02:00"
         ({"rank": 1}, "queues[0].rank: unknown key"),
         ({"lobby": "yes"}, "queues[0].lobby: expected true or false, got 'yes'"),
         ({"offer_message_after_minutes": -1},
-         "queues[0].offer_message_after_minutes: -1 is negative (expected minutes, 0 to switch "
-         "off)"),
+         "queues[0].offer_message_after_minutes: -1 is negative (expected a number >= 0; 0 "
+         "switches it off)"),
         ({"offer_message_after_minutes": "5"},
          "queues[0].offer_message_after_minutes: expected a number, got '5'"),
         ({"unanswered_to_ticket": 1},

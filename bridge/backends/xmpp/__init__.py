@@ -8,13 +8,14 @@ XMPP has no server-side idempotency for messages, so a line counts as delivered 
 the group chat reflects it back with our id. After a restart or a new stream the bot reads
 the room's archive (XEP-0313) from where the store says it left off: the lines agents wrote
 meanwhile reach the hub, and our own lines found there are not sent again. A service
-without an archive gets the join history since that time instead (docs/xmpp.md).
+without an archive gets the join history since that time instead (docs/configuration.md, `[xmpp]`).
 
     backend.py     XmppBackend: the parts tied together, and the lines the bot sends
     connection.py  the client, connecting and reconnecting: the session's life as a state
     rooms.py       joining and catching up, setting a room up, members and invitations
     archive.py     the archive's (XEP-0313) queries and answers
     inbound.py     stanzas that reach the bot, turned into the hub's events
+    departures.py  agents' clients that drop out of a group chat, held back for a grace
     fastpath.py    the short way around slixmpp for live lines, with its version guard
     stanzas.py     pure helpers on stanzas: chat states, stamps, escaping, ids
 """

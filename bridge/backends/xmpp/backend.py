@@ -18,6 +18,7 @@ from bridge.backends.base import (
     RoomSpec,
 )
 from bridge.backends.xmpp.connection import Connection, SessionHooks, build_client
+from bridge.backends.xmpp.departures import Departures
 from bridge.backends.xmpp.fastpath import BotClient, FastPath
 from bridge.backends.xmpp.inbound import Receiver
 from bridge.backends.xmpp.rooms import Rooms
@@ -49,12 +50,20 @@ class XmppBackend:
         self._link = Connection(config, SessionHooks(started=self._on_session_started,
                                                      resumed=self._on_session_resumed,
                                                      lost=self._on_session_lost), self._tasks)
-        self._receiver = Receiver(self._link, self.jid.bare, self.agents, self._queue_event)
+        departures = Departures(lambda full_jid: self._receiver.online(full_jid), self._tasks,
+                                config.rejoin_grace_seconds)
+        self._receiver = Receiver(self._link, self.jid.bare, self.agents, self._queue_event,
+                                  departures)
         self._rooms = Rooms(self._link, self._receiver, config.muc_service,
                             catch_up_since or (lambda _room: None), self._tasks)
         self._fast: FastPath | None = None
         self._sent_in_session: dict[str, int] = {}
         self._direct_sent: set[str] = set()  # keys of post_direct lines handed to the stream
+
+    @property
+    def sessions_started(self) -> int:
+        """New sessions so far; a stream resumed by stream management is not one."""
+        return self._link.session_number
 
     @property
     def _client(self) -> ClientXMPP | None:

@@ -13,7 +13,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
-from slixmpp import ClientXMPP, Message, Presence
+from slixmpp import JID, ClientXMPP, Message, Presence
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -28,6 +28,7 @@ from bridge.backends.base import (
 )
 from bridge.backends.xmpp.archive import RESULT, ArchivedLine, ArchivePage, archived_line
 from bridge.backends.xmpp.connection import Connection
+from bridge.backends.xmpp.departures import Departures
 from bridge.backends.xmpp.stanzas import (
     BODY,
     DELAY,
@@ -53,11 +54,12 @@ class Receiver:
     """Turns stanzas into events for the hub, and notes our own lines coming back."""
 
     def __init__(self, link: Connection, bot_jid: str, agents: set[str],
-                 queue_event: Callable[[InboundEvent], None]) -> None:
+                 queue_event: Callable[[InboundEvent], None], departures: Departures) -> None:
         self._link = link
         self._bot_jid = bot_jid  # bare
         self._agents = agents
         self._queue_event = queue_event
+        self._departures = departures
         self.rooms: dict[str, Room] = {}
         self.archive_pages: dict[str, ArchivePage] = {}  # query id -> page being read
         self.reflections: dict[str, asyncio.Future[str]] = {}  # our message id -> waiter
@@ -225,15 +227,25 @@ class Receiver:
         address = real.bare
         if presence["type"] == "unavailable":
             state.real_jids.pop(nick, None)
-            event: InboundEvent = MemberLeft(RoomRef(room_jid), address, nick,
-                                             f"left:{room_jid}/{nick}:{time.time():.6f}")
-        else:
-            if state.real_jids.get(nick) == address:
-                return  # a status change, not a join
-            state.real_jids[nick] = address
-            event = MemberJoined(RoomRef(room_jid), address, nick,
-                                 f"joined:{room_jid}/{nick}:{time.time():.6f}")
-        self._queue_event(event)
+            self._departures.left(room_jid, str(real), lambda: self._queue_event(MemberLeft(
+                RoomRef(room_jid), address, nick, f"left:{room_jid}/{nick}:{time.time():.6f}")))
+            return
+        if state.real_jids.get(nick) == address:
+            return  # a status change, not a join
+        state.real_jids[nick] = address
+        if self._departures.came_back(room_jid, address):
+            return  # back within the grace: for the hub they never left
+        self._queue_event(MemberJoined(RoomRef(room_jid), address, nick,
+                                       f"joined:{room_jid}/{nick}:{time.time():.6f}"))
+
+    def online(self, full_jid: str) -> bool:
+        """Whether this client of an agent is connected, as the agent's presence says."""
+        jid = JID(full_jid)
+        try:
+            resources = self._link.client.client_roster[jid.bare].resources
+        except BackendUnavailable:  # the bot itself is offline: nothing is known
+            return False
+        return jid.resource in resources
 
     def _on_subscribe_request(self, presence: Presence) -> None:
         asker = presence["from"].bare
