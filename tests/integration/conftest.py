@@ -137,6 +137,12 @@ def matrix(homeserver: Homeserver) -> Messenger:
     return MatrixMessenger(homeserver)
 
 
+@pytest.fixture
+def xmpp(xmpp_server: XmppServer) -> Messenger:
+    """For tests of what only XMPP does."""
+    return XmppMessenger(xmpp_server)
+
+
 def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = None,
                   queues: list[dict[str, Any]] | None = None, identity: str | None = None,
                   agents: dict[str, dict[str, Any]] | None = None,
@@ -211,6 +217,7 @@ def _bridges(messenger_fixture: str) -> Any:
 
 make_bridge = _bridges("messenger")
 make_matrix_bridge = _bridges("matrix")
+make_xmpp_bridge = _bridges("xmpp")
 
 
 @pytest.fixture
@@ -223,6 +230,13 @@ async def agent(messenger: Messenger) -> AsyncIterator[TestAgent]:
 @pytest.fixture
 async def matrix_agent(matrix: Messenger) -> AsyncIterator[TestAgent]:
     alice = await matrix.agent("alice", "Alice")
+    yield alice
+    await alice.close()
+
+
+@pytest.fixture
+async def xmpp_agent(xmpp: Messenger) -> AsyncIterator[TestAgent]:
+    alice = await xmpp.agent("alice", "Alice")
     yield alice
     await alice.close()
 

@@ -206,3 +206,21 @@ async def test_an_agent_who_does_not_come_back_leaves_after_the_grace(
     assert left["name"] == "Alice"
     assert waited > GRACE_S - 1  # not at the first sign of absence
     assert conversation is not None and conversation.agent_id == "bob"  # still in the room
+
+
+async def test_a_line_an_xmpp_client_sends_twice_reaches_the_visitor_once(
+        make_xmpp_bridge, xmpp_agent: XmppAgent, visitors) -> None:
+    """A client whose stream broke before the server acknowledged a line sends it again,
+    same id; the group chat keeps every copy (a Matrix homeserver deduplicates a resent
+    event by its transaction id itself)."""
+    agent = xmpp_agent
+    _bridge, visitor, _started, room = await chat_with_agent(make_xmpp_bridge, visitors, agent)
+    for _ in range(3):
+        await agent.say(room, "sent three times", message_id="resent-1")
+    await agent.say(room, "and then once")
+    await visitor.wait("message", lambda f: f["text"] == "and then once")
+    await asyncio.sleep(1)  # time for a copy to show
+    texts = [f["text"] for f in visitor.of("message")]
+
+    assert texts.count("sent three times") == 1
+    assert agent.texts(room).count("sent three times") == 3  # the room has every copy

@@ -153,9 +153,14 @@ class XmppAgent:
         self.joined.discard(room)
         self.client.plugin["xep_0045"].leave_muc(JID(room), self.nick)
 
-    async def say(self, room: str, text: str) -> str:
+    async def say(self, room: str, text: str, message_id: str | None = None) -> str:
+        """A line; with `message_id`, as a client sends one again after its stream broke:
+        the same id and origin-id (XEP-0359) as the first time."""
         message = self.client.make_message(mto=JID(room), mbody=text, mtype="groupchat")
         message["chat_state"] = "active"
+        if message_id is not None:
+            message["id"] = message_id
+            message["origin_id"]["id"] = message_id
         message.send()
         return str(message["id"])
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from collections.abc import Callable
 
 from slixmpp import JID, ClientXMPP, Message, Presence
@@ -48,6 +49,33 @@ from bridge.core.protocol import clean_text
 log = logging.getLogger(__name__)
 
 BUSY_SHOWS = {"away", "xa", "dnd"}
+# Agents' lines whose client ids are remembered to spot a client sending one again.
+RESEND_MEMORY = 10_000
+
+
+class Resends:
+    """Lines an agent's client sent twice. A client whose stream broke before the server
+    acknowledged a message sends it again with the same id, and the group chat, which does
+    not deduplicate, gives the copy an archive id of its own. A copy is a line whose
+    client id (per room and sender) came before with another archive id; the same archive
+    id again is the same stanza read twice (live and from the archive), which the store
+    deduplicates, and must pass: its first reading may not have been stored."""
+
+    def __init__(self, memory: int = RESEND_MEMORY) -> None:
+        self._memory = memory
+        self._first: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+
+    def is_resend(self, room: str, sender: str, sent_id: str | None, line_id: str) -> bool:
+        if sent_id is None:
+            return False
+        key = (room, sender, sent_id)
+        first = self._first.get(key)
+        if first is None:
+            self._first[key] = line_id
+            if len(self._first) > self._memory:
+                self._first.popitem(last=False)
+            return False
+        return first != line_id
 
 
 class Receiver:
@@ -60,6 +88,7 @@ class Receiver:
         self._agents = agents
         self._queue_event = queue_event
         self._departures = departures
+        self._resends = Resends()
         self.rooms: dict[str, Room] = {}
         self.archive_pages: dict[str, ArchivePage] = {}  # query id -> page being read
         self.reflections: dict[str, asyncio.Future[str]] = {}  # our message id -> waiter
@@ -102,13 +131,17 @@ class Receiver:
         text = clean_text(xml.findtext(BODY) or "")
         if not text or xml.find(SUBJECT) is not None:
             return
+        line_id = event_id(room_jid, xml)
+        if self._resends.is_resend(room_jid, sender, sent_key(xml), line_id):
+            log.info("xmpp: %s: %s sent %s again; relayed once", room_jid, sender, line_id)
+            return
         stamp = delay_stamp(xml)  # history
         self._queue_event(AgentMessage(
             room=RoomRef(room_jid),
             sender=sender,
             sender_name=nick,
             text=text,
-            event_id=event_id(room_jid, xml),
+            event_id=line_id,
             ts=stamp if stamp is not None else time.time(),
             edited=is_correction(xml),  # XEP-0308
         ))

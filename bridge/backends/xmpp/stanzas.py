@@ -54,7 +54,8 @@ def event_id(room_jid: str, xml: ET.Element) -> str:
 
 
 def sent_key(xml: ET.Element) -> str | None:
-    """The id we gave a message of ours: its origin-id (XEP-0359), else the stanza id."""
+    """The id the sender gave a message (ours, or an agent's client's): its origin-id
+    (XEP-0359), else the stanza id. A client sending a message again keeps it."""
     origin = xml.find(ORIGIN_ID)
     return (origin.get("id") if origin is not None else None) or xml.get("id") or None
 

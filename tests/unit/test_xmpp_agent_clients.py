@@ -1,5 +1,6 @@
-"""An XMPP agent's client dropping out of a group chat: a departure on purpose is reported
-after the short settle, a lost connection only when the agent is not back within the grace."""
+"""An XMPP agent's client that drops out of a group chat or sends a line again: a departure
+on purpose is reported after the short settle, a lost connection only when the agent is not
+back within the grace; a line resent with the same client id is relayed once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from bridge.backends.xmpp import departures as departures_module
 from bridge.backends.xmpp.departures import Departures
+from bridge.backends.xmpp.inbound import Resends
 from bridge.tasks import TaskGroup
 
 pytestmark = pytest.mark.fast
@@ -80,3 +82,15 @@ async def test_no_grace_reports_at_once() -> None:
     scene.leave()
     assert scene.reported == [ALICE]
     await scene.tasks.close()
+
+
+def test_a_resent_line_is_a_copy_the_same_stanza_again_is_not() -> None:
+    resends = Resends(memory=2)
+    assert resends.is_resend(ROOM, "alice@example.com", "m1", "archive-1") is False
+    assert resends.is_resend(ROOM, "alice@example.com", "m1", "archive-1") is False  # re-read
+    assert resends.is_resend(ROOM, "alice@example.com", "m1", "archive-2") is True  # resent
+    assert resends.is_resend(ROOM, "bob@example.com", "m1", "archive-3") is False  # not his
+    assert resends.is_resend("lc-2@muc.example.com", "alice@example.com", "m1", "a-4") is False
+    assert resends.is_resend(ROOM, "alice@example.com", None, "archive-5") is False  # no id
+    # Memory is bounded: the oldest client id is forgotten first.
+    assert resends.is_resend(ROOM, "alice@example.com", "m1", "archive-6") is False
