@@ -162,3 +162,53 @@ async def test_a_chat_killed_before_its_room_opened_is_still_offered(
     agent.invites.clear()  # only an invitation from the restarted bridge counts
     await crash.bridge.start()
     await agent.until(lambda: room in agent.invites, timeout=15)
+
+
+def sync_position(db: Path, value: str | None = None) -> str:
+    """The Matrix backend's stored sync position; with `value`, set to it first."""
+    conn = sqlite3.connect(db)
+    try:
+        if value is not None:
+            conn.execute("UPDATE kv SET value = ? WHERE key = 'matrix:sync_token'", (value,))
+            conn.commit()
+        [(position,)] = conn.execute(
+            "SELECT value FROM kv WHERE key = 'matrix:sync_token'").fetchall()
+    finally:
+        conn.close()
+    return str(position)
+
+
+@pytest.mark.parametrize("messenger", ["matrix"], indirect=True)
+async def test_a_sync_batch_replayed_from_an_old_position_changes_nothing(
+        crashable: Crashable, agent: TestAgent, visitors) -> None:
+    """Matrix only (on XMPP the same is an archive read twice, in the kill tests): the bot's
+    sync position put back to before a whole exchange, as a restored backup or a position
+    saved late would leave it; every event of the exchange is delivered again."""
+    crash = crashable
+    visitor, started, room = await start_chat(crash, visitors)
+    conversation_id = started["conversation"]
+    await agent.join(room)
+    await visitor.wait("agent", lambda f: f["event"] == "joined")
+    early = sync_position(crash.db)
+    agent_lines = [f"answer {n}" for n in range(5)]
+    for n, text in enumerate(agent_lines):
+        await agent.say(room, text)
+        await visitor.say(f"question {n}")
+    await agent.say(room, "!note replayed once")
+    await notice(agent, room, "Note saved")
+    await visitor.wait("message", lambda f: f["text"] == agent_lines[-1])
+    await crash.bridge.kill()
+    await visitor.close()
+    assert sync_position(crash.db) != early  # the bridge had moved on: this is a replay
+    sync_position(crash.db, early)
+
+    visitor = await restart_and_resume(crash, visitors, started["token"])
+    await agent.say(room, "after the replay")
+    await visitor.wait("message", lambda f: f["text"] == "after the replay", timeout=30)
+    await asyncio.sleep(SETTLE_S)
+    seen = [f["text"] for f in visitor.of("message") if f["from"] == "agent"]
+    assert seen == [*agent_lines, "after the replay"]  # each once, in order
+    assert note_events(crash.db, conversation_id) == ["replayed once"]
+    assert len([t for t in agent.texts(room, notice=True) if "Note saved" in t]) == 1
+    questions = [t for t in agent.texts(room) if t.startswith("question")]
+    assert questions == [f"question {n}" for n in range(5)]
