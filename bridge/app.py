@@ -16,6 +16,7 @@ from bridge.command_tools import CommandTools
 from bridge.commands import Commands
 from bridge.config import Config
 from bridge.hub import Hub, HubParts
+from bridge.i18n import visitor_strings
 from bridge.inbound import Inbound
 from bridge.mail import Mailer
 from bridge.notices import Notices
@@ -31,7 +32,7 @@ from bridge.tasks import TaskGroup
 from bridge.tickets import Tickets
 from bridge.timeline import Timeline
 from bridge.unanswered import UnansweredTickets
-from bridge.web.app import DEFAULT_STRINGS, VisitorSide, create_app
+from bridge.web.app import VisitorSide, create_app
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
     assignment = Assignment(config, store, backend, availability, invitations, line, lobbies,
                             notices, lambda coroutine, name: tasks.spawn(coroutine, name=name))
     outbox = Outbox(config, store, backend, tasks, assignment.invitees, assignment.room_opened)
-    survey = config.widget.strings.get("survey", DEFAULT_STRINGS["survey"])
+    survey = visitor_strings(config, config.widget.default_lang)["survey"]
     timeline = Timeline(store, sinks, outbox.kick, survey)
     unanswered = UnansweredTickets(config, store, tickets, sinks, notices, clock)
     actions = ChatActions(config, store, backend, timeline, notices, assignment, line,

@@ -102,7 +102,24 @@ def _check(path: Path) -> int:
         return EXIT_CONFIG
     print(f"{path}: OK ({config.backend} backend, {len(config.agents)} agents, "
           f"{len(config.queues)} queues)")
+    for warning in config_warnings(config):
+        print(f"{path}: warning: {warning}")
     return 0
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What works but falls short for visitors: texts in the wrong language, a colour that
+    white text does not read on."""
+    from bridge.core.colors import LIGHT_TEXT, TEXT_CONTRAST, contrast
+    from bridge.i18n import missing_texts
+
+    warnings = missing_texts(config)
+    ratio = contrast(config.widget.color, LIGHT_TEXT)
+    if ratio < TEXT_CONTRAST:
+        warnings.append(f"widget.color: white text on {config.widget.color} has a contrast of "
+                        f"{ratio:.1f}:1, below WCAG's {TEXT_CONTRAST}:1; the widget uses dark "
+                        "text on it instead (a darker colour keeps white text readable)")
+    return warnings
 
 
 def _utc_date(text: str) -> datetime:

@@ -20,18 +20,17 @@ from bridge.config_reader import (
     LANG_RE,
     Reader,
     check_bare_jid,
-    check_color,
     check_http_url,
     check_listen,
     check_matrix_user,
     check_not_negative,
-    check_one_line,
     check_origin,
     check_port,
     check_positive,
     check_secret,
 )
-from bridge.core.templates import TemplateError, language_key, render
+from bridge.config_widget import WidgetConfig, parse_widget
+from bridge.core.templates import TemplateError, render
 from bridge.mail import SmtpConfig, parse_smtp
 
 BACKENDS = ("matrix", "xmpp")
@@ -123,20 +122,6 @@ class XmppConfig:
 
 
 @dataclass(frozen=True)
-class WidgetConfig:
-    title: str = "Chat with us"
-    site: str = ""  # the site's name for {site}; empty: the host of the chat's page
-    color: str = "#2563eb"
-    position: str = "right"
-    strings: dict[str, str] = field(default_factory=dict)
-    strings_by_lang: dict[str, dict[str, str]] = field(default_factory=dict)  # [widget.strings.de]
-
-    def strings_in(self, lang: str) -> dict[str, str]:
-        """The admin's texts for a visitor's language: that language's over the defaults."""
-        return {**self.strings, **self.strings_by_lang.get(language_key(lang), {})}
-
-
-@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     storage: StorageConfig
@@ -198,7 +183,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     agents = parse_agents(r, raw.get("agents", []), backend)
     queues = parse_queues(r, raw.get("queues", []), agents, backend, smtp="smtp" in raw)
     canned, canned_by_lang = _canned(r, r.table(raw, "canned", "canned", False))
-    widget = _widget(r, r.table(raw, "widget", "widget", False))
+    widget = parse_widget(r, r.table(raw, "widget", "widget", False), {q.id for q in queues})
     smtp_t = r.table(raw, "smtp", "smtp", False)
     smtp = parse_smtp(r, smtp_t) if isinstance(raw.get("smtp"), dict) else None
     identity_t = r.table(raw, "identity", "identity", False)
@@ -341,38 +326,3 @@ def _canned(r: Reader, t: dict[str, Any]) -> tuple[dict[str, str], dict[str, dic
         elif (text := _canned_text(r, f"canned.{name}", value)) is not None:
             shared[name] = text
     return shared, by_lang
-
-
-def _widget(r: Reader, t: dict[str, Any]) -> WidgetConfig:
-    p = "widget"
-    r.unknown_keys(t, {"title", "site", "color", "position", "strings"}, p)
-    strings = r.table(t, "strings", "widget.strings", False)
-    by_lang: dict[str, dict[str, str]] = {}
-    for key, value in strings.items():
-        if isinstance(value, dict) and LANG_RE.fullmatch(key):
-            by_lang[key] = _strings(r, value, f"widget.strings.{key}")
-        elif isinstance(value, dict):
-            r.fail(f"widget.strings.{key}", "is not a language code (expected e.g. "
-                   "[widget.strings.de])")
-        elif not isinstance(value, str):
-            r.fail(f"widget.strings.{key}", f"expected a string, got {value!r}")
-    position = r.get(t, "position", p, str, "right")
-    if position not in ("left", "right"):
-        r.fail("widget.position", f"{position!r} is not a side (expected left or right)")
-    return WidgetConfig(
-        title=r.get(t, "title", p, str, "Chat with us", check=check_one_line),
-        site=r.get(t, "site", p, str, "", check=check_one_line),
-        color=r.get(t, "color", p, str, "#2563eb", check=check_color),
-        position=position,
-        strings={k: v for k, v in strings.items() if isinstance(v, str)},
-        strings_by_lang=by_lang,
-    )
-
-
-def _strings(r: Reader, t: dict[str, Any], path: str) -> dict[str, str]:
-    for key, value in t.items():
-        if not isinstance(value, str):
-            r.fail(f"{path}.{key}", f"expected a string, got {value!r}")
-    return {k: v for k, v in t.items() if isinstance(v, str)}
-
-

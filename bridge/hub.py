@@ -38,6 +38,7 @@ from bridge.core.protocol import (
 )
 from bridge.core.states import is_abandoned
 from bridge.core.templates import render
+from bridge.i18n import pick_language, visitor_strings
 from bridge.inbound import Inbound
 from bridge.outbox import Outbox
 from bridge.routing.assignment import Assignment
@@ -253,9 +254,9 @@ class Hub:
         return queue
 
     def _render_welcome(self, conversation: Conversation, queue: QueueConfig) -> str:
-        lang = conversation.visitor.lang
+        lang = pick_language(conversation.visitor.lang, self.config)
         return render(
             queue.text("welcome", lang),
             {"visitor": conversation.visitor.name, "queue": queue.text("name", lang),
-             "agent": self.config.widget.strings_in(lang).get("someone", "an agent")},
+             "agent": visitor_strings(self.config, lang)["someone"]},
         )

@@ -9,90 +9,33 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
-from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, web
 
 from bridge.config import Config, normalize_origin
+from bridge.core.colors import text_on
 from bridge.core.protocol import LANG_RE, ProtocolError, load_json, parse_offline
+from bridge.i18n import pick_language, text_direction, visitor_strings
 from bridge.store import Store
 from bridge.tickets import Flooded, Tickets
 from bridge.web import client_address, stats
+from bridge.web.assets import served
 from bridge.web.desk import VisitorDesk
 from bridge.web.ws import handle_ws, origin_allowed
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).parent / "static"
 CONFIG = web.AppKey("config", Config)
 TICKETS = web.AppKey("tickets", Tickets)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 # Where `/` redirects (the demo: its shop page); unset, `/` names the widget tag.
 HOME = web.AppKey("home", str)
 
-# Widget texts the admin may override under [widget.strings]; the widget has the same defaults.
-DEFAULT_STRINGS: dict[str, str] = {
-    "title": "Chat with us",
-    "start": "Start chat",
-    "name": "Your name",
-    "email": "Email",
-    "topic": "Topic",
-    "send": "Send",
-    "placeholder": "Write a message…",
-    "typing": "{name} is typing…",
-    "joined": "{name} joined",
-    "left": "{name} left",
-    "queue": "You are number {position} in line",
-    "wait": "about {minutes} min",
-    "instead": "Leave a message instead",
-    "offline": "We are offline right now. Leave a message and we will get back to you.",
-    "busy": "All agents are busy; you will be number {position} in line",
-    "full": "Too many people are waiting right now. Leave a message and we will get back "
-            "to you.",
-    "leave_note": "Leave a message and we will get back to you.",
-    "or_leave": "Or leave a message",
-    "ticket": "Thanks! Your message is ticket {ticket}; we will answer by email.",
-    # When no help desk gets the ticket (only the queue's agents): no "we will answer by email".
-    "ticket_team": "Thanks! Your message is ticket {ticket}; our team will get back to you at "
-                   "{email}.",
-    "slow": "Too many messages; please try again later.",
-    "callback": "{name} asks for a phone number to call you back",
-    "phone": "Phone number",
-    "when": "When suits you? (optional)",
-    "callme": "Call me",
-    "callback_saved": "Thanks, we will call you at {phone}",
-    "ended": "The chat has ended.",
-    "reconnecting": "Reconnecting…",
-    "retrying": "Not sent yet; trying again…",
-    "chat": "Chat with us",
-    "leave": "Leave a message",
-    "error": "Something went wrong.",
-    # The widget shows these, never the server's English `message` of an error frame.
-    "error_bad_email": "Please check the email address.",
-    "error_too_long": "That is too long; please shorten it.",
-    "error_nothing_written": "Write your message first, then leave it.",
-    "error_too_many_chats": "Too many chats from here; please try again later.",
-    "error_unavailable": "Chat is not available; please write to us by email.",
-    "error_bad_phone": "Please check the phone number.",
-    "error_mail": "The transcript could not be emailed; please download it instead.",
-    "end_confirm": "End this chat?",
-    "end_keep": "Keep chatting",
-    "end": "End chat",
-    "new": "New chat",
-    "close": "Minimize",
-    "transferred": "You are now talking with {name}",
-    "survey": "How was this chat?",
-    "comment": "Anything to add? (optional)",
-    "rate": "Send rating",
-    "thanks": "Thank you for your feedback!",
-    "transcript": "Transcript",
-    "download": "Download transcript",
-    "mail": "Email it to me",
-    "mailed": "Transcript sent to {email}",
-}
-# The launcher is drawn before the visitor opens the chat, from /v1/status alone.
-LAUNCHER_STRINGS = ("chat", "leave")
+# What the loader needs before the panel loads: the launcher's label, its badge, the
+# invitation bubble's close button, and a word for a panel that failed to load.
+LOADER_STRINGS = ("chat", "leave", "open", "unread", "dismiss", "error")
+MAX_LANG_LIST = 200  # `?lang=`: the browser's languages, best first
 
 
 @dataclass(frozen=True)
@@ -125,6 +68,7 @@ def create_app(config: Config, visitors: VisitorSide, tickets: Tickets, store: S
     app.router.add_route("OPTIONS", "/v1/offline", _preflight)
     app.router.add_route("OPTIONS", "/v1/transcript", _preflight)
     app.router.add_get("/widget.js", _static_file("widget.js", "application/javascript"))
+    app.router.add_get("/panel.js", _static_file("panel.js", "application/javascript"))
     app.router.add_get("/demo", _static_file("demo.html", "text/html"))
     app.router.add_get("/", _home)
     stats.register(app, config.server.admin_token, store, clock)
@@ -152,28 +96,27 @@ def _json(request: web.Request, body: dict[str, Any], max_age: int) -> web.Respo
     return _cors(request, response, request.app[CONFIG])
 
 
-def _strings(config: Config, lang: str) -> dict[str, str]:
-    return {**DEFAULT_STRINGS, "title": config.widget.title, **config.widget.strings_in(lang)}
-
-
 def _lang(request: web.Request) -> str:
-    """`?lang=de-AT`: the visitor's language, for the admin's translations (a part of the
-    URL, so each language is cached on its own). Anything that is not a language tag gets
-    the defaults, as an unknown language does."""
-    lang = request.query.get("lang", "")[:35]
-    return lang if LANG_RE.fullmatch(lang) else ""
+    """`?lang=de-AT,de,en-US` (the visitor's languages, best first; a part of the URL, so
+    each list is cached on its own): the first the widget speaks, else the default. Tags
+    that are not language tags are passed over."""
+    tags = request.query.get("lang", "")[:MAX_LANG_LIST].split(",")
+    accepted = ",".join(tag for tag in tags if LANG_RE.fullmatch(tag.strip()))
+    return pick_language(accepted, request.app[CONFIG])
 
 
 async def _widget_config(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     lang = _lang(request)
-    strings = _strings(config, lang)
+    strings = visitor_strings(config, lang)
     body = {
+        "lang": lang,
+        "dir": text_direction(lang),
         "title": strings["title"],
-        "color": config.widget.color,
-        "position": config.widget.position,
         "max_text": config.server.max_text,
         "mail": config.smtp is not None,  # whether "Email it to me" can work at all
+        "sound": config.widget.sound,
+        "consent": strings.get("consent", ""),  # a required checkbox in the pre-chat form
         "queues": [{"id": q.id, "name": q.text("name", lang), "topic": q.text("topic", lang)}
                    for q in config.queues],
         "strings": strings,
@@ -184,11 +127,16 @@ async def _widget_config(request: web.Request) -> web.Response:
 async def _status(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     lang = _lang(request)
-    strings = _strings(config, lang)
+    strings = visitor_strings(config, lang)
+    widget = config.widget
     look = {
-        "color": config.widget.color,
-        "position": config.widget.position,
-        "strings": {key: strings[key] for key in LAUNCHER_STRINGS},
+        "color": widget.color,
+        "text_color": text_on(widget.color),
+        "position": widget.position,
+        "strings": {key: strings[key] for key in LOADER_STRINGS},
+        "invitations": [{"text": i.text_in(lang), "pages": i.pages, "exclude": i.exclude,
+                         "delay": i.delay_seconds, "queue": i.queue}
+                        for i in widget.invitations],
     }
     return _json(request, {**request.app[VISITORS].status(lang), **look}, max_age=10)
 
@@ -269,9 +217,7 @@ async def _healthz(request: web.Request) -> web.Response:
 
 def _static_file(name: str, content_type: str) -> Any:
     async def serve(request: web.Request) -> web.Response:
-        response = web.Response(
-            body=(STATIC / name).read_bytes(), content_type=content_type, charset="utf-8"
-        )
+        response = web.Response(body=served(name), content_type=content_type, charset="utf-8")
         response.headers["Cache-Control"] = "public, max-age=300"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.enable_compression()

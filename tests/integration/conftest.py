@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from bridge.app import Bridge
 from bridge.config import Config, parse_config
@@ -276,3 +277,25 @@ async def room_of(bridge: Bridge, conversation_id: str, timeout: float = 15.0) -
             if conversation is not None and conversation.room is not None:
                 return conversation.room
             await asyncio.sleep(0.05)
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser(require_chromium: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=require_chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()

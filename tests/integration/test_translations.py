@@ -26,7 +26,8 @@ async def test_widget_texts_and_queues_in_the_visitors_language(make_matrix_brid
     bridge = await make_matrix_bridge(queues=QUEUES, widget={"strings": WIDGET_STRINGS})
     german = await get(f"{bridge.base_url}/v1/config?lang=de-AT")
     assert german["title"] == "Fragen?" and german["strings"]["start"] == "Chat starten"
-    assert german["strings"]["end"] == "End chat"  # not translated: the default
+    assert german["strings"]["end"] == "Chat beenden"  # not the admin's: the built-in German
+    assert (german["lang"], german["dir"]) == ("de", "ltr")
     assert german["queues"][0] == {"id": "support", "name": "Kundendienst",
                                    "topic": "Kundendienst"}
     assert german["queues"][1]["topic"] == "Buying"

@@ -5,36 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.integration.conftest import Messenger, TestAgent, room_of
 from tests.integration.helpers import seed_answered
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def browser(require_chromium: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=require_chromium, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def open_chat(page: Page, url: str, name: str, email: str) -> None:
@@ -63,7 +40,7 @@ async def test_visitor_chats_with_an_agent_in_chromium(
     await expect(page.locator("button.lcb-launcher")).to_be_visible()
     # Until the visitor opens the chat the widget costs one cacheable status fetch.
     assert [u.removeprefix(bridge.base_url) for u in requests] == [
-        "/demo", "/widget.js", "/v1/status?lang=en-US"]
+        "/demo", "/widget.js", "/v1/status?lang=en-US,en"]
 
     await open_chat(page, f"{bridge.base_url}/demo", "Anna <b>Test</b>", "anna@example.com")
     await send_line(page, "Hello from the browser <i>really</i>")

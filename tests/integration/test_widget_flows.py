@@ -12,7 +12,7 @@ from playwright.async_api import Browser, Page, expect
 from bridge.app import Bridge
 from tests.integration.conftest import room_of
 from tests.integration.helpers import Visitor
-from tests.integration.test_widget_browser import browser, open_chat, send_line  # noqa: F401
+from tests.integration.test_widget_browser import open_chat, send_line
 
 SMTP = {"host": "127.0.0.1", "starttls": False, "from": "Support <support@example.com>"}
 
@@ -79,7 +79,7 @@ async def test_config_says_whether_transcripts_can_be_mailed(make_matrix_bridge,
 
 
 async def test_a_busy_queue_offers_the_waiting_line_and_it_stays(
-    make_matrix_bridge, visitors, browser: Browser  # noqa: F811
+    make_matrix_bridge, visitors, browser: Browser
 ) -> None:
     bridge = await make_matrix_bridge(agents={"alice": {"max_chats": 1}}, queues=[
         {"id": "support", "name": "Support", "agents": ["alice"]}])
@@ -117,7 +117,7 @@ async def test_a_busy_queue_offers_the_waiting_line_and_it_stays(
 
 
 async def test_end_is_confirmed_and_a_new_chat_knows_the_visitor(
-    make_matrix_bridge, browser: Browser  # noqa: F811
+    make_matrix_bridge, browser: Browser
 ) -> None:
     bridge = await make_matrix_bridge()  # no [smtp]: the transcript can only be downloaded
     page = await browser.new_page()
@@ -157,7 +157,7 @@ async def offline_form(page: Page, url: str) -> None:
 
 
 async def test_after_a_message_the_visitor_can_still_chat(make_matrix_bridge, start_server,
-                                                          browser: Browser  # noqa: F811
+                                                          browser: Browser
                                                           ) -> None:
     smtp = start_server()
     bridge = await make_matrix_bridge(smtp={**SMTP, "port": smtp.port}, queues=[
@@ -183,7 +183,7 @@ async def test_after_a_message_the_visitor_can_still_chat(make_matrix_bridge, st
 
 
 async def test_errors_are_the_widgets_own_translatable_words(make_matrix_bridge,
-                                                             browser: Browser  # noqa: F811
+                                                             browser: Browser
                                                              ) -> None:
     bridge = await make_matrix_bridge(
         widget={"strings": {"de": {"error_bad_email": "Bitte die E-Mail-Adresse prüfen."}}})

@@ -1,681 +1,104 @@
-// livechat-bridge widget. Untrusted text only ever goes through textContent.
+// livechat-bridge: the loader, all a page view costs: the launcher and one cacheable status
+// check. Before the visitor acts nothing is written to their device and no socket opens; the
+// panel (panel.js) loads on the first click, or at once when a chat is being resumed.
 (() => {
 'use strict';
-const me = document.currentScript; // null after this first run
-if (!me || document.getElementById('livechat-bridge')) return;
-const src = new URL(me.src, location.href);
-const BASE = src.origin + src.pathname.replace(/\/[^/]*$/, '');
+const me = document.currentScript;
+if (!me || window.LiveChat) return;
+const D = me.dataset, OPT = window.LivechatBridge || {};
+const BASE = new URL('.', me.src).href.slice(0, -1);
 const KEY = 'lcb:' + BASE;
-const OPT = window.LivechatBridge || {};
-const LANG = OPT.lang || navigator.language || '', QL = '?lang=' + encodeURIComponent(LANG); // the admin's translations
-let S = {
-  title: 'Chat with us', chat: 'Chat with us', leave: 'Leave a message', start: 'Start chat',
-  name: 'Your name', email: 'Email', topic: 'Topic', send: 'Send',
-  placeholder: 'Write a message…', typing: '{name} is typing…', joined: '{name} joined',
-  left: '{name} left', queue: 'You are number {position} in line', wait: 'about {minutes} min',
-  instead: 'Leave a message instead',
-  offline: 'We are offline right now. Leave a message and we will get back to you.', or_leave: 'Or leave a message',
-  busy: 'All agents are busy; you will be number {position} in line',
-  full: 'Too many people are waiting right now. Leave a message and we will get back to you.',
-  leave_note: 'Leave a message and we will get back to you.',
-  ticket: 'Thanks! Your message is ticket {ticket}; we will answer by email.',
-  ticket_team: 'Thanks! Your message is ticket {ticket}; our team will get back to you at {email}.', slow: 'Too many messages; please try again later.',
-  ended: 'The chat has ended.', reconnecting: 'Reconnecting…', error: 'Something went wrong.',
-  error_bad_email: 'Please check the email address.', error_too_long: 'That is too long; please shorten it.',
-  error_nothing_written: 'Write your message first, then leave it.',
-  error_too_many_chats: 'Too many chats from here; please try again later.',
-  error_unavailable: 'Chat is not available; please write to us by email.', error_bad_phone: 'Please check the phone number.',
-  error_mail: 'The transcript could not be emailed; please download it instead.',
-  end_confirm: 'End this chat?', end_keep: 'Keep chatting',
-  retrying: 'Not sent yet; trying again…',
-  end: 'End chat', new: 'New chat', close: 'Minimize', transferred: 'You are now talking with {name}',
-  survey: 'How was this chat?', comment: 'Anything to add? (optional)', rate: 'Send rating',
-  thanks: 'Thank you for your feedback!', transcript: 'Transcript', download: 'Download transcript',
-  mail: 'Email it to me', mailed: 'Transcript sent to {email}',
-  callback: '{name} asks for a phone number to call you back', phone: 'Phone number',
-  when: 'When suits you? (optional)', callme: 'Call me', callback_saved: 'Thanks, we will call you at {phone}',
-};
+const QL = '?lang=' + [D.lang, OPT.lang, ...navigator.languages || [navigator.language]].filter(l => l && /^[\w-]+$/.test(l)).join();
+if (D.hash) OPT.identity = { id: D.id, name: D.name, email: D.email, hash: D.hash };
+OPT.queue ||= D.queue;
+let st, P, loading, status = {}, S = {}, invited;
+try { st = JSON.parse(localStorage.getItem(KEY)) } catch {}
+const seen = () => { try { return sessionStorage.getItem(KEY) } catch {} };
+const on = {}, emit = (e, d) => (on[e] || []).map(f => { try { f(d) } catch {} });
 
-const CSS = `:host{all:initial}
-.lcb{all:initial;--c:#2563eb;--t:#fff;position:fixed;z-index:2147483000;bottom:20px;right:20px;
- display:flex;flex-direction:column;align-items:flex-end;gap:12px;color:#1f2328;font:14px/1.45 system-ui,sans-serif}
+const host = Object.assign(document.createElement('livechat-bridge'), { id: 'livechat-bridge' });
+const root = host.attachShadow({ mode: 'open' });
+root.innerHTML = `<div class="lcb" hidden><div class="lcb-invite" role="status" hidden><button type="button" class="lcb-inv"></button>
+<button type="button" class="lcb-x" data-a="dismiss">✕</button></div><button type="button" class="lcb-launcher" aria-expanded="false">
+<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/></svg><span></span><b class="lcb-badge" hidden></b></button></div>`;
+const sheet = css => {
+  try {
+    const s = new CSSStyleSheet();
+    s.replaceSync(css); // not subject to the page's CSP, unlike <style>
+    root.adoptedStyleSheets = [...root.adoptedStyleSheets, s];
+  } catch { root.append(Object.assign(document.createElement('style'), { textContent: css })) }
+};
+sheet(`:host{all:initial}
+.lcb{all:initial;--c:#2563eb;--t:#fff;position:fixed;z-index:2147483000;bottom:20px;right:20px;display:flex;flex-direction:column;
+ align-items:flex-end;gap:12px;color:#1f2328;font:14px/1.45 system-ui,sans-serif}
 .lcb-left{right:auto;left:20px;align-items:flex-start}
 *{box-sizing:border-box}
 [hidden]{display:none!important}
-button,input,select,textarea{font:inherit;color:inherit;margin:0;border:0;border-radius:8px}
+button{display:flex;align-items:center;justify-content:center;gap:8px;min-width:24px;min-height:24px;margin:0;padding:10px 14px;border:0;
+ border-radius:8px;background:var(--c);color:var(--t);font:inherit;font-weight:600;cursor:pointer}
+:focus-visible{outline:2px solid #fff;box-shadow:0 0 0 4px #1f2328}
 svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linejoin:round}
-button{display:flex;align-items:center;justify-content:center;gap:8px;padding:10px 14px;background:var(--c);color:var(--t);font-weight:600;cursor:pointer}
 .lcb-launcher{position:relative;height:52px;min-width:52px;padding:0 18px;border-radius:26px;box-shadow:0 4px 14px #0004}
-.lcb-open .lcb-launcher{padding:0;gap:0}
-.lcb-open .lcb-launcher span{font-size:0}
-.lcb-visitor .lcb-name{display:none}
-.lcb-panel{display:flex;flex-direction:column;width:340px;height:480px;max-width:calc(100vw - 24px);max-height:calc(100vh - 100px);
- background:#fff;border-radius:14px;overflow:hidden;box-shadow:0 10px 40px #0004;animation:lcb-in .2s ease-out}
-@keyframes lcb-in{from{opacity:0;transform:translateY(12px)}}
-.lcb-head{display:flex;align-items:center;gap:2px;padding:10px 8px 10px 16px;background:var(--c);color:var(--t)}
-.lcb-title{flex:1;font-size:16px}
-.lcb-head button{padding:5px;background:none;font-weight:400;font-size:13px}
-.lcb-off{margin:0;color:#57606a}
-.lcb-off:empty{display:none}
-.lcb-confirm{display:flex;align-items:center;gap:8px;padding:8px 12px;background:#fff8c5;color:#4d2d00}
-.lcb-confirm span{flex:1}
-.lcb-confirm button{padding:4px 10px}
-.lcb-offline textarea{min-height:64px;max-height:150px}
-.lcb-form,.lcb-offline{display:flex;flex-direction:column;gap:12px;padding:16px;overflow:auto}
-.lcb-offline{gap:8px}
-label{display:flex;flex-direction:column;gap:4px;font-size:13px;color:#57606a}
-input,select,textarea{width:100%;padding:8px 10px;border:1px solid #d0d7de;background:#fff}
-.lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:12px;overflow-y:auto;background:#f6f8fa}
-.lcb-msg{display:flex;flex-direction:column;max-width:82%;align-self:flex-start}
-.lcb-text{padding:8px 12px;border-radius:16px 16px 16px 4px;background:#fff;border:1px solid #e1e4e8;white-space:pre-wrap;overflow-wrap:anywhere}
-.lcb-visitor{align-self:flex-end}
-.lcb-visitor .lcb-text{background:var(--c);color:var(--t);border-radius:16px 16px 4px 16px}
-.lcb-pending{opacity:.55}
-.lcb-name{margin:0 6px 2px;font-size:12px;color:#57606a}
-.lcb-system{align-self:center;text-align:center;font-size:12px;color:#6e7781}
-.lcb-system .lcb-text{padding:0;border:0;background:none}
-.lcb-typing,.lcb-status{padding:4px 14px;font-size:12px;color:#57606a;background:#f6f8fa}
-.lcb-status{background:#fff8c5;color:#4d2d00}
-.lcb-typing:empty,.lcb-status:empty{display:none}
-.lcb-compose{display:flex;align-items:flex-end;gap:8px;padding:10px;border-top:1px solid #e1e4e8}
-textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
-.lcb-compose button{flex:none;width:40px;height:40px;padding:0;border-radius:50%}
-:disabled{opacity:.5;cursor:default}
-.lcb-new{margin:0 10px 10px}
-.lcb-link{align-self:center;padding:2px;background:none;color:#57606a;font-weight:400;text-decoration:underline}
-.lcb-ticket{margin:auto;max-width:80%;font-size:14px;outline:0}
-.lcb-ticket b{white-space:nowrap}
-.lcb-survey,.lcb-transcript,.lcb-callback{flex:none;display:flex;flex-wrap:wrap;gap:6px;padding:8px 10px;border:1px solid #e1e4e8;border-radius:12px;background:#fff}
-.lcb-panel>.lcb-transcript{border-width:1px 0 0;border-radius:0}
-.lcb-survey p{width:100%;margin:0;text-align:center;font-weight:600}
-.lcb-survey>*,.lcb-transcript>*,.lcb-callback>*{width:100%}
-.lcb-callback input{padding:6px 10px}
-.lcb-rates{display:flex;gap:4px}
-.lcb-rate{flex:1;padding:4px;background:none;color:#57606a;border-radius:10px;opacity:.7}
-.lcb-rate svg{width:30px;height:30px;stroke-linecap:round}
-.lcb-rate:hover,.lcb-rate[aria-pressed=true]{color:var(--c);opacity:1}
-.lcb-rate[aria-pressed=true]{box-shadow:inset 0 0 0 2px var(--c)}
-.lcb-survey textarea{min-height:36px;max-height:80px;padding:6px 10px}
-.lcb-rate-send,.lcb-download,.lcb-callback button{padding:6px}
-.lcb-download{background:#f6f8fa;color:#1f2328;border:1px solid #d0d7de}
-.lcb-mail{display:flex;gap:6px}
-.lcb-mail input{flex:1;min-width:0;padding:5px 8px}
-.lcb-mail button{padding:5px 10px}
-@media (prefers-reduced-motion:reduce){*{animation:none!important}}`;
-
-// static markup; the question goes in through textContent, the faces are built by face()
-const SURVEY = `<p></p><div class="lcb-rates" role="group">${[1, 2, 3, 4, 5].map(i =>
-  `<button type="button" class="lcb-rate" data-rating="${i}" aria-label="${i} of 5" aria-pressed="false"></button>`).join('')}</div>
-<textarea name="comment" rows="1" maxlength="1000" data-a="comment"></textarea><button type="submit" class="lcb-rate-send" data-s="rate" disabled></button>`;
-const CALLBACK = `<input name="phone" type="tel" required maxlength="40" autocomplete="tel" data-a="phone">
-<input name="when" type="text" maxlength="100" data-a="when"><button type="submit" data-s="callme"></button>`;
-const FIELDS = `
-  <label><span data-s="name"></span><input name="name" required maxlength="80" autocomplete="name"></label>
-  <label><span data-s="email"></span><input name="email" type="email" required maxlength="254" autocomplete="email"></label>
-  <label><span data-s="topic"></span><select name="topic"></select></label>`;
-const svg = (tag, a) => { const e = document.createElementNS('http://www.w3.org/2000/svg', tag); for (const k in a) e.setAttribute(k, a[k]); return e };
-// rating i of 5: drawn, not emoji (which differ per system or are missing); the mouth bends from frown to smile
-const face = i => {
-  const s = svg('svg', { viewBox: '0 0 24 24', 'aria-hidden': 'true' });
-  s.append(svg('circle', { cx: 12, cy: 12, r: 10 }), svg('path', { d: `M9 9v1.5M15 9v1.5M7.5 15.5Q12 ${15.5 + (i - 3) * 2} 16.5 15.5` }));
-  return s;
-};
-const ICON = d => `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="${d}"/></svg>`;
-const HTML = `<div class="lcb">
-<div class="lcb-panel" role="dialog" aria-labelledby="t" hidden>
- <div class="lcb-head"><b class="lcb-title" id="t" data-s="title"></b><button type="button" class="lcb-tx" data-a="transcript" aria-expanded="false" hidden>${ICON('M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6M8 13h8M8 17h8')}</button><button type="button" class="lcb-end" data-s="end" hidden></button><button type="button" class="lcb-min" data-a="close">${ICON('M6 9l6 6 6-6')}</button></div>
- <div class="lcb-confirm" hidden><span data-s="end_confirm"></span><button type="button" data-s="end"></button><button type="button" class="lcb-link" data-s="end_keep"></button></div>
- <form class="lcb-form" hidden>${FIELDS}
-  <p class="lcb-off"></p><button type="submit" data-s="start"></button><button type="button" class="lcb-link lcb-to-offline" data-s="or_leave"></button>
- </form>
- <form class="lcb-offline" hidden><p class="lcb-off"></p>${FIELDS}
-  <textarea name="text" required rows="3" data-a="placeholder"></textarea><button type="submit" data-s="leave"></button><button type="button" class="lcb-link lcb-to-chat" data-s="chat"></button>
- </form>
- <div class="lcb-log" role="log" aria-live="polite" hidden></div>
- <div class="lcb-transcript" hidden><button type="button" class="lcb-download" data-s="download"></button><form class="lcb-mail"><input name="mail" type="email" readonly maxlength="254" data-a="email"><button type="submit" data-s="mail"></button></form></div>
- <div class="lcb-typing"></div>
- <div class="lcb-status" role="status"></div><button type="button" class="lcb-link lcb-instead" data-s="instead" hidden></button>
- <form class="lcb-compose" hidden><textarea name="text" rows="1" data-a="placeholder"></textarea><button type="submit" data-a="send">${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form>
- <button type="button" class="lcb-new" data-s="new" hidden></button>
-</div>
-<button type="button" class="lcb-launcher" aria-expanded="false" hidden>${ICON('M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z')}<span data-s="launch"></span></button>
-</div>`;
-
-const el = (tag, className, textContent = '') => Object.assign(document.createElement(tag), { className, textContent });
-const host = Object.assign(el('livechat-bridge'), { id: 'livechat-bridge' });
-const root = host.attachShadow({ mode: 'open' });
-root.innerHTML = HTML;
-try { // not subject to the page's CSP, unlike <style>
-  const sheet = new CSSStyleSheet();
-  sheet.replaceSync(CSS);
-  root.adoptedStyleSheets = [sheet];
-} catch { root.prepend(el('style', '', CSS)) }
+.lcb-badge{position:absolute;top:-6px;right:-6px;min-width:22px;padding:1px 6px;border-radius:11px;background:#b3261e;color:#fff;font-size:12px}
+.lcb-invite{display:flex;align-items:flex-start;max-width:260px;background:#fff;border-radius:14px;box-shadow:0 4px 18px #0004}
+.lcb-invite button{background:none;color:#1f2328;font-weight:400;text-align:start}
+.lcb-x{padding:6px 10px}
+@media (prefers-color-scheme:dark){.lcb-invite{background:#22272e}.lcb-invite button{color:#e6edf3}}`);
 const $ = s => root.querySelector(s);
-const [W, panel, launcher, form, offF, log, typingEl, statusEl, compose, ta, endBtn, newBtn, minBtn,
-  txBtn, txP, dlBtn, mailF, instead, cnf, formNote, offNote] =
-  ['.lcb', '.lcb-panel', '.lcb-launcher', '.lcb-form', '.lcb-offline', '.lcb-log', '.lcb-typing',
-   '.lcb-status', '.lcb-compose', '.lcb-compose textarea', '.lcb-end', '.lcb-new', '.lcb-min', '.lcb-tx',
-   '.lcb-transcript', '.lcb-download', '.lcb-mail', '.lcb-instead', '.lcb-confirm', '.lcb-form .lcb-off',
-   '.lcb-offline .lcb-off'].map($);
-const mailIn = mailF.elements.mail, sel = form.elements.topic, O = offF.elements, toChat = O[5]; // O[4]: Leave a message
+const [W, launcher, label, badge, bubble, inv] = ['.lcb', '.lcb-launcher', '.lcb-launcher span', '.lcb-badge', '.lcb-invite', '.lcb-inv'].map($);
+const avail = () => (status.queues || []).some(q => /^(available|busy)$/.test(q.state));
 
-const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
-const put = o => { try { o ? localStorage.setItem(KEY, JSON.stringify(o)) : localStorage.removeItem(KEY) } catch {} };
-const upd = f => { const o = load(); if (o && tok && o.token == tok) { f(o); put(o) } };
-const fmt = (k, o) => (S[k] || '').replace(/\{(\w+)\}/g, (m, x) => o[x] ?? m);
-const uid = () => crypto.randomUUID?.() || Date.now().toString(16) + Math.random().toString(16).slice(2);
-const status = t => { statusEl.textContent = t || wline }; // the place in line stays until an agent answers
-const est = w => w ? ' · ' + fmt('wait', { minutes: Math.max(1, Math.round(w / 60)) }) : ''; // only an honest estimate
-// per queue from /v1/status: busy is not offline, the chat starts and waits in line
-const qOf = id => QA.find(q => q.id == id) || QA[0];
-const can = q => /^(available|busy)$/.test(q?.state);
-const note = q => !q || q.state == 'available' ? '' : q.state == 'busy' ? fmt('busy', { position: q.waiting + 1 }) + est(q.wait_s) : S[q.state == 'full' ? 'full' : 'offline'];
-
-let st = load(), tok, who = '', mail = '', avail = false, QA = [], wline = '', done, offl = false, cfgP, isOpen = false, active = false, ended = false;
-let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg;
-let typT = 0, typOn = false, idle, typTimer, readTimer, cbF, tkt; // cbF: the callback form on show; tkt: the ticket line
-const seen = new Set(), lines = new Map(), pend = new Map(), q = []; // q: frames waiting for a connection
-
-function apply(c) {
-  if (/^#[\da-f]{6}$/i.test(c.color)) {
-    const n = parseInt(c.color.slice(1), 16);
-    W.style.setProperty('--c', c.color);
-    W.style.setProperty('--t', ((n >> 16) * 299 + (n >> 8 & 255) * 587 + (n & 255) * 114) / 1e3 > 165 ? '#111' : '#fff');
-  }
-  if (c.position) W.classList.toggle('lcb-left', c.position == 'left');
-  S = { ...S, ...c.strings };
-  S.launch = tok || avail ? S.chat : S.leave;
-  fill(root);
+function look(s) {
+  if (s.color) W.style.cssText = `--c:${s.color};--t:${s.text_color}`;
+  W.classList.toggle('lcb-left', s.position == 'left');
+  S = { ...S, ...s.strings };
+  label.textContent = st?.token || avail() ? S.chat : S.leave;
+  launcher.setAttribute('aria-label', S.open || label.textContent);
+  $('.lcb-x').setAttribute('aria-label', S.dismiss || '✕');
 }
 
-function fill(r) {
-  for (const e of r.querySelectorAll('[data-s]')) e.textContent = S[e.dataset.s];
-  for (const e of r.querySelectorAll('[data-a]')) e.setAttribute('aria-label', e['placeholder' in e ? 'placeholder' : 'title'] = S[e.dataset.a]);
-}
-
-const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config' + QL).then(r => r.json()).catch(() => ({})).then(c => {
-  apply(c);
-  if (c.max_text > 0) ta.maxLength = O.text.maxLength = c.max_text;
-  mailF.hidden = !c.mail; // no [smtp]: only the download
-  const qs = c.queues || [];
-  for (const s of [sel, O.topic]) {
-    s.replaceChildren(...qs.map(q => new Option(q.topic || q.name || q.id, q.id)));
-    s.parentNode.hidden = qs.length < 2;
-  }
-});
-
-function view() {
-  const v = active || ended ? 'chat' : avail && !offl ? 'form' : 'off';
-  form.hidden = v != 'form';
-  if (v == 'off' && offF.hidden) { // on show: what the visitor already told us
-    O.name.value ||= form.elements.name.value || who;
-    O.email.value ||= form.elements.email.value || mail;
-    O.topic.value = sel.value;
-  }
-  formNote.textContent = note(qOf(sel.value));
-  const oq = qOf(O.topic.value);
-  offNote.textContent = can(oq) ? S.leave_note : note(oq) || S.offline;
-  offF.hidden = v != 'off' || !!done;
-  if (done) done.hidden = v != 'off';
-  toChat.hidden = !avail;
-  log.hidden = v != 'chat';
-  compose.hidden = v != 'chat' || ended;
-  endBtn.hidden = !active;
-  if (!active) cnf.hidden = true;
-  txBtn.hidden = !active || !tok;
-  newBtn.hidden = !ended;
-  log.scrollTop = 1e9;
-}
-
-function setOpen(o) {
-  isOpen = o;
-  panel.hidden = !o;
-  W.classList.toggle('lcb-open', o);
-  launcher.setAttribute('aria-expanded', o);
-  upd(s => { s.open = o });
-  if (o) Promise.all([getConfig(), getStatus()]).then(() => {
-    if (ended) connect(); // an ended chat connects only to be shown
-    view();
-    markRead();
-    focus();
-  });
-}
-
-const focus = () => (form.hidden ? offF.hidden ? ta : [O.name, O.email, O.text].find(e => !e.value) || O[4] : form[0]).focus();
-
-// seq order; pending lines last
-function place(d, seq) {
-  d.dataset.seq = seq || '';
-  let ref = null;
-  if (!d.classList.contains('lcb-pending')) {
-    for (const c of log.children) if (c.classList.contains('lcb-pending') || seq && c.dataset.seq > seq) { ref = c; break }
-  }
-  log.insertBefore(d, ref);
-  log.scrollTop = 1e9;
-}
-
-function line(kind, text, name, seq, ts) {
-  const d = el('div', 'lcb-msg lcb-' + kind);
-  if (name && kind != 'system') d.append(el('div', 'lcb-name', name));
-  d.append(el('div', 'lcb-text', text));
-  if (ts) d.title = new Date(ts * 1e3).toLocaleString();
-  place(d, seq);
-  return d;
-}
-
-// true for a seq seen before
-function saw(n) {
-  if (!n || seen.has(n)) return !!n;
-  seen.add(n);
-  if (n > lastSeq) {
-    lastSeq = n;
-    upd(o => { o.seq = Math.max(o.seq || 0, n) });
-  }
-}
-
-function unpend(id) {
-  pend.delete(id);
-  upd(o => { delete o.pending?.[id] });
-}
-
-function acked(id, seq) {
-  saw(seq);
-  const d = lines.get(id);
-  if (pend.has(id)) unpend(id);
-  if (d?.classList.contains('lcb-pending')) {
-    d.classList.remove('lcb-pending');
-    place(d, seq);
-  }
-}
-
-function typing(name) {
-  clearTimeout(typTimer);
-  typingEl.textContent = name ? fmt('typing', { name }) : '';
-  if (name) typTimer = setTimeout(typing, 1e4);
-}
-
-function markRead() { // debounced, for replays
-  clearTimeout(readTimer);
-  if (isOpen && ready && !document.hidden && lastSeq > readSeq) readTimer = setTimeout(() => tx({ type: 'read', seq: readSeq = lastSeq }), 1e3);
-}
-
-const tx = o => { if (ws?.readyState == 1) ws.send(JSON.stringify(o)) };
-const flush = () => {
-  for (const [client_id, text] of pend) tx({ type: 'message', client_id, text });
-  q.splice(0).map(tx);
+// the panel: loaded once, on demand; it takes over the launcher
+const panel = () => loading ||= new Promise((ok, no) => {
+  LC._boot = f => { delete LC._boot; ok(P = f(ctx)) };
+  const s = Object.assign(document.createElement('script'), { src: BASE + '/panel.js', async: true, onerror: no });
+  document.head.append(s);
+}).catch(() => { loading = null; label.textContent = S.error || '!' });
+const ctx = {
+  BASE, KEY, QL, OPT, root, W, launcher, sheet, emit, st, status: () => status,
+  badge: n => { badge.hidden = !n; badge.textContent = n; launcher.setAttribute('aria-label', (S.open || '') + (n ? ' · ' + (S.unread || '').replace('{count}', n) : '')) },
+  opened: o => { launcher.setAttribute('aria-expanded', o); W.classList.toggle('lcb-open', o); if (o) hideBubble() },
 };
-const want = o => { ready ? tx(o) : (q.push(o), connect()) };
-
-function connect() {
-  if (ws || !active && !tok) return;
-  const s = ws = new WebSocket(BASE.replace(/^http/, 'ws') + '/v1/ws');
-  s.onopen = () => {
-    // lastSeq is 0 after a page load: the server replays it all
-    tx(tok ? { type: 'resume', token: tok, after: lastSeq } : startMsg);
-    lastRx = Date.now();
-    pinger = setInterval(() => Date.now() - lastRx > 6e4 ? lost(s) : tx({ type: 'ping' }), 25e3);
-  };
-  s.onmessage = e => {
-    lastRx = Date.now();
-    try { var m = JSON.parse(e.data) } catch {}
-    if (ws == s && m?.type) onFrame(m);
-  };
-  s.onclose = s.onerror = () => lost(s);
-}
-
-function hang() {
-  const s = ws;
-  ws = null;
-  ready = false;
-  clearInterval(pinger);
-  clearTimeout(timer);
-  s?.close();
-}
-
-function lost(s) {
-  if (ws != s) return;
-  hang();
-  if (!active && !q.length) return;
-  status(S.reconnecting);
-  timer = setTimeout(connect, Math.min(15e3, 500 * 2 ** tries++) * (0.8 + Math.random() * 0.4));
-}
-
-function onFrame(m) {
-  switch (m.type) {
-    case 'started':
-      tok = m.token;
-      put(st = { token: tok, conversation: m.conversation, seq: lastSeq, open: isOpen, name: who, email: mail,
-        pending: Object.fromEntries(pend) });
-      view();
-      // fall through
-    case 'resumed':
-      ready = true;
-      tries = 0;
-      status();
-      flush();
-      break;
-    case 'ack':
-      acked(m.client_id, m.seq);
-      break;
-    case 'message':
-      if (lines.has(m.client_id)) acked(m.client_id, m.seq);
-      else if (!saw(m.seq)) {
-        const k = m.from == 'agent' || m.from == 'visitor' ? m.from : 'system';
-        const d = line(k, m.text, m.name, m.seq, m.ts);
-        if (m.client_id) lines.set(m.client_id, d);
-        if (k == 'agent') typing(), wline && status(wline = '');
-      }
-      break;
-    case 'typing':
-      typing(!ended && m.active && m.name);
-      break;
-    case 'agent':
-      if (!saw(m.seq) && S[m.event]) line('system', fmt(m.event, m), 0, m.seq, m.ts);
-      if (m.event != 'left') status(wline = ''), instead.hidden = true;
-      break;
-    case 'queue':
-      status(wline = fmt('queue', m) + est(m.wait_s));
-      instead.hidden = !m.offer_message;
-      break;
-    case 'ticket':
-      status(wline = '');
-      if (!tkt) log.append(tkt = ticketLine(m.ticket, m.helpdesk));
-      break;
-    case 'ended':
-      if (!saw(m.seq)) {
-        const d = line('system', S.ended, 0, m.seq, m.ts);
-        if (!load()?.rated && !tkt) survey(d, S.survey || m.survey?.question); // nobody to rate after a ticket
-      }
-      finish();
-      break;
-    case 'rated':
-      thanks();
-      break;
-    case 'callback':
-      // stored after the last seq this session saw: a new request, so an earlier answer no longer counts
-      if (m.seq > (load()?.seq || 0)) upd(o => { delete o.callback });
-      if (!saw(m.seq)) askCallback(line('system', fmt('callback', m), 0, m.seq, m.ts));
-      break;
-    case 'callback_saved':
-      status();
-      if (cbF || !load()?.callback) { // once, also for a double submit
-        const d = line('system', fmt('callback_saved', m));
-        cbF?.replaceWith(d);
-        cbF = null;
-      }
-      upd(o => { o.callback = true });
-      break;
-    case 'transcript':
-      status();
-      if (active) toggleTx(0);
-      line('system', fmt('mailed', { email: m.email || mail }));
-      break;
-    case 'error':
-      onError(m);
-  }
-  markRead();
-}
-
-function onError(m) {
-  // our own words, translatable; the server's English message is for logs
-  const code = m.code, text = S[/mail_|_mails/.test(code) ? 'error_mail' : 'error_' + code] || (code == 'rate_limited' ? S.slow : S.error);
-  if (code == 'already_rated') return thanks();
-  if (/^(rate_limited|try_again)$/.test(code) && !ready) return lost(ws); // start/resume refused: retry later
-  if (code == 'bad_token' || !tok) {
-    const t = [...pend.values()].join('\n'), q = /^queue_(closed|full)$/.test(code) && qOf(startMsg?.topic);
-    if (q) q.state = code.slice(6), avail = QA.some(can); // the server knows better than a cached status
-    reset();
-    if (q) { // leave a message instead, keeping what was typed
-      offl = true;
-      view();
-      O.text.value ||= t;
-      return focus();
-    }
-    if (code != 'bad_token') status(text);
-    return;
-  }
-  if (!ready) return lost(ws);
-  if (code == 'ended') return finish();
-  if (code == 'bad_phone') cbF?.phone.focus();
-  if (code == 'nothing_written') return status(text), instead.hidden = false, ta.focus();
-  // else the oldest pending line: errors come in order
-  const id = m.client_id || pend.keys().next().value;
-  if (pend.has(id) && (code == 'too_long' || code == 'empty')) {
-    if (code == 'too_long' && !ta.value) ta.value = pend.get(id);
-    lines.get(id).remove();
-    lines.delete(id);
-    unpend(id);
-  }
-  if (code == 'try_again') return timer = setTimeout(flush, 5e3), status(S.retrying); // kept, resent
-  if (code == 'rate_limited' || code == 'internal') timer = setTimeout(flush, 3e3);
-  status(text);
-}
-
-function finish() {
-  instead.hidden = true;
-  active = false;
-  ended = true;
-  pend.clear();
-  upd(o => { o.ended = true; o.pending = {} });
-  typing();
-  status(wline = '');
-  cbF?.remove();
-  cbF = null;
-  log.append(txP); // the transcript offer follows the end (and the survey)
-  toggleTx(1);
-  view();
-}
-
-function survey(after, question) {
-  const f = el('form', 'lcb-survey');
-  let n;
-  f.innerHTML = SURVEY;
-  f.querySelectorAll('.lcb-rate').forEach((b, i) => b.append(face(i + 1)));
-  f.firstChild.textContent = question;
-  fill(f);
-  f.onclick = e => {
-    const b = e.target.closest('.lcb-rate');
-    if (!b) return;
-    n = +b.dataset.rating;
-    for (const x of b.parentNode.children) x.setAttribute('aria-pressed', x == b);
-    f.lastChild.disabled = false;
-  };
-  f.onsubmit = e => {
-    e.preventDefault();
-    if (n) want({ type: 'survey', rating: n, comment: f.comment.value.trim() });
-  };
-  after.after(f);
-}
-
-// only the latest request has a form, and only while the chat goes on
-function askCallback(after) {
-  cbF?.remove();
-  cbF = null;
-  if (ended || load()?.callback) return;
-  const f = cbF = el('form', 'lcb-callback');
-  f.innerHTML = CALLBACK;
-  fill(f);
-  f.onsubmit = e => {
-    e.preventDefault();
-    status();
-    want({ type: 'callback', phone: f.phone.value.trim(), time: f.when.value.trim() });
-  };
-  after.after(f);
-  log.scrollTop = 1e9;
-}
-
-function thanks() {
-  upd(o => { o.rated = true });
-  log.querySelector('.lcb-survey')?.replaceWith(line('system', S.thanks));
-}
-
-function toggleTx(o) {
-  txP.hidden = !o;
-  txBtn.setAttribute('aria-expanded', !!o);
-  if (o) mailIn.value = mail; // shown, not asked: the server mails only the chat's own address
-}
-
-function reset() {
-  hang();
-  put(tok = st = null);
-  active = ended = false;
-  lastSeq = readSeq = 0;
-  q.length = 0;
-  log.before(txP);
-  mailIn.value = '';
-  toggleTx();
-  log.replaceChildren();
-  cbF = tkt = null;
-  seen.clear();
-  lines.clear();
-  pend.clear();
-  typing();
-  status(wline = '');
-  view();
-  apply({});
-}
-
-// A logged-in user of the host site: the form comes filled in from the signed identity.
-if (OPT.identity) for (const k of ['name', 'email']) form.elements[k].value = OPT.identity[k] || '';
-
-form.onsubmit = e => {
-  e.preventDefault();
-  const v = n => form.elements[n].value.trim();
-  if (!(who = v('name'))) return;
-  if (!can(qOf(sel.value))) return toOff(true); // closed, full or nobody on duty: a message is the honest offer
-  mail = v('email');
-  startMsg = { type: 'start', visitor: { name: who, email: mail }, topic: sel.value || null,
-    page: { url: location.href, title: document.title, referrer: document.referrer },
-    lang: LANG, identity: OPT.identity };
-  active = true;
-  tries = 0;
-  view();
-  connect();
-  ta.focus();
+const LC = window.LiveChat = {
+  open: q => panel().then(p => p?.open(q)),
+  close: () => P?.close(),
+  identify: id => { OPT.identity = id; P?.identify(id) },
+  on: (e, f) => { (on[e] ||= []).push(f) },
+  invite: text => invite(text),
 };
+launcher.onclick = () => P ? P.toggle() : LC.open();
 
-offF.onsubmit = async e => {
-  e.preventDefault();
-  const b = O[4];
-  if (b.disabled) return;
-  b.disabled = true;
-  status();
-  try {
-    const r = await fetch(BASE + '/v1/offline', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ name: who = O.name.value.trim(), email: mail = O.email.value.trim(),
-        topic: O.topic.value || null, text: O.text.value.trim() }) });
-    if (r.status == 429) return status(S.slow);
-    const j = await r.json();
-    if (r.status != 201 || !j.ticket) throw j;
-    const d = done = ticketLine(j.ticket, j.helpdesk);
-    O.text.value = '';
-    if (avail) { // back to a chat, for more than a message can say
-      const c = el('button', 'lcb-link', S.chat);
-      c.type = 'button';
-      c.onclick = () => { d.remove(); done = null; known(); toOff(false) };
-      d.append(c);
-    }
-    offF.before(d);
-    view();
-    d.tabIndex = -1; // the button that had the focus is hidden
-    d.focus();
-  } catch (x) { status(S['error_' + x?.error?.code] || S.error) } finally { b.disabled = false }
-};
-// "we will answer by email" only when a help desk has the ticket; else the agents answer
-function ticketLine(id, helpdesk) {
-  const k = helpdesk === false ? 'ticket_team' : 'ticket', [a, c = ''] = fmt(k, { email: mail }).split('{ticket}');
-  const d = el('div', 'lcb-msg lcb-system lcb-ticket'), t = el('div', 'lcb-text');
-  t.append(a, el('b', '', id), c); // the number in one piece
-  d.append(t);
-  return d;
+// proactive invitations: a dismissable bubble, once per page, never again in a visit once dismissed
+const glob = p => new RegExp('^' + p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$');
+const hits = (ps, path) => (ps || []).some(p => glob(p).test(path));
+function invite(text, queue) {
+  if (invited || !text || P?.isOpen() || st?.token || seen()) return;
+  invited = true;
+  inv.textContent = text;
+  inv.onclick = () => LC.open(queue);
+  bubble.hidden = false;
 }
-instead.onclick = () => { instead.hidden = true; want({ type: 'leave_message' }) };
-const toOff = o => { offl = o; status(); view(); focus() };
-$('.lcb-to-offline').onclick = () => toOff(true);
-toChat.onclick = () => toOff(false);
-
-function stopTyping() {
-  clearTimeout(idle);
-  if (typOn) tx({ type: 'typing', active: typOn = false });
-}
-
-compose.onsubmit = e => {
-  e.preventDefault();
-  const text = ta.value.trim();
-  if (!text || !active) return;
-  ta.value = '';
-  stopTyping();
-  if (ready) status();
-  const id = uid();
-  pend.set(id, text);
-  upd(o => { (o.pending = o.pending || {})[id] = text });
-  lines.set(id, line('visitor lcb-pending', text, who));
-  if (ready) tx({ type: 'message', client_id: id, text });
-};
-ta.onkeydown = e => { if (e.key == 'Enter' && !e.shiftKey && !e.isComposing) compose.onsubmit(e) };
-ta.oninput = () => {
-  if (!ready) return;
-  if (Date.now() - typT > 3e3) { typT = Date.now(); tx({ type: 'typing', active: typOn = true }) }
-  clearTimeout(idle);
-  idle = setTimeout(stopTyping, 4e3);
-};
-
-launcher.onclick = () => setOpen(!isOpen);
-minBtn.onclick = () => { setOpen(false); launcher.focus() };
-panel.onkeydown = e => { if (e.key == 'Escape') minBtn.onclick() };
-endBtn.onclick = () => { cnf.hidden = false; cnf.children[1].focus() }; // asked first: an end cannot be undone
-cnf.children[1].onclick = () => { cnf.hidden = true; tok && want({ type: 'end' }); ready || finish() }; // an offline end goes out on reconnect
-cnf.children[2].onclick = () => { cnf.hidden = true; ta.focus() };
-txBtn.onclick = () => toggleTx(txP.hidden);
-dlBtn.onclick = async () => {
-  try {
-    const r = await fetch(BASE + '/v1/transcript', { headers: { 'X-Livechat-Token': tok } });
-    if (!r.ok) throw 0;
-    const a = el('a');
-    a.href = URL.createObjectURL(await r.blob());
-    a.download = 'chat-transcript.txt';
-    root.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 6e4);
-  } catch { status(S.error) }
-};
-mailF.onsubmit = e => {
-  e.preventDefault();
-  status();
-  want({ type: 'transcript' }); // to the chat's own address
-};
-const known = () => { // the same visitor, most likely
-  form.elements.name.value ||= who;
-  form.elements.email.value ||= mail;
-};
-newBtn.onclick = () => { reset(); known(); focus() };
-sel.onchange = O.topic.onchange = view;
-document.addEventListener('visibilitychange', markRead);
+const hideBubble = () => { bubble.hidden = true };
+$('.lcb-x').onclick = () => { hideBubble(); try { sessionStorage.setItem(KEY, 1) } catch {} launcher.focus() };
 
 const go = () => document.body.append(host);
 document.body ? go() : addEventListener('DOMContentLoaded', go);
-if (st?.token) { // an ended chat stays (survey, transcript) until New chat
-  tok = st.token;
-  who = st.name || '';
-  mail = st.email || '';
-  ended = !!st.ended;
-  active = !ended;
-  if (active) for (const [id, text] of Object.entries(st.pending || {})) {
-    pend.set(id, text);
-    lines.set(id, line('visitor lcb-pending', text, who));
-  }
-  getConfig().then(() => { setOpen(!!st?.open); active && connect() });
-} else put(st = null);
-function getStatus() {
-  return fetch(BASE + '/v1/status' + QL).then(r => r.json()).then(s => {
-    avail = (QA = s.queues || []).some(can);
-    apply(s);
-  }).catch(() => {});
-}
-getStatus().finally(() => {
-  apply({});
-  launcher.hidden = false;
-  if (isOpen) view();
+if (st?.token) panel(); // a chat going on: shown as it was left
+fetch(BASE + '/v1/status' + QL).then(r => r.json()).catch(() => ({})).then(s => {
+  status = s;
+  look(s);
+  W.hidden = false;
+  const path = location.pathname + location.search;
+  if ((s.queues || []).some(q => q.state == 'available')) for (const r of s.invitations || [])
+    if (hits(r.pages, path) && !hits(r.exclude, path)) { setTimeout(() => invite(r.text, r.queue), r.delay * 1e3); break }
 });
 })();
