@@ -17,6 +17,7 @@ from bridge.commands import Commands
 from bridge.config import Config
 from bridge.hub import Hub, HubParts
 from bridge.i18n import visitor_strings
+from bridge.idle import IdleChats
 from bridge.inbound import Inbound
 from bridge.mail import Mailer
 from bridge.notices import Notices
@@ -80,9 +81,10 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
                                      availability, clock))
     inbound = Inbound(config, store, backend, sinks, timeline, notices, actions, assignment,
                       lobbies, commands, outbox.wake, clock)
+    idle = IdleChats(config.server.idle_timeout_minutes * 60, store, sinks, actions.end, clock)
     parts = HubParts(sinks=sinks, timeline=timeline, outbox=outbox, availability=availability,
                      assignment=assignment, line=line, lobbies=lobbies, actions=actions,
-                     aftercare=aftercare, inbound=inbound, tasks=tasks)
+                     aftercare=aftercare, idle=idle, inbound=inbound, tasks=tasks)
     return Hub(config, store, backend, parts, clock=clock)
 
 

@@ -36,9 +36,9 @@ from bridge.core.protocol import (
     hash_token,
     identity_verified,
 )
-from bridge.core.states import is_abandoned
 from bridge.core.templates import render
 from bridge.i18n import pick_language, visitor_strings
+from bridge.idle import IdleChats
 from bridge.inbound import Inbound
 from bridge.outbox import Outbox
 from bridge.routing.assignment import Assignment
@@ -68,6 +68,7 @@ class HubParts:
     lobbies: Lobbies
     actions: ChatActions
     aftercare: Aftercare
+    idle: IdleChats
     inbound: Inbound
     tasks: TaskGroup
 
@@ -107,33 +108,22 @@ class Hub:
         await self.parts.tasks.close()
 
     async def _sweep(self) -> None:
-        """Now and then: end abandoned chats, and give waiting chats to whoever can take
-        them (a safety net behind the events that normally do it)."""
-        timeout_s = self.config.server.idle_timeout_minutes * 60
-        limits = [timeout_s] + [q.offer_message_after_minutes * 60 for q in self.config.queues]
-        interval = min([SWEEP_S] + [max(s / 4, 0.2) for s in limits if s])
+        """Now and then: warn of idle chats and end silent ones, and give waiting chats to
+        whoever can take them (a safety net behind the events that normally do it)."""
+        parts = self.parts
+        limits = [q.offer_message_after_minutes * 60 for q in self.config.queues]
+        idle_every = parts.idle.check_every()
+        interval = min([SWEEP_S] + [max(s / 4, 0.2) for s in limits if s]
+                       + ([idle_every] if idle_every else []))
         while True:
             await asyncio.sleep(interval)
             try:
-                if timeout_s:
-                    await self._end_abandoned_chats(timeout_s)
-                await self.parts.assignment.assign_waiting()
-                await self.parts.line.offer_messages()
+                if idle_every:
+                    await parts.idle.check()
+                await parts.assignment.assign_waiting()
+                await parts.line.offer_messages()
             except Exception:
                 log.exception("sweep failed; next one in %.0fs", interval)
-
-    async def _end_abandoned_chats(self, timeout_s: float) -> None:
-        """End chats nobody wrote in for the configured time; the visitor gets the survey."""
-        now = self.clock()
-        for conversation_id, last in self.store.last_activity():
-            if not is_abandoned(last, now, timeout_s):
-                continue
-            conversation = self.store.conversation(conversation_id)
-            if conversation is None or conversation.status is Status.ENDED:
-                continue
-            log.info("conversation %s: ended after %.0f min without a line",
-                     conversation_id, (now - last) / 60)
-            await self.parts.actions.end(conversation, Sender.SYSTEM, "")
 
     # -- visitors ------------------------------------------------------------------------
 
@@ -224,6 +214,9 @@ class Hub:
 
     async def leave_message(self, conversation_id: ConversationId) -> None:
         await self.parts.actions.leave_message(conversation_id)
+
+    async def visitor_extend(self, conversation_id: ConversationId) -> float:
+        return await self.parts.idle.extend(conversation_id)
 
     async def visitor_survey(self, conversation_id: ConversationId, frame: SurveyFrame
                              ) -> None:

@@ -81,6 +81,15 @@ def error_frame(code: str, message: str, client_id: str | None = None) -> Frame:
     return frame
 
 
+def idle_frame(ends_in_s: float) -> Frame:
+    """Nobody wrote for a while: the chat ends in `ends_in_s` unless the visitor extends it."""
+    return {"type": "idle", "ends_in_s": max(1, round(ends_in_s))}
+
+
+def extended_frame(ends_in_s: float) -> Frame:
+    return {"type": "extended", "ends_in_s": round(ends_in_s)}
+
+
 def rated_frame(rating: int) -> Frame:
     return {"type": "rated", "rating": rating}
 

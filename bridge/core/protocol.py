@@ -133,6 +133,11 @@ class LeaveMessageFrame:
 
 
 @dataclass(frozen=True)
+class ExtendFrame:
+    """Keep an idle chat open (after an `idle` warning, or at any time)."""
+
+
+@dataclass(frozen=True)
 class SurveyFrame:
     rating: int
     comment: str
@@ -151,7 +156,7 @@ class CallbackFrame:
 
 ClientFrame = (
     StartFrame | ResumeFrame | MessageFrame | TypingFrame | ReadFrame | EndFrame | PingFrame
-    | SurveyFrame | TranscriptFrame | CallbackFrame | LeaveMessageFrame
+    | SurveyFrame | TranscriptFrame | CallbackFrame | LeaveMessageFrame | ExtendFrame
 )
 
 
@@ -311,6 +316,10 @@ def _leave_message(data: dict[str, Any], max_text: int, user_agent: str) -> Leav
     return LeaveMessageFrame()
 
 
+def _extend(data: dict[str, Any], max_text: int, user_agent: str) -> ExtendFrame:
+    return ExtendFrame()
+
+
 def _survey(data: dict[str, Any], max_text: int, user_agent: str) -> SurveyFrame:
     rating = _field(data, "rating", int)
     if not 1 <= rating <= SURVEY_SCALE:
@@ -350,6 +359,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], int, str], ClientFrame]] = {
     "transcript": _transcript,
     "callback": _callback,
     "leave_message": _leave_message,
+    "extend": _extend,
 }
 
 

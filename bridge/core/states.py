@@ -45,3 +45,20 @@ def is_open(status: Status) -> bool:
 def is_abandoned(last_activity: float, now: float, timeout_s: float) -> bool:
     """An open chat nobody wrote in for `timeout_s` ends by itself (0 switches this off)."""
     return timeout_s > 0 and now - last_activity >= timeout_s
+
+
+# The visitor is warned this long before an idle chat ends (WCAG 2.2.1: warned, and able
+# to extend it with one action); a quarter of the timeout when that is shorter.
+IDLE_WARNING_S = 120.0
+
+
+def idle_warning_window(timeout_s: float) -> float:
+    return min(IDLE_WARNING_S, timeout_s / 4)
+
+
+def idle_ends_in(last_activity: float, now: float, timeout_s: float) -> float | None:
+    """Seconds until an idle chat ends, once it is within the warning window; else None."""
+    if timeout_s <= 0:
+        return None
+    left = last_activity + timeout_s - now
+    return left if 0 < left <= idle_warning_window(timeout_s) else None

@@ -118,9 +118,11 @@ class SqliteConversations:
                            agent_id, Status.ENDED.value)
 
     def last_activity(self) -> list[tuple[ConversationId, float]]:
-        """Each open conversation with the time of its newest line (or its start)."""
+        """Each open conversation with the time of its newest line (or its start, or the
+        visitor's last request to keep it open)."""
         rows = self._db.execute(
-            "SELECT c.id, MAX(c.created_at, COALESCE(MAX(i.ts), 0)) FROM conversations c"
+            "SELECT c.id, MAX(c.created_at, COALESCE(MAX(i.ts), 0), COALESCE(c.extended_at, 0))"
+            " FROM conversations c"
             " LEFT JOIN items i ON i.conversation_id = c.id AND i.kind = ?"
             " WHERE c.status != ? GROUP BY c.id",
             (ItemKind.TEXT.value, Status.ENDED.value))
@@ -179,6 +181,9 @@ class SqliteConversations:
 
     def set_callback(self, conversation_id: str, phone: str, when: str) -> None:
         self.update(ConversationId(conversation_id), callback_phone=phone, callback_time=when)
+
+    def extend(self, conversation_id: ConversationId, now: float) -> None:
+        self.update(conversation_id, extended_at=now)
 
     def set_status(
         self, conversation_id: ConversationId, status: Status, *, ended_at: float | None = None

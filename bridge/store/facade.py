@@ -140,6 +140,10 @@ class Store:
     def set_callback(self, conversation_id: str, phone: str, when: str) -> None:
         self.conversations.set_callback(conversation_id, phone, when)
 
+    def extend(self, conversation_id: ConversationId, now: float) -> None:
+        """The visitor keeps an idle chat open: its idle clock starts again from `now`."""
+        self.conversations.extend(conversation_id, now)
+
     def _update(self, conversation_id: ConversationId, **values: Any) -> None:
         self.conversations.update(conversation_id, **values)
 

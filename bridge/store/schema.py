@@ -226,6 +226,12 @@ def m011_ticket_to_agents(db: Database) -> None:
         "ALTER TABLE tickets ADD COLUMN messenger_pending INTEGER NOT NULL DEFAULT 0;")
 
 
+@migrations()
+def m012_extended_at(db: Database) -> None:
+    # A visitor who keeps an idle chat open (WCAG 2.2.1) restarts its idle clock.
+    db.executescript("ALTER TABLE conversations ADD COLUMN extended_at REAL;")
+
+
 def refuse_newer_schema(db: Database) -> None:
     """Refuse a database touched by a newer version rather than damage it."""
     known = {m.name for m in migrations._migrations}

@@ -19,6 +19,7 @@ from bridge.core.models import Conversation, ConversationId
 from bridge.core.protocol import (
     CallbackFrame,
     EndFrame,
+    ExtendFrame,
     LeaveMessageFrame,
     MessageFrame,
     PingFrame,
@@ -250,6 +251,9 @@ class VisitorConnection:
                 await self.hub.visitor_end(self._current())
             case LeaveMessageFrame():
                 await self.hub.leave_message(self._current())
+            case ExtendFrame():
+                ends_in = await self.hub.visitor_extend(self._current())
+                await self.sink.send(frames.extended_frame(ends_in))
             case SurveyFrame():
                 await self.hub.visitor_survey(self._current(), frame)
                 await self.sink.send(frames.rated_frame(frame.rating))

@@ -208,3 +208,23 @@ async def test_an_abandoned_chat_ends_by_itself(make_bridge, agent: TestAgent,
     assert ended["by"] == "system" and ended["survey"]["scale"] == 5
     await agent.wait_text(room, "The chat ended: nobody wrote for a while.", notice=True)
     assert bridge.store.conversation(started["conversation"]).ended_at is not None
+
+
+async def test_an_idle_chat_warns_first_and_can_be_kept_open(make_bridge, agent: TestAgent,
+                                                              visitors) -> None:
+    bridge = await make_bridge(idle_timeout_minutes=0.1)  # 6 s; warned in the last 1.5 s
+    visitor = await visitors(bridge.base_url)
+    started = await visitor.start()
+    room = await room_of(bridge, started["conversation"])
+    await agent.join(room)
+    await visitor.say("hello?")
+    said = asyncio.get_running_loop().time()
+    warning = await visitor.wait("idle", timeout=10)
+    assert 0 < warning["ends_in_s"] <= 2
+    await visitor.send({"type": "extend"})
+    assert (await visitor.wait("extended"))["ends_in_s"] == 6
+    await asyncio.sleep(max(0.0, said + 8 - asyncio.get_running_loop().time()))
+    assert visitor.of("ended") == []  # past the end it would have had
+    await visitor.wait("idle", lambda f: f is not warning, timeout=10)  # warned again
+    ended = await visitor.wait("ended", timeout=10)
+    assert ended["by"] == "system"

@@ -200,3 +200,20 @@ async def test_errors_are_the_widgets_own_translatable_words(make_matrix_bridge,
     await german.add_init_script("window.LivechatBridge = {lang: 'de'}")
     await open_chat(german, f"{bridge.base_url}/demo", "Anna", "anna@localhost")
     await expect(german.locator(".lcb-status")).to_have_text("Bitte die E-Mail-Adresse prüfen.")
+
+
+async def test_an_idle_chat_is_kept_open_with_one_click(make_matrix_bridge, matrix_agent,
+                                                        browser: Browser) -> None:
+    bridge = await make_matrix_bridge(idle_timeout_minutes=0.1)  # 6 s; warned in the last 1.5
+    page = await browser.new_page()
+    await open_chat(page, f"{bridge.base_url}/demo", "Anna", "anna@example.com")
+    await send_line(page, "one moment, looking for my order number")
+    keep = page.locator("button.lcb-extend")
+    await expect(keep).to_be_visible(timeout=10_000)
+    await expect(keep).to_have_text("Keep the chat open")
+    await expect(page.locator(".lcb-status")).to_contain_text("this chat ends in 1 min")
+    await keep.click()
+    await expect(keep).to_be_hidden()
+    await page.wait_for_timeout(5000)  # past the end the silence would have brought
+    await expect(page.locator("form.lcb-compose")).to_be_visible()
+    await expect(keep).to_be_visible(timeout=10_000)  # warned again, as often as it takes

@@ -58,6 +58,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     "end": {},
     "ping": {},
     "leave_message": {},
+    "extend": {},
     "survey": {"rating": 5, "comment": "Quick."},
     "transcript": {"email": "ann@example.com"},
     "callback": {"phone": "+44 20 7946 0958", "time": "after 5 pm"},

@@ -102,7 +102,7 @@ W.insertAdjacentHTML('afterbegin', `<div class="lcb-panel" role="dialog" aria-la
  <div class="lcb-log" role="log" aria-live="polite" hidden></div>
  <div class="lcb-transcript" hidden><button type="button" class="lcb-download" data-s="download"></button><form class="lcb-mail"><input name="mail" type="email" readonly maxlength="254" data-a="email"><button type="submit" data-s="mail"></button></form></div>
  <div class="lcb-typing"></div>
- <div class="lcb-status" role="status"></div><button type="button" class="lcb-link lcb-instead" data-s="instead" hidden></button>
+ <div class="lcb-status" role="status"></div><button type="button" class="lcb-link lcb-instead" data-s="instead" hidden></button><button type="button" class="lcb-link lcb-extend" data-s="idle_extend" hidden></button>
  <form class="lcb-compose" hidden><textarea name="text" rows="1" data-a="placeholder"></textarea><button type="submit" data-a="send">${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form>
  <button type="button" class="lcb-new" data-s="new" hidden></button>
 </div>`);
@@ -110,11 +110,11 @@ W.insertAdjacentHTML('afterbegin', `<div class="lcb-panel" role="dialog" aria-la
 const el = (tag, className, textContent = '') => Object.assign(document.createElement(tag), { className, textContent });
 const $ = s => root.querySelector(s);
 const [panel, form, offF, log, typingEl, statusEl, compose, ta, endBtn, newBtn, minBtn,
-  txBtn, txP, dlBtn, mailF, instead, cnf, formNote, offNote, consent] =
+  txBtn, txP, dlBtn, mailF, instead, cnf, formNote, offNote, consent, extend] =
   ['.lcb-panel', '.lcb-form', '.lcb-offline', '.lcb-log', '.lcb-typing',
    '.lcb-status', '.lcb-compose', '.lcb-compose textarea', '.lcb-end', '.lcb-new', '.lcb-min', '.lcb-tx',
    '.lcb-transcript', '.lcb-download', '.lcb-mail', '.lcb-instead', '.lcb-confirm', '.lcb-form .lcb-off',
-   '.lcb-offline .lcb-off', '.lcb-consent'].map($);
+   '.lcb-offline .lcb-off', '.lcb-consent', '.lcb-extend'].map($);
 const mailIn = mailF.elements.mail, sel = form.elements.topic, O = offF.elements, toChat = $('.lcb-to-chat'), leaveBtn = O[O.length - 2];
 
 const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
@@ -400,6 +400,13 @@ function onFrame(m) {
       }
       finish();
       break;
+    case 'idle': // about to end for silence: one action keeps it open (WCAG 2.2.1)
+      status(fmt('idle_warning', { minutes: Math.max(1, Math.round(m.ends_in_s / 60)) }));
+      extend.hidden = false;
+      break;
+    case 'extended':
+      calm();
+      break;
     case 'rated':
       thanks();
       break;
@@ -464,7 +471,7 @@ function onError(m) {
 }
 
 function finish() {
-  instead.hidden = true;
+  instead.hidden = extend.hidden = true;
   active = false;
   ended = true;
   pend.clear();
@@ -598,6 +605,8 @@ function ticketLine(id, helpdesk) {
   return d;
 }
 instead.onclick = () => { instead.hidden = true; want({ type: 'leave_message' }) };
+const calm = () => { if (!extend.hidden) extend.hidden = true, status() };
+extend.onclick = () => { want({ type: 'extend' }); calm(); ta.focus() };
 const toOff = o => { offl = o; status(); view(); focus() };
 $('.lcb-to-offline').onclick = () => toOff(true);
 toChat.onclick = () => toOff(false);
@@ -613,6 +622,7 @@ compose.onsubmit = e => {
   if (!text || !active) return;
   ta.value = '';
   stopTyping();
+  calm(); // a line is activity
   if (ready) status();
   const id = uid();
   pend.set(id, text);
