@@ -5,6 +5,7 @@ BACKEND ?= matrix
 LISTEN ?= 127.0.0.1:8080
 STATE ?= state/demo
 PYTEST_ARGS ?=
+SOAK_ARGS ?=
 
 .PHONY: demo test test-fast soak lint bench clean
 
@@ -17,10 +18,11 @@ test: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# The fault scenarios that take minutes.
+# The fault scenarios that take minutes, then 1,000 conversations for 10 minutes per backend.
 soak: $(VENV)/.installed-test
 	tools/ensure-debian-packages chromium prosody lua-unbound
 	$(VENV)/bin/python -m pytest -m soak $(PYTEST_ARGS)
+	$(VENV)/bin/python bench/soak.py $(SOAK_ARGS)
 
 test-fast: $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)

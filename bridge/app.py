@@ -21,6 +21,7 @@ from bridge.idle import IdleChats
 from bridge.inbound import Inbound
 from bridge.mail import Mailer
 from bridge.notices import Notices
+from bridge.opening_rooms import OpeningRooms
 from bridge.outbox import Outbox
 from bridge.routing.assignment import Assignment
 from bridge.routing.availability import Availability, Invitations
@@ -70,7 +71,9 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
     lobbies = Lobbies(config, store, backend, clock)
     assignment = Assignment(config, store, backend, availability, invitations, line, lobbies,
                             notices, lambda coroutine, name: tasks.spawn(coroutine, name=name))
-    outbox = Outbox(config, store, backend, tasks, assignment.invitees, assignment.room_opened)
+    opening = OpeningRooms()
+    outbox = Outbox(config, store, backend, tasks, assignment.invitees, assignment.room_opened,
+                    opening, lambda: inbound.replay_held())
     survey = visitor_strings(config, config.widget.default_lang)["survey"]
     timeline = Timeline(store, sinks, outbox.kick, survey)
     unanswered = UnansweredTickets(config, store, tickets, sinks, notices, clock)
@@ -80,7 +83,7 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
     commands = Commands(CommandTools(config, store, actions, aftercare, assignment,
                                      availability, clock))
     inbound = Inbound(config, store, backend, sinks, timeline, notices, actions, assignment,
-                      lobbies, commands, outbox.wake, clock)
+                      lobbies, commands, outbox.wake, opening, clock)
     idle = IdleChats(config.server.idle_timeout_minutes * 60, store, sinks, actions.end, clock)
     parts = HubParts(sinks=sinks, timeline=timeline, outbox=outbox, availability=availability,
                      assignment=assignment, line=line, lobbies=lobbies, actions=actions,

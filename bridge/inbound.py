@@ -4,6 +4,7 @@ handed to the part that acts on it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -28,6 +29,7 @@ from bridge.core.models import Conversation, ItemKind, RoomRef, Sender, Status
 from bridge.core.names import agent_name
 from bridge.core.states import Happening
 from bridge.notices import NoticeBackend, Notices
+from bridge.opening_rooms import OpeningRooms
 from bridge.routing.assignment import Assignment
 from bridge.routing.lobbies import Lobbies
 from bridge.sinks import Sinks
@@ -55,7 +57,8 @@ class Inbound:
     def __init__(self, config: Config, store: InboundStore, backend: NoticeBackend,
                  sinks: Sinks, timeline: Timeline, notices: Notices, actions: ChatActions,
                  assignment: Assignment, lobbies: Lobbies, commands: Commands,
-                 reconnected: Callable[[], None], clock: Callable[[], float]) -> None:
+                 reconnected: Callable[[], None], opening: OpeningRooms,
+                 clock: Callable[[], float]) -> None:
         self._config = config
         self._store = store
         self._backend = backend
@@ -67,9 +70,26 @@ class Inbound:
         self._lobbies = lobbies
         self._commands = commands
         self._reconnected = reconnected  # anything that failed meanwhile is retried now
+        self._opening = opening
         self._clock = clock
+        # One event at a time, the backend's and the replayed ones alike, in order.
+        self._turn = asyncio.Lock()
 
     async def __call__(self, event: InboundEvent) -> None:
+        async with self._turn:
+            await self._handle(event)
+
+    async def replay_held(self) -> None:
+        """A new room was stored: the events that waited for it, in their order."""
+        async with self._turn:
+            for event in self._opening.take_held():
+                await self._handle(event)
+
+    async def _handle(self, event: InboundEvent) -> None:
+        room = getattr(event, "room", None)
+        if room is not None and self._store.conversation_by_room(room) is None \
+                and self._opening.hold(event):
+            return  # maybe a room still being opened: handled once it is stored
         try:
             if isinstance(event, Connected):
                 self._reconnected()

@@ -23,6 +23,7 @@ from bridge.backends.base import (
 )
 from bridge.config import Config
 from bridge.core.models import Conversation, ConversationId, Item, ItemKind, RoomRef, Sender
+from bridge.opening_rooms import OpeningRooms
 from bridge.store import Store
 from bridge.tasks import TaskGroup, backoff_delays
 
@@ -44,7 +45,8 @@ class Outbox:
 
     def __init__(self, config: Config, store: Store, backend: Backend, tasks: TaskGroup,
                  invitees: Callable[[Conversation, bool], tuple[str, ...]],
-                 room_opened: Callable[[], Awaitable[None]]) -> None:
+                 room_opened: Callable[[], Awaitable[None]], opening: OpeningRooms,
+                 room_stored: Callable[[], Awaitable[None]]) -> None:
         self.config = config
         self.store = store
         self.backend = backend
@@ -52,6 +54,8 @@ class Outbox:
         self._invitees = invitees  # routing decides who is invited to a new room
         # Someone may have become able to take the chat while the room was being made.
         self._room_opened = room_opened
+        self._opening = opening
+        self._room_stored = room_stored
         self._couriers: dict[ConversationId, asyncio.Task[None]] = {}
         # Conversations whose courier last found nothing undelivered, with no kick since.
         self._drained: set[ConversationId] = set()
@@ -128,10 +132,12 @@ class Outbox:
         spec = self.room_spec(conversation)
         if again:  # a room that disappeared may leave its address taken (XMPP tombstones)
             spec = replace(spec, key=f"{conversation.id}-{secrets.token_hex(3)}")
-        room = await self.backend.open_room(spec)
-        self.store.set_room(conversation.id, room)
+        with self._opening.opening(spec.invite):
+            room = await self.backend.open_room(spec)
+            self.store.set_room(conversation.id, room)
         log.info("conversation %s: room %s opened, invited %d agents", conversation.id, room,
                  len(spec.invite))
+        await self._room_stored()  # what its agents did meanwhile is handled now, in order
         await self._room_opened()
         return room
 

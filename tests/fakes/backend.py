@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -69,6 +69,9 @@ class RecordingBackend:
         self.removals: list[tuple[RoomRef, str]] = []
         self.typing: list[tuple[RoomRef, bool]] = []
         self.inbound: InboundCallback | None = None
+        # Runs inside open_room once the room exists, before it returns: a test's events of
+        # a room the hub has not stored yet.
+        self.while_opening: Callable[[RoomRef], Awaitable[None]] | None = None
         self._failures: defaultdict[str, deque[BaseException]] = defaultdict(deque)
         self._waiters: list[tuple[Callable[[], float | None], asyncio.Future[float]]] = []
 
@@ -124,6 +127,8 @@ class RecordingBackend:
         self.rooms[room] = spec
         self.opened_at.append(time.monotonic())
         self._wake()
+        if self.while_opening is not None:  # what the network reports before we return
+            await self.while_opening(room)
         return room
 
     async def invite(self, room: RoomRef, address: str) -> None:

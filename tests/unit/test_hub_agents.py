@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bridge.backends.base import AgentTyping, HandlingDeferred
-from bridge.core.models import Status
+from bridge.core.models import RoomRef, Status
 from bridge.core.protocol import ProtocolError
 from bridge.store import Store, StoreUnavailable
-from tests.fakes.hub import ALICE, BOB, HubHarness
+from tests.fakes.hub import ALICE, BOB, HubHarness, eventually
 from tests.unit.conftest import MakeHub
 
 
@@ -167,3 +167,27 @@ async def test_a_full_disk_holds_agent_lines_back_and_refuses_visitor_lines(
     ring.store.db.execute(f"PRAGMA max_page_count = {pages * 100}")  # space freed
     await ring.backend.emit(event)
     assert chat.sink.texts("agent") == [long_line]
+
+
+async def test_what_an_agent_does_while_the_room_is_being_opened_is_not_lost(
+        ring: HubHarness) -> None:
+    """The invitation goes out while the room is made: the agent's join and first line can
+    come before the room is stored (seen at scale on Synapse). They wait, then count."""
+    events = []
+
+    async def agent_is_quick(room: RoomRef) -> None:
+        ring.backend.while_opening = None
+        await ring.join(room)
+        await ring.agent_says(room, "Hi Anna, I'm here")
+        events.append(room)
+
+    ring.backend.while_opening = agent_is_quick
+    chat = await ring.start_chat()
+    room = await ring.room_of(chat)
+    await eventually(lambda: chat.sink.of("agent") and chat.sink.texts("agent"))
+    assert events == [room]
+    assert [f["event"] for f in chat.sink.of("agent")] == ["joined"]
+    assert chat.sink.texts("agent") == ["Hi Anna, I'm here"]
+    assert ring.conversation(chat).status is Status.ACTIVE
+    assert ring.conversation(chat).agent_id == "alice"
+    assert "Only commands work here; try !help." not in ring.backend.notices_in(room)

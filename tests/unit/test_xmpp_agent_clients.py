@@ -8,9 +8,11 @@ import asyncio
 
 import pytest
 
+from bridge.backends.base import RoomSpec
 from bridge.backends.xmpp import departures as departures_module
 from bridge.backends.xmpp.departures import Departures
 from bridge.backends.xmpp.inbound import Resends
+from bridge.backends.xmpp.state import DELIVERED_MEMORY, Room
 from bridge.tasks import TaskGroup
 
 pytestmark = pytest.mark.fast
@@ -94,3 +96,15 @@ def test_a_resent_line_is_a_copy_the_same_stanza_again_is_not() -> None:
     assert resends.is_resend(ROOM, "alice@example.com", None, "archive-5") is False  # no id
     # Memory is bounded: the oldest client id is forgotten first.
     assert resends.is_resend(ROOM, "alice@example.com", "m1", "archive-6") is False
+
+
+def test_a_room_remembers_only_its_newest_delivered_lines() -> None:
+    room = Room(spec=RoomSpec(key="c1", name="Chat", topic="", visitor_nick="Anna (visitor)",
+                              invite=()))
+    for n in range(DELIVERED_MEMORY + 10):
+        room.note_delivered(f"line-{n}", f"archive-{n}")
+    room.note_delivered("line-20", "archive-20")  # seen again: now the newest
+    assert len(room.delivered) == DELIVERED_MEMORY
+    assert "line-0" not in room.delivered and "line-9" not in room.delivered
+    assert room.delivered[f"line-{DELIVERED_MEMORY + 9}"] == f"archive-{DELIVERED_MEMORY + 9}"
+    assert list(room.delivered)[-1] == "line-20"

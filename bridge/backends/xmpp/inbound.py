@@ -177,7 +177,7 @@ class Receiver:
         key = sent_key(xml)
         if not key:
             return
-        state.delivered[key] = reflected_id
+        state.note_delivered(key, reflected_id)
         future = self.reflections.get(key)
         if future is not None and not future.done():
             future.set_result(reflected_id)
