@@ -23,6 +23,7 @@ from bridge.mail import Mailer
 from bridge.notices import Notices
 from bridge.opening_rooms import OpeningRooms
 from bridge.outbox import Outbox
+from bridge.peek import Peeks
 from bridge.routing.assignment import Assignment
 from bridge.routing.availability import Availability, Invitations
 from bridge.routing.lobbies import Lobbies
@@ -85,9 +86,11 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
     inbound = Inbound(config, store, backend, sinks, timeline, notices, actions, assignment,
                       lobbies, commands, outbox.wake, opening, clock)
     idle = IdleChats(config.server.idle_timeout_minutes * 60, store, sinks, actions.end, clock)
+    peeks = Peeks(config, store, backend, lambda coroutine, name: tasks.spawn(coroutine, name=name))
     parts = HubParts(sinks=sinks, timeline=timeline, outbox=outbox, availability=availability,
                      assignment=assignment, line=line, lobbies=lobbies, actions=actions,
-                     aftercare=aftercare, idle=idle, inbound=inbound, tasks=tasks)
+                     aftercare=aftercare, idle=idle, peeks=peeks, inbound=inbound,
+                     tasks=tasks)
     return Hub(config, store, backend, parts, clock=clock)
 
 

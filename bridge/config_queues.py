@@ -46,6 +46,7 @@ class QueueConfig:
     lobby: bool = False  # a room where the queue's agents see waiting chats and !claim them
     offer_message_after_minutes: float = 5.0  # 0: never offer "leave a message" to waiters
     unanswered_to_ticket: bool = True  # a chat that ends unanswered becomes a ticket
+    peek: bool = False  # agents see the visitor's unsent text (the visitor is told)
     # [queues.translations.de]: name, topic and welcome in other languages
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -93,7 +94,7 @@ def parse_queues(r: Reader, items: Any, agents: list[AgentConfig], backend: str,
                            "holidays", "priority", "strategy", "max_waiting",
                            "helpdesk_email", "webhook_url", "webhook_secret", "lobby",
                            "offer_message_after_minutes", "unanswered_to_ticket",
-                           "translations"}, p)
+                           "translations", "peek"}, p)
         queue_id = r.get(t, "id", p, str, "", required=True, check=check_ident)
         if queue_id and queue_id in seen:
             r.fail(f"{p}.id", f"{queue_id!r} is declared twice (expected unique ids)")
@@ -141,6 +142,7 @@ def parse_queues(r: Reader, items: Any, agents: list[AgentConfig], backend: str,
                     t, "offer_message_after_minutes", p, (int, float), 5.0,
                     check=check_not_negative)),
                 unanswered_to_ticket=r.get(t, "unanswered_to_ticket", p, bool, True),
+                peek=r.get(t, "peek", p, bool, False),
                 translations=_translations(r, r.table(t, "translations", f"{p}.translations",
                                                       False), f"{p}.translations"),
             )

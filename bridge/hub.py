@@ -41,6 +41,7 @@ from bridge.i18n import pick_language, visitor_strings
 from bridge.idle import IdleChats
 from bridge.inbound import Inbound
 from bridge.outbox import Outbox
+from bridge.peek import Peeks
 from bridge.routing.assignment import Assignment
 from bridge.routing.availability import Availability
 from bridge.routing.lobbies import Lobbies
@@ -69,6 +70,7 @@ class HubParts:
     actions: ChatActions
     aftercare: Aftercare
     idle: IdleChats
+    peeks: Peeks
     inbound: Inbound
     tasks: TaskGroup
 
@@ -191,9 +193,11 @@ class Hub:
             if known is not None:
                 return known.seq  # a retry of a line stored before the chat ended
             raise ProtocolError("ended", "this conversation has ended; start a new one")
-        return await self.parts.timeline.visitor_line(
+        seq = await self.parts.timeline.visitor_line(
             conversation.id, conversation.visitor.name, frame.text, frame.client_id,
             self.clock(), origin)
+        self.parts.peeks.sent(conversation)
+        return seq
 
     async def visitor_typing(self, conversation_id: ConversationId, active: bool) -> None:
         conversation = self._open_conversation(conversation_id)
@@ -217,6 +221,9 @@ class Hub:
 
     async def visitor_extend(self, conversation_id: ConversationId) -> float:
         return await self.parts.idle.extend(conversation_id)
+
+    async def visitor_draft(self, conversation_id: ConversationId, text: str) -> None:
+        self.parts.peeks.draft(conversation_id, text)
 
     async def visitor_survey(self, conversation_id: ConversationId, frame: SurveyFrame
                              ) -> None:

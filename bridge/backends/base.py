@@ -169,3 +169,7 @@ class Backend(Protocol):
 
     async def set_typing(self, room: RoomRef, active: bool) -> None:
         """Show or clear "visitor is typing" in the room; best effort."""
+
+    async def show_draft(self, room: RoomRef, text: str) -> None:
+        """Show the visitor's unsent text in the room as one preview that is updated in
+        place ("" removes it); best effort, never stored by the bridge."""

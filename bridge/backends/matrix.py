@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any
 
 import aiohttp
@@ -48,9 +47,9 @@ from bridge.backends.base import (
     RoomSpec,
 )
 from bridge.backends.matrix_direct import DirectChats
+from bridge.backends.matrix_wire import DraftPreviews, error_of, plain_body
 from bridge.config import MatrixConfig
 from bridge.core.models import RoomRef
-from bridge.core.protocol import clean_text
 from bridge.startup import first_contact, refusal
 from bridge.tasks import TaskGroup, backoff_delays
 
@@ -70,7 +69,6 @@ SYNC_FILTER: dict[str, Any] = {
     },
 }
 FIRST_SYNC_FILTER: dict[str, Any] = {**SYNC_FILTER, "room": {"timeline": {"limit": 0}}}
-_REPLY_FALLBACK = re.compile(r"^(> .*\n)+\n", re.MULTILINE)
 
 
 class MatrixBackend(DirectChats):
@@ -90,6 +88,7 @@ class MatrixBackend(DirectChats):
         self._inbound: InboundCallback | None = None
         self._tasks = TaskGroup()
         self._typing: dict[str, set[str]] = {}
+        self._drafts = DraftPreviews(self._send_draft, self._redact)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -253,6 +252,16 @@ class MatrixBackend(DirectChats):
             self._require_client().room_typing(room, active, timeout=20_000 if active else 0)
         )
 
+    async def show_draft(self, room: RoomRef, text: str) -> None:
+        await self._drafts.show(room, text)
+
+    async def _send_draft(self, room: RoomRef, content: dict[str, Any]) -> str:
+        client = self._require_client()
+        return str((await self._call(client.room_send(room, "m.room.message", content))).event_id)
+
+    async def _redact(self, room: RoomRef, event_id: str) -> None:
+        await self._call(self._require_client().room_redact(room, event_id, "sent or cleared"))
+
     async def _send(self, room: RoomRef, content: dict[str, str], key: str) -> str:
         # Plain `body` only, never `formatted_body`: visitor text is text in every client.
         try:
@@ -283,7 +292,7 @@ class MatrixBackend(DirectChats):
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise BackendUnavailable(f"matrix: {type(exc).__name__}: {exc}") from None
         if isinstance(response, ErrorResponse):
-            raise _error(response)
+            raise error_of(response)
         return response
 
     def _require_client(self) -> AsyncClient:
@@ -334,7 +343,7 @@ class MatrixBackend(DirectChats):
 
     def _translate(self, room: RoomRef, event: Any) -> InboundEvent | None:
         if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):
-            text, edited = _plain_body(event)
+            text, edited = plain_body(event)
             if not text:
                 return None
             if isinstance(event, RoomMessageEmote):
@@ -373,28 +382,3 @@ class MatrixBackend(DirectChats):
         matrix_room = client.rooms.get(room) if client is not None else None
         name = matrix_room.user_name(user_id) if matrix_room is not None else None
         return name or user_id
-
-
-def _plain_body(event: Any) -> tuple[str, bool]:
-    """The text an agent wrote: `body` (never the HTML), without a quoted reply fallback;
-    and whether it corrects an earlier line (then it is the corrected text)."""
-    body = event.body if isinstance(event.body, str) else ""
-    relates = (event.source.get("content") or {}).get("m.relates_to") or {}
-    if "m.in_reply_to" in relates:
-        body = _REPLY_FALLBACK.sub("", body, count=1)
-    new_content = (event.source.get("content") or {}).get("m.new_content")
-    if relates.get("rel_type") == "m.replace" and isinstance(new_content, dict):
-        return clean_text(str(new_content.get("body", ""))), True
-    return clean_text(body), False
-
-
-def _error(response: ErrorResponse) -> BackendError:
-    status = getattr(getattr(response, "transport_response", None), "status", None)
-    if response.status_code == "M_LIMIT_EXCEEDED" or status == 429:
-        return RateLimited((response.retry_after_ms or 1000) / 1000)
-    if status is None or status >= 500:
-        error: BackendError = BackendUnavailable(f"matrix: {response}")
-    else:
-        error = BackendError(f"matrix: {response}")
-    error.status = status
-    return error

@@ -133,6 +133,14 @@ class LeaveMessageFrame:
 
 
 @dataclass(frozen=True)
+class DraftFrame:
+    """What the visitor is typing, unsent ("" when the box was cleared): shown to agents
+    only in queues with `peek`, never stored."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class ExtendFrame:
     """Keep an idle chat open (after an `idle` warning, or at any time)."""
 
@@ -157,6 +165,7 @@ class CallbackFrame:
 ClientFrame = (
     StartFrame | ResumeFrame | MessageFrame | TypingFrame | ReadFrame | EndFrame | PingFrame
     | SurveyFrame | TranscriptFrame | CallbackFrame | LeaveMessageFrame | ExtendFrame
+    | DraftFrame
 )
 
 
@@ -320,6 +329,11 @@ def _extend(data: dict[str, Any], max_text: int, user_agent: str) -> ExtendFrame
     return ExtendFrame()
 
 
+def _draft(data: dict[str, Any], max_text: int, user_agent: str) -> DraftFrame:
+    text = _bounded(_field(data, "text", str), max_text, "text", multiline=True)
+    return DraftFrame(text="" if is_blank(text) else text)
+
+
 def _survey(data: dict[str, Any], max_text: int, user_agent: str) -> SurveyFrame:
     rating = _field(data, "rating", int)
     if not 1 <= rating <= SURVEY_SCALE:
@@ -360,6 +374,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], int, str], ClientFrame]] = {
     "callback": _callback,
     "leave_message": _leave_message,
     "extend": _extend,
+    "draft": _draft,
 }
 
 

@@ -34,7 +34,7 @@ HOME = web.AppKey("home", str)
 
 # What the loader needs before the panel loads: the launcher's label, its badge, the
 # invitation bubble's close button, and a word for a panel that failed to load.
-LOADER_STRINGS = ("chat", "leave", "open", "unread", "dismiss", "error")
+LOADER_STRINGS = ("chat", "leave", "unread", "dismiss", "error")
 MAX_LANG_LIST = 200  # `?lang=`: the browser's languages, best first
 
 
@@ -117,8 +117,8 @@ async def _widget_config(request: web.Request) -> web.Response:
         "mail": config.smtp is not None,  # whether "Email it to me" can work at all
         "sound": config.widget.sound,
         "consent": strings.get("consent", ""),  # a required checkbox in the pre-chat form
-        "queues": [{"id": q.id, "name": q.text("name", lang), "topic": q.text("topic", lang)}
-                   for q in config.queues],
+        "queues": [{"id": q.id, "name": q.text("name", lang), "topic": q.text("topic", lang),
+                    "peek": q.peek} for q in config.queues],
         "strings": strings,
     }
     return _json(request, body, max_age=300)
@@ -130,6 +130,8 @@ async def _status(request: web.Request) -> web.Response:
     strings = visitor_strings(config, lang)
     widget = config.widget
     look = {
+        "lang": lang,
+        "dir": text_direction(lang),
         "color": widget.color,
         "text_color": text_on(widget.color),
         "position": widget.position,

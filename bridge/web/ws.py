@@ -18,6 +18,7 @@ from bridge.core import frames
 from bridge.core.models import Conversation, ConversationId
 from bridge.core.protocol import (
     CallbackFrame,
+    DraftFrame,
     EndFrame,
     ExtendFrame,
     LeaveMessageFrame,
@@ -251,6 +252,8 @@ class VisitorConnection:
                 await self.hub.visitor_end(self._current())
             case LeaveMessageFrame():
                 await self.hub.leave_message(self._current())
+            case DraftFrame():
+                await self.hub.visitor_draft(self._current(), frame.text)
             case ExtendFrame():
                 ends_in = await self.hub.visitor_extend(self._current())
                 await self.sink.send(frames.extended_frame(ends_in))

@@ -68,6 +68,7 @@ class RecordingBackend:
         self.invites: list[tuple[RoomRef, str]] = []
         self.removals: list[tuple[RoomRef, str]] = []
         self.typing: list[tuple[RoomRef, bool]] = []
+        self.drafts: list[tuple[RoomRef, str]] = []
         self.inbound: InboundCallback | None = None
         # Runs inside open_room once the room exists, before it returns: a test's events of
         # a room the hub has not stored yet.
@@ -152,6 +153,12 @@ class RecordingBackend:
     async def post_direct(self, address: str, text: str, *, key: str) -> str:
         self._call("post_direct", address, key)
         return self._record(address, "direct", text, key)
+
+    async def show_draft(self, room: RoomRef, text: str) -> None:
+        self._call("show_draft", room)
+        if self.keep:
+            self.drafts.append((room, text))
+            self._wake()
 
     async def set_typing(self, room: RoomRef, active: bool) -> None:
         self._call("set_typing", room)

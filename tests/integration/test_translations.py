@@ -29,7 +29,7 @@ async def test_widget_texts_and_queues_in_the_visitors_language(make_matrix_brid
     assert german["strings"]["end"] == "Chat beenden"  # not the admin's: the built-in German
     assert (german["lang"], german["dir"]) == ("de", "ltr")
     assert german["queues"][0] == {"id": "support", "name": "Kundendienst",
-                                   "topic": "Kundendienst"}
+                                   "topic": "Kundendienst", "peek": False}
     assert german["queues"][1]["topic"] == "Buying"
     english = await get(f"{bridge.base_url}/v1/config")
     assert english["strings"]["start"] == "Start chat" and english["title"] == "Chat with us"

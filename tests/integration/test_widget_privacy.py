@@ -12,8 +12,8 @@ from playwright.async_api import Browser, Page, expect
 from tests.unit.test_widget_size import LOADER_BUDGET
 
 # The fields docs/privacy.md lists, and no others.
-STORED_FIELDS = {"token", "conversation", "seq", "open", "name", "email", "pending", "ended",
-                 "rated", "callback"}
+STORED_FIELDS = {"token", "conversation", "seq", "open", "name", "email", "queue", "pending",
+                 "ended", "rated", "callback"}
 
 # Counts every way a page can write to the device or open a socket, from before any script.
 WATCH = """

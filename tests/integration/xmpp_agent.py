@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from slixmpp import JID, ClientXMPP, Message
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 NOTICE_MARK = "ℹ️ "
+RETRACT = "{urn:xmpp:message-retract:1}retract"
 
 
 class XmppAgent:
@@ -41,6 +44,9 @@ class XmppAgent:
         self.removed: set[str] = set()  # rooms the agent was taken out of
         self.seen_ids: set[tuple[str, str]] = set()
         self.states: dict[str, list[bool]] = {}
+        self.archive_ids: dict[tuple[str, str], str] = {}  # (room, body) -> the room's id
+        self.corrections: list[tuple[str, str, str]] = []  # room, corrected id, new body
+        self.retracted: list[tuple[str, str]] = []  # room, the room's id of the line
         self._closing = False
         self._changed = asyncio.Condition()
         self._session = asyncio.Event()
@@ -52,6 +58,9 @@ class XmppAgent:
         self.client.add_event_handler("groupchat_presence", self._on_room_presence)
         self.client.add_event_handler("chatstate", self._on_chat_state)
         self.client.add_event_handler("message", self._on_direct)
+        # A retraction has no body: slixmpp's group chat events pass it by.
+        self.client.register_handler(Callback("retractions", MatchXPath(
+            f"{{jabber:client}}message/{RETRACT}"), self._on_retraction))
         self.direct: list[tuple[str, str]] = []  # sender, body of chat messages
 
     async def start(self) -> XmppAgent:
@@ -95,9 +104,17 @@ class XmppAgent:
             notice = body.startswith(NOTICE_MARK)
             self.messages.append((room, nick, notice,
                                   body.removeprefix(NOTICE_MARK) if notice else body))
+            self.archive_ids[(room, body)] = message["stanza_id"]["id"]
+            if message["replace"]["id"]:
+                self.corrections.append((room, message["replace"]["id"], body))
         elif message["chat_state"] and not body and self._is_bot(room, nick):
             self.states.setdefault(room, []).append(message["chat_state"] == "composing")
         await self._notify()
+
+    def _on_retraction(self, message: Message) -> None:
+        retract = message.xml.find(RETRACT)
+        if retract is not None:
+            self.retracted.append((message["from"].bare, retract.get("id", "")))
 
     async def _on_room_presence(self, presence: Any) -> None:
         room, nick = presence["from"].bare, presence["from"].resource

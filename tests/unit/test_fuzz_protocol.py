@@ -59,6 +59,7 @@ FIELDS: dict[str, dict[str, Any]] = {
     "ping": {},
     "leave_message": {},
     "extend": {},
+    "draft": {"text": "I have a q"},
     "survey": {"rating": 5, "comment": "Quick."},
     "transcript": {"email": "ann@example.com"},
     "callback": {"phone": "+44 20 7946 0958", "time": "after 5 pm"},

@@ -19,6 +19,7 @@ from bridge.backends.base import (
 )
 from bridge.backends.xmpp.connection import Connection, SessionHooks, build_client
 from bridge.backends.xmpp.departures import Departures
+from bridge.backends.xmpp.drafts import DraftPreviews
 from bridge.backends.xmpp.fastpath import BotClient, FastPath
 from bridge.backends.xmpp.inbound import Receiver
 from bridge.backends.xmpp.rooms import Rooms
@@ -57,6 +58,7 @@ class XmppBackend:
         self._rooms = Rooms(self._link, self._receiver, config.muc_service,
                             catch_up_since or (lambda _room: None), self._tasks)
         self._fast: FastPath | None = None
+        self._drafts = DraftPreviews(self._link, self._rooms.rooms)
         self._sent_in_session: dict[str, int] = {}
         self._direct_sent: set[str] = set()  # keys of post_direct lines handed to the stream
 
@@ -191,6 +193,9 @@ class XmppBackend:
         message["id"] = key
         message["origin_id"]["id"] = key
         message.send()
+
+    async def show_draft(self, room: RoomRef, text: str) -> None:
+        self._drafts.show(room, text)
 
     async def set_typing(self, room: RoomRef, active: bool) -> None:
         state = self._rooms.rooms.get(room)

@@ -2,7 +2,8 @@
 // from the server in the visitor's language; untrusted text only ever goes through textContent.
 'use strict';
 window.LiveChat?._boot?.(({ BASE, KEY, QL, OPT, root, W, launcher, sheet, emit, st, status: stat, badge, opened }) => {
-sheet(`button,input,select,textarea{font:inherit;color:inherit;margin:0;border:0;border-radius:8px}
+sheet(`input,select,textarea{font:inherit;color:inherit;margin:0;border:0;border-radius:8px}
+::placeholder{color:var(--mute);opacity:1}
 .lcb-open .lcb-launcher{padding:0;gap:0}
 .lcb-open .lcb-launcher span{font-size:0}
 .lcb-visitor .lcb-name{display:none}
@@ -24,7 +25,7 @@ sheet(`button,input,select,textarea{font:inherit;color:inherit;margin:0;border:0
 .lcb-offline{gap:8px}
 label{display:flex;flex-direction:column;gap:4px;font-size:13px;color:var(--mute)}
 .lcb-consent{flex-direction:row;align-items:flex-start;gap:8px}
-.lcb-consent input{width:20px;height:20px;flex:none}
+.lcb-consent input{width:24px;height:24px;flex:none}
 input,select,textarea{width:100%;padding:8px 10px;border:1px solid var(--line);background:var(--bg);color:var(--fg)}
 .lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:12px;overflow-y:auto;background:var(--bg2)}
 .lcb-msg{display:flex;flex-direction:column;max-width:82%;align-self:flex-start}
@@ -32,7 +33,7 @@ input,select,textarea{width:100%;padding:8px 10px;border:1px solid var(--line);b
 .lcb-text a{color:inherit}
 .lcb-visitor{align-self:flex-end}
 .lcb-visitor .lcb-text{background:var(--c);color:var(--t);border-radius:16px 16px 4px 16px}
-.lcb-pending{opacity:.55}
+.lcb-pending{opacity:.8}
 .lcb-name,.lcb-time{margin:0 6px 2px;font-size:12px;color:var(--mute)}
 .lcb-time{margin:2px 6px 0}
 .lcb-visitor .lcb-time{align-self:flex-end}
@@ -40,7 +41,8 @@ input,select,textarea{width:100%;padding:8px 10px;border:1px solid var(--line);b
 .lcb-system .lcb-text{padding:0;border:0;background:none}
 .lcb-typing,.lcb-status{padding:4px 14px;font-size:12px;color:var(--mute);background:var(--bg2)}
 .lcb-status{background:var(--warn);color:var(--warnfg)}
-.lcb-typing:empty,.lcb-status:empty{display:none}
+.lcb-typing:empty,.lcb-status:empty{padding:0}
+.lcb-peek{margin:0;padding:4px 14px;font-size:12px;color:var(--mute);background:var(--bg2)}
 .lcb-compose{display:flex;align-items:flex-end;gap:8px;padding:10px;border-top:1px solid var(--line)}
 textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 .lcb-compose button{flex:none;width:40px;height:40px;padding:0;border-radius:50%}
@@ -66,6 +68,7 @@ textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 .lcb-mail input{flex:1;min-width:0;padding:5px 8px}
 .lcb-mail button{padding:5px 10px}
 .lcb-panel :focus-visible{outline:2px solid var(--fg);outline-offset:1px;box-shadow:none}
+.lcb-head :focus-visible{outline-color:var(--t)}
 @media (max-width:480px){.lcb-open{inset:0}.lcb-open .lcb-panel{width:100vw;height:100dvh;max-width:none;max-height:none;border-radius:0}
  .lcb-open .lcb-launcher{display:none}input,select,textarea{font-size:16px}}
 @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}`);
@@ -101,9 +104,9 @@ W.insertAdjacentHTML('afterbegin', `<div class="lcb-panel" role="dialog" aria-la
  </form>
  <div class="lcb-log" role="log" aria-live="polite" hidden></div>
  <div class="lcb-transcript" hidden><button type="button" class="lcb-download" data-s="download"></button><form class="lcb-mail"><input name="mail" type="email" readonly maxlength="254" data-a="email"><button type="submit" data-s="mail"></button></form></div>
- <div class="lcb-typing"></div>
+ <div class="lcb-typing" role="status"></div>
  <div class="lcb-status" role="status"></div><button type="button" class="lcb-link lcb-instead" data-s="instead" hidden></button><button type="button" class="lcb-link lcb-extend" data-s="idle_extend" hidden></button>
- <form class="lcb-compose" hidden><textarea name="text" rows="1" data-a="placeholder"></textarea><button type="submit" data-a="send">${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form>
+ <p class="lcb-peek" data-s="peek" hidden></p><form class="lcb-compose" hidden><textarea name="text" rows="1" data-a="placeholder"></textarea><button type="submit" data-a="send">${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form>
  <button type="button" class="lcb-new" data-s="new" hidden></button>
 </div>`);
 
@@ -115,6 +118,7 @@ const [panel, form, offF, log, typingEl, statusEl, compose, ta, endBtn, newBtn, 
    '.lcb-status', '.lcb-compose', '.lcb-compose textarea', '.lcb-end', '.lcb-new', '.lcb-min', '.lcb-tx',
    '.lcb-transcript', '.lcb-download', '.lcb-mail', '.lcb-instead', '.lcb-confirm', '.lcb-form .lcb-off',
    '.lcb-offline .lcb-off', '.lcb-consent', '.lcb-extend'].map($);
+const peekNote = $('.lcb-peek');
 const mailIn = mailF.elements.mail, sel = form.elements.topic, O = offF.elements, toChat = $('.lcb-to-chat'), leaveBtn = O[O.length - 2];
 
 const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
@@ -132,7 +136,7 @@ const note = q => !q || q.state == 'available' ? '' : q.state == 'busy' ? fmt('b
 
 let tok, who = '', mail = '', avail = false, QA = [], wline = '', done, offl = false, cfgP, isOpen = false, active = false, ended = false;
 let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg, unread = 0, sound = false, clock;
-let typT = 0, typOn = false, idle, typTimer, readTimer, cbF, tkt; // cbF: the callback form on show; tkt: the ticket line
+let typT = 0, typOn = false, idle, typTimer, readTimer, cbF, tkt, peeks = new Set(), peekQ = '', draftT = 0, draftTimer; // cbF: the callback form on show; tkt: the ticket line
 const seen = new Set(), lines = new Map(), pend = new Map(), q = []; // q: frames waiting for a connection
 
 function apply(c) {
@@ -156,6 +160,7 @@ const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config' + QL).then(r =>
   consent.lastChild.textContent = c.consent || '';
   consent.firstChild.required = !!c.consent;
   const qs = c.queues || [];
+  peeks = new Set(qs.filter(q => q.peek).map(q => q.id));
   for (const s of [sel, O.topic]) {
     s.replaceChildren(...qs.map(q => new Option(q.topic || q.name || q.id, q.id)));
     s.parentNode.hidden = qs.length < 2;
@@ -195,6 +200,7 @@ function view() {
   toChat.hidden = !avail;
   log.hidden = v != 'chat';
   compose.hidden = v != 'chat' || ended;
+  peekNote.hidden = compose.hidden || !peeks.has(peekQ);
   endBtn.hidden = !active;
   if (!active) cnf.hidden = true;
   txBtn.hidden = !active || !tok;
@@ -355,7 +361,7 @@ function onFrame(m) {
     case 'started':
       tok = m.token;
       put({ token: tok, conversation: m.conversation, seq: lastSeq, open: isOpen, name: who, email: mail,
-        pending: Object.fromEntries(pend) });
+        pending: Object.fromEntries(pend), queue: peekQ });
       view();
       // fall through
     case 'resumed':
@@ -559,6 +565,7 @@ form.onsubmit = e => {
   if (!(who = v('name'))) return;
   if (!can(qOf(sel.value))) return toOff(true); // closed, full or nobody on duty: a message is the honest offer
   mail = v('email');
+  peekQ = sel.value || QA[0]?.id;
   startMsg = { type: 'start', visitor: { name: who, email: mail }, topic: sel.value || null,
     page: { url: location.href, title: document.title, referrer: document.referrer },
     lang: LANG, identity: OPT.identity?.hash ? OPT.identity : undefined };
@@ -621,6 +628,7 @@ compose.onsubmit = e => {
   const text = ta.value.trim();
   if (!text || !active) return;
   ta.value = '';
+  clearTimeout(draftTimer); // the server takes the preview away when the line comes
   stopTyping();
   calm(); // a line is activity
   if (ready) status();
@@ -632,8 +640,11 @@ compose.onsubmit = e => {
   if (ready) tx({ type: 'message', client_id: id, text });
 };
 ta.onkeydown = e => { if (e.key == 'Enter' && !e.shiftKey && !e.isComposing) compose.onsubmit(e) };
+// sneak peek: agents see the unsent text, at most every 1.5 s, the latest winning
+const draft = () => { clearTimeout(draftTimer); draftT = Date.now(); tx({ type: 'draft', text: ta.value.trim() }) };
 ta.oninput = () => {
   if (!ready) return;
+  if (peeks.has(peekQ)) { clearTimeout(draftTimer); Date.now() - draftT > 1500 ? draft() : draftTimer = setTimeout(draft, 1500) }
   if (Date.now() - typT > 3e3) { typT = Date.now(); tx({ type: 'typing', active: typOn = true }) }
   clearTimeout(idle);
   idle = setTimeout(stopTyping, 4e3);
@@ -676,6 +687,7 @@ if (st?.token) { // an ended chat stays (survey, transcript) until New chat
   tok = st.token;
   who = st.name || '';
   mail = st.email || '';
+  peekQ = st.queue || '';
   ended = !!st.ended;
   active = !ended;
   getConfig().then(() => {

@@ -18,7 +18,7 @@ const on = {}, emit = (e, d) => (on[e] || []).map(f => { try { f(d) } catch {} }
 
 const host = Object.assign(document.createElement('livechat-bridge'), { id: 'livechat-bridge' });
 const root = host.attachShadow({ mode: 'open' });
-root.innerHTML = `<div class="lcb" hidden><div class="lcb-invite" role="status" hidden><button type="button" class="lcb-inv"></button>
+root.innerHTML = `<div class="lcb" hidden><span class="lcb-sr" role="status"></span><div class="lcb-invite" hidden><button type="button" class="lcb-inv"></button>
 <button type="button" class="lcb-x" data-a="dismiss">✕</button></div><button type="button" class="lcb-launcher" aria-expanded="false">
 <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/></svg><span></span><b class="lcb-badge" hidden></b></button></div>`;
 const sheet = css => {
@@ -43,6 +43,7 @@ svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .lcb-invite{display:flex;align-items:flex-start;max-width:260px;background:#fff;border-radius:14px;box-shadow:0 4px 18px #0004}
 .lcb-invite button{background:none;color:#1f2328;font-weight:400;text-align:start}
 .lcb-x{padding:6px 10px}
+.lcb-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%)}
 @media (prefers-color-scheme:dark){.lcb-invite{background:#22272e}.lcb-invite button{color:#e6edf3}}`);
 const $ = s => root.querySelector(s);
 const [W, launcher, label, badge, bubble, inv] = ['.lcb', '.lcb-launcher', '.lcb-launcher span', '.lcb-badge', '.lcb-invite', '.lcb-inv'].map($);
@@ -53,7 +54,7 @@ function look(s) {
   W.classList.toggle('lcb-left', s.position == 'left');
   S = { ...S, ...s.strings };
   label.textContent = st?.token || avail() ? S.chat : S.leave;
-  launcher.setAttribute('aria-label', S.open || label.textContent);
+  if (s.lang) W.lang = s.lang, W.dir = s.dir;
   $('.lcb-x').setAttribute('aria-label', S.dismiss || '✕');
 }
 
@@ -65,7 +66,11 @@ const panel = () => loading ||= new Promise((ok, no) => {
 }).catch(() => { loading = null; label.textContent = S.error || '!' });
 const ctx = {
   BASE, KEY, QL, OPT, root, W, launcher, sheet, emit, st, status: () => status,
-  badge: n => { badge.hidden = !n; badge.textContent = n; launcher.setAttribute('aria-label', (S.open || '') + (n ? ' · ' + (S.unread || '').replace('{count}', n) : '')) },
+  badge: n => { // the name keeps the visible label (WCAG 2.5.3)
+    badge.hidden = !n;
+    badge.textContent = n;
+    n ? launcher.setAttribute('aria-label', label.textContent + ' · ' + (S.unread || '').replace('{count}', n)) : launcher.removeAttribute('aria-label');
+  },
   opened: o => { launcher.setAttribute('aria-expanded', o); W.classList.toggle('lcb-open', o); if (o) hideBubble() },
 };
 const LC = window.LiveChat = {
@@ -83,11 +88,11 @@ const hits = (ps, path) => (ps || []).some(p => glob(p).test(path));
 function invite(text, queue) {
   if (invited || !text || P?.isOpen() || st?.token || seen()) return;
   invited = true;
-  inv.textContent = text;
+  inv.textContent = $('.lcb-sr').textContent = text;
   inv.onclick = () => LC.open(queue);
   bubble.hidden = false;
 }
-const hideBubble = () => { bubble.hidden = true };
+const hideBubble = () => { bubble.hidden = true; $('.lcb-sr').textContent = '' };
 $('.lcb-x').onclick = () => { hideBubble(); try { sessionStorage.setItem(KEY, 1) } catch {} launcher.focus() };
 
 const go = () => document.body.append(host);

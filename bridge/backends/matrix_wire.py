@@ -1,0 +1,69 @@
+"""Pure pieces of the Matrix backend: an agent's text out of an event, an error answer as
+the backend's exception, and the visitor's draft as one notice edited in place."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nio import ErrorResponse
+
+from bridge.backends.base import BackendError, BackendUnavailable, RateLimited
+from bridge.core.models import RoomRef
+from bridge.core.protocol import clean_text
+
+_REPLY_FALLBACK = re.compile(r"^(> .*\n)+\n", re.MULTILINE)
+DRAFT_MARK = "✍ "
+
+
+def plain_body(event: Any) -> tuple[str, bool]:
+    """The text an agent wrote: `body` (never the HTML), without a quoted reply fallback;
+    and whether it corrects an earlier line (then it is the corrected text)."""
+    body = event.body if isinstance(event.body, str) else ""
+    relates = (event.source.get("content") or {}).get("m.relates_to") or {}
+    if "m.in_reply_to" in relates:
+        body = _REPLY_FALLBACK.sub("", body, count=1)
+    new_content = (event.source.get("content") or {}).get("m.new_content")
+    if relates.get("rel_type") == "m.replace" and isinstance(new_content, dict):
+        return clean_text(str(new_content.get("body", ""))), True
+    return clean_text(body), False
+
+
+def error_of(response: ErrorResponse) -> BackendError:
+    status = getattr(getattr(response, "transport_response", None), "status", None)
+    if response.status_code == "M_LIMIT_EXCEEDED" or status == 429:
+        return RateLimited((response.retry_after_ms or 1000) / 1000)
+    if status is None or status >= 500:
+        error: BackendError = BackendUnavailable(f"matrix: {response}")
+    else:
+        error = BackendError(f"matrix: {response}")
+    error.status = status
+    return error
+
+
+class DraftPreviews:
+    """Per room, the visitor's unsent text as one notice: sent once, then edited in place
+    (`m.replace`), redacted when the line is sent or the box cleared. Never a flood: the
+    caller throttles."""
+
+    def __init__(self, send: Callable[[RoomRef, dict[str, Any]], Awaitable[str]],
+                 redact: Callable[[RoomRef, str], Awaitable[None]]) -> None:
+        self._send = send
+        self._redact = redact
+        self._shown: dict[RoomRef, str] = {}  # room -> the preview notice's event id
+
+    async def show(self, room: RoomRef, text: str) -> None:
+        shown = self._shown.get(room)
+        if not text:
+            if shown is not None:
+                del self._shown[room]
+                await self._redact(room, shown)
+            return
+        body = f"{DRAFT_MARK}{text}"
+        content: dict[str, Any] = {"msgtype": "m.notice", "body": body}
+        if shown is None:
+            self._shown[room] = await self._send(room, content)
+            return
+        await self._send(room, {**content, "body": f"* {body}", "m.new_content": content,
+                                "m.relates_to": {"rel_type": "m.replace", "event_id": shown}})
