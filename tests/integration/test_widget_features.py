@@ -1,5 +1,6 @@
 """The widget's features in Debian's Chromium: its languages, proactive invitations, the
-`LiveChat` API for the host page, the unread badge, links and times in the chat."""
+`LiveChat` API for the host page, the unread badge, links and times in the chat, sneak
+peek."""
 
 from __future__ import annotations
 
@@ -285,3 +286,43 @@ async def test_links_and_times_in_the_chat(make_matrix_bridge, matrix_agent: Tes
         assert t["count"] == 1 and t["shown"].strip(), t
         stamp = datetime.fromisoformat(t["datetime"].replace("Z", "+00:00"))
         assert abs((now - stamp).total_seconds()) < 120, t
+
+
+async def test_sneak_peek_tells_the_visitor_and_shows_the_agent(
+        make_matrix_bridge, matrix_agent: TestAgent, browser: Browser) -> None:
+    bridge = await make_matrix_bridge(queues=[
+        {"id": "support", "name": "Support", "agents": ["alice"], "peek": True}])
+    page = await browser.new_page()
+    await open_chat(page, f"{bridge.base_url}/demo", "Anna", "anna@example.com")
+    room = await agent_in_chat(bridge, page, matrix_agent)
+    await expect(page.locator(".lcb-peek")).to_have_text(strings("en")["peek"])
+    await page.locator("form.lcb-compose textarea").press_sequentially("Where is my parcel")
+    # The first keystroke's preview, then (edited in place) the whole draft.
+    await matrix_agent.until(lambda: any(text.endswith("✍ Where is my parcel")
+                                         for text in matrix_agent.texts(room, notice=True)),
+                             timeout=10)
+
+    plain = await make_matrix_bridge()  # peek off: no note, no drafts
+    other = await browser.new_page()
+    await open_chat(other, f"{plain.base_url}/demo", "Ben", "ben@example.com")
+    await expect(other.locator("form.lcb-compose")).to_be_visible()
+    await expect(other.locator(".lcb-peek")).to_be_hidden()
+
+
+async def test_the_consent_line_must_be_ticked_in_the_visitors_language(
+        make_matrix_bridge, browser: Browser) -> None:
+    bridge = await make_matrix_bridge(widget={"strings": {
+        "consent": "I agree that my messages are stored.",
+        "de": {"consent": "Ich bin einverstanden, dass meine Nachrichten gespeichert werden."}}})
+    page = await page_in(browser, f"{bridge.base_url}/demo", "window.LivechatBridge = {lang: 'de'}")
+    await page.locator("button.lcb-launcher").click()
+    form = page.locator("form.lcb-form")
+    await expect(form.locator(".lcb-consent")).to_contain_text("Ich bin einverstanden")
+    await form.locator("input[name=name]").fill("Jana")
+    await form.locator("input[name=email]").fill("jana@example.com")
+    await form.locator("button[type=submit]").click()
+    await page.wait_for_timeout(500)
+    assert await page.evaluate("Object.keys(localStorage)") == []  # not started unticked
+    await form.locator("input[name=consent]").check()
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator("form.lcb-compose")).to_be_visible()
