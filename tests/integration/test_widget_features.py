@@ -326,3 +326,54 @@ async def test_the_consent_line_must_be_ticked_in_the_visitors_language(
     await form.locator("input[name=consent]").check()
     await form.locator("button[type=submit]").click()
     await expect(page.locator("form.lcb-compose")).to_be_visible()
+
+
+async def test_the_tag_presets_language_and_topic(make_matrix_bridge, browser: Browser) -> None:
+    async with host_site() as (site, pages):
+        bridge = await make_matrix_bridge(allowed_origins=[site], queues=[
+            {"id": "support", "name": "Support", "agents": ["alice"]},
+            {"id": "sales", "name": "Sales", "agents": ["bob"]}])
+        pages["/shop"] = page_with_tag(bridge.base_url, {"lang": "pl", "queue": "sales"})
+        page = await page_in(browser, f"{site}/shop")
+        await page.locator("button.lcb-launcher").click()
+        form = page.locator("form.lcb-form")
+        await expect(form.locator("button[type=submit]")).to_have_text(strings("pl")["start"])
+        await expect(form.locator("select[name=topic]")).to_have_value("sales")
+
+
+# Counts the tones the widget plays (an AudioContext each), from the page's first script.
+COUNT_TONES = """(() => {
+  window.__tones = 0;
+  const Real = window.AudioContext;
+  window.AudioContext = function (...a) { window.__tones++; return new Real(...a) };
+})()"""
+
+
+async def test_a_tone_for_an_agent_line_only_when_switched_on(
+        make_matrix_bridge, matrix_agent: TestAgent, browser: Browser) -> None:
+    for sound, tones in ((True, 1), (False, 0)):
+        bridge = await make_matrix_bridge(widget={"sound": sound})
+        page = await browser.new_page()
+        await page.add_init_script(COUNT_TONES)
+        await open_chat(page, f"{bridge.base_url}/demo", "Anna", "anna@example.com")
+        room = await agent_in_chat(bridge, page, matrix_agent)
+        await page.evaluate("LiveChat.close()")
+        await matrix_agent.say(room, f"Back in a minute ({sound})")
+        await expect(page.locator(".lcb-badge")).to_have_text("1")
+        assert await page.evaluate("window.__tones") == tones, sound
+        await page.close()
+
+
+async def test_phone_fields_do_not_make_the_page_zoom(make_matrix_bridge, browser: Browser
+                                                      ) -> None:
+    """iOS zooms into a focused field under 16 px; the panel's fields are 16 px there."""
+    bridge = await make_matrix_bridge()
+    page = await browser.new_page(viewport={"width": 375, "height": 700})
+    await page.goto(f"{bridge.base_url}/demo")
+    await page.locator("button.lcb-launcher").click()
+    form = page.locator("form.lcb-form")
+    await expect(form).to_be_visible()
+    sizes = await form.locator("input, select").evaluate_all(
+        "els => els.filter(e => e.checkVisibility())"
+        ".map(e => parseFloat(getComputedStyle(e).fontSize))")
+    assert sizes and min(sizes) >= 16, sizes

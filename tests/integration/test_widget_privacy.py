@@ -30,6 +30,14 @@ Object.defineProperty(Document.prototype, 'cookie', {
 });
 const open = IDBFactory.prototype.open;
 IDBFactory.prototype.open = function (...a) { note('indexedDB'); return open.apply(this, a) };
+if (window.CacheStorage) {
+  const cache = CacheStorage.prototype.open;
+  CacheStorage.prototype.open = function (...a) { note('caches'); return cache.apply(this, a) };
+}
+if (navigator.serviceWorker) {
+  const register = navigator.serviceWorker.register.bind(navigator.serviceWorker);
+  navigator.serviceWorker.register = (...a) => { note('serviceWorker'); return register(...a) };
+}
 const RealSocket = WebSocket;
 window.WebSocket = function (...a) { note('websocket'); return new RealSocket(...a) };
 window.__shifts = 0;

@@ -12,7 +12,7 @@ sheet(`input,select,textarea{font:inherit;color:inherit;margin:0;border:0;border
  border-radius:14px;overflow:hidden;box-shadow:0 10px 40px #0004;animation:lcb-in .2s ease-out}
 @media (prefers-color-scheme:dark){.lcb-panel{--bg:#22272e;--bg2:#1c2128;--fg:#e6edf3;--mute:#adbac7;--line:#545d68;--warn:#3b2f00;--warnfg:#f8e3a1}}
 @keyframes lcb-in{from{opacity:0;transform:translateY(12px)}}
-.lcb-head{display:flex;align-items:center;gap:2px;padding:10px 8px 10px 16px;background:var(--c);color:var(--t)}
+.lcb-head{display:flex;align-items:center;gap:2px;padding:10px 8px;padding-inline-start:16px;background:var(--c);color:var(--t)}
 .lcb-title{flex:1;font-size:16px}
 .lcb-head button{padding:5px;background:none;font-weight:400;font-size:13px}
 .lcb-off,.lcb-verified{margin:0;color:var(--mute)}
@@ -29,10 +29,10 @@ label{display:flex;flex-direction:column;gap:4px;font-size:13px;color:var(--mute
 input,select,textarea{width:100%;padding:8px 10px;border:1px solid var(--line);background:var(--bg);color:var(--fg)}
 .lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:12px;overflow-y:auto;background:var(--bg2)}
 .lcb-msg{display:flex;flex-direction:column;max-width:82%;align-self:flex-start}
-.lcb-text{padding:8px 12px;border-radius:16px 16px 16px 4px;background:var(--bg);border:1px solid var(--line);white-space:pre-wrap;overflow-wrap:anywhere}
+.lcb-text{padding:8px 12px;border-radius:16px;border-end-start-radius:4px;background:var(--bg);border:1px solid var(--line);white-space:pre-wrap;overflow-wrap:anywhere}
 .lcb-text a{color:inherit}
 .lcb-visitor{align-self:flex-end}
-.lcb-visitor .lcb-text{background:var(--c);color:var(--t);border-radius:16px 16px 4px 16px}
+.lcb-visitor .lcb-text{background:var(--c);color:var(--t);border-radius:16px;border-end-end-radius:4px}
 .lcb-pending{opacity:.8}
 .lcb-name,.lcb-time{margin:0 6px 2px;font-size:12px;color:var(--mute)}
 .lcb-time{margin:2px 6px 0}

@@ -39,7 +39,7 @@ button{display:flex;align-items:center;justify-content:center;gap:8px;min-width:
 :focus-visible{outline:2px solid #fff;box-shadow:0 0 0 4px #1f2328}
 svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linejoin:round}
 .lcb-launcher{position:relative;height:52px;min-width:52px;padding:0 18px;border-radius:26px;box-shadow:0 4px 14px #0004}
-.lcb-badge{position:absolute;top:-6px;right:-6px;min-width:22px;padding:1px 6px;border-radius:11px;background:#b3261e;color:#fff;font-size:12px}
+.lcb-badge{position:absolute;top:-6px;inset-inline-end:-6px;min-width:22px;padding:1px 6px;border-radius:11px;background:#b3261e;color:#fff;font-size:12px}
 .lcb-invite{display:flex;align-items:flex-start;max-width:260px;background:#fff;border-radius:14px;box-shadow:0 4px 18px #0004}
 .lcb-invite button{background:none;color:#1f2328;font-weight:400;text-align:start}
 .lcb-x{padding:6px 10px}
