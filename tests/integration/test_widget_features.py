@@ -302,6 +302,7 @@ async def test_sneak_peek_tells_the_visitor_and_shows_the_agent(
                                          for text in matrix_agent.texts(room, notice=True)),
                              timeout=10)
 
+    await bridge.stop()  # the next one runs on the same database and bot account
     plain = await make_matrix_bridge()  # peek off: no note, no drafts
     other = await browser.new_page()
     await open_chat(other, f"{plain.base_url}/demo", "Ben", "ben@example.com")
@@ -358,10 +359,12 @@ async def test_a_tone_for_an_agent_line_only_when_switched_on(
         await open_chat(page, f"{bridge.base_url}/demo", "Anna", "anna@example.com")
         room = await agent_in_chat(bridge, page, matrix_agent)
         await page.evaluate("LiveChat.close()")
+        await expect(page.locator(".lcb-panel")).to_be_hidden()
         await matrix_agent.say(room, f"Back in a minute ({sound})")
-        await expect(page.locator(".lcb-badge")).to_have_text("1")
+        await expect(page.locator(".lcb-badge")).to_have_text("1", timeout=20_000)
         assert await page.evaluate("window.__tones") == tones, sound
         await page.close()
+        await bridge.stop()  # the next one runs on the same database and bot account
 
 
 async def test_phone_fields_do_not_make_the_page_zoom(make_matrix_bridge, browser: Browser
