@@ -77,13 +77,23 @@ class Inbound:
 
     async def __call__(self, event: InboundEvent) -> None:
         async with self._turn:
+            if self._opening.has_held():
+                await self._replay()  # held events come before anything newer
             await self._handle(event)
 
     async def replay_held(self) -> None:
         """A new room was stored: the events that waited for it, in their order."""
         async with self._turn:
-            for event in self._opening.take_held():
+            await self._replay()
+
+    async def _replay(self) -> None:
+        held = self._opening.take_held()
+        for n, event in enumerate(held):
+            try:
                 await self._handle(event)
+            except HandlingDeferred:  # the store refuses writes: they wait for the next turn
+                self._opening.hold_again(held[n:])
+                return
 
     async def _handle(self, event: InboundEvent) -> None:
         room = getattr(event, "room", None)

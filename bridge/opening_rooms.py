@@ -43,6 +43,13 @@ class OpeningRooms:
         self._held.append(event)
         return True
 
+    def has_held(self) -> bool:
+        return bool(self._held)
+
     def take_held(self) -> list[InboundEvent]:
         held, self._held = self._held, []
         return held
+
+    def hold_again(self, events: list[InboundEvent]) -> None:
+        """Events that could not be handled yet, before any held since."""
+        self._held[:0] = events

@@ -191,3 +191,24 @@ async def test_what_an_agent_does_while_the_room_is_being_opened_is_not_lost(
     assert ring.conversation(chat).status is Status.ACTIVE
     assert ring.conversation(chat).agent_id == "alice"
     assert "Only commands work here; try !help." not in ring.backend.notices_in(room)
+
+
+async def test_a_held_event_the_store_cannot_take_yet_waits_for_the_next_turn(
+        ring: HubHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The room is stored, but the disk refuses the agent's held line: the room's opening
+    goes on, and the line comes through before the next event once the disk takes it."""
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("database or disk is full")
+
+    async def agent_is_quick(room: RoomRef) -> None:
+        ring.backend.while_opening = None
+        await ring.agent_says(room, "Hi Anna")
+        monkeypatch.setattr(ring.store, "append_item", disk_full)
+
+    ring.backend.while_opening = agent_is_quick
+    chat = await ring.start_chat()
+    room = await ring.room_of(chat)
+    assert chat.sink.texts("agent") == []
+    monkeypatch.undo()
+    await ring.agent_says(room, "Are you there?")
+    assert chat.sink.texts("agent") == ["Hi Anna", "Are you there?"]
