@@ -73,7 +73,6 @@ textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
  .lcb-open .lcb-launcher{display:none}input,select,textarea{font-size:16px}}
 @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}`);
 
-// static markup; texts go in through textContent (data-s) and attributes (data-a)
 const SURVEY = `<p></p><div class="lcb-rates" role="group">${[1, 2, 3, 4, 5].map(i =>
   `<button type="button" class="lcb-rate" data-rating="${i}" aria-label="${i} / 5" aria-pressed="false"></button>`).join('')}</div>
 <textarea name="comment" rows="1" maxlength="1000" data-a="comment"></textarea><button type="submit" class="lcb-rate-send" data-s="rate" disabled></button>`;
@@ -85,7 +84,6 @@ const FIELDS = `
   <p class="lcb-verified"></p>
   <label><span data-s="topic"></span><select name="topic"></select></label>`;
 const svg = (tag, a) => { const e = document.createElementNS('http://www.w3.org/2000/svg', tag); for (const k in a) e.setAttribute(k, a[k]); return e };
-// rating i of 5: drawn, not emoji (which differ per system or are missing); the mouth bends from frown to smile
 const face = i => {
   const s = svg('svg', { viewBox: '0 0 24 24', 'aria-hidden': 'true' });
   s.append(svg('circle', { cx: 12, cy: 12, r: 10 }), svg('path', { d: `M9 9v1.5M15 9v1.5M7.5 15.5Q12 ${15.5 + (i - 3) * 2} 16.5 15.5` }));
@@ -129,7 +127,6 @@ const fmt = (k, o) => (S[k] || '').replace(/\{(\w+)\}/g, (m, x) => o[x] ?? m);
 const uid = () => crypto.randomUUID?.() || Date.now().toString(16) + Math.random().toString(16).slice(2);
 const status = t => { statusEl.textContent = t || wline }; // the place in line stays until an agent answers
 const est = w => w ? ' · ' + fmt('wait', { minutes: Math.max(1, Math.round(w / 60)) }) : ''; // only an honest estimate
-// per queue from /v1/status: busy is not offline, the chat starts and waits in line
 const qOf = id => QA.find(q => q.id == id) || QA[0];
 const can = q => /^(available|busy)$/.test(q?.state);
 const note = q => !q || q.state == 'available' ? '' : q.state == 'busy' ? fmt('busy', { position: q.waiting + 1 }) + est(q.wait_s) : S[q.state == 'full' ? 'full' : 'offline'];
@@ -137,7 +134,7 @@ const note = q => !q || q.state == 'available' ? '' : q.state == 'busy' ? fmt('b
 let tok, who = '', mail = '', avail = false, QA = [], wline = '', done, offl = false, cfgP, isOpen = false, active = false, ended = false;
 let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg, unread = 0, sound = false, clock;
 let typT = 0, typOn = false, idle, typTimer, readTimer, cbF, tkt, peeks = new Set(), peekQ = '', draftT = 0, draftTimer; // cbF: the callback form on show; tkt: the ticket line
-const seen = new Set(), lines = new Map(), pend = new Map(), q = []; // q: frames waiting for a connection
+const seen = new Set(), lines = new Map(), pend = new Map(), q = [];
 
 function apply(c) {
   S = { ...S, ...c.strings };
@@ -155,7 +152,7 @@ const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config' + QL).then(r =>
   sound = !!c.sound;
   clock = new Intl.DateTimeFormat(LANG || undefined, { hour: 'numeric', minute: '2-digit' });
   if (c.max_text > 0) ta.maxLength = O.text.maxLength = c.max_text;
-  mailF.hidden = !c.mail; // no [smtp]: only the download
+  mailF.hidden = !c.mail;
   consent.hidden = !c.consent;
   consent.lastChild.textContent = c.consent || '';
   consent.firstChild.required = !!c.consent;
@@ -169,7 +166,6 @@ const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config' + QL).then(r =>
   identify(OPT.identity);
 });
 
-// a signed-in user of the site: never asked for what the site already vouched for
 function identify(id) {
   OPT.identity = id;
   const sure = !!id?.hash && !!id.name && !!id.email;
@@ -227,7 +223,6 @@ function setOpen(o) {
 
 const focus = () => (form.hidden ? offF.hidden ? ta : [O.name, O.email, O.text].find(e => !e.value && !e.closest('[hidden]')) || leaveBtn : [...form.elements].find(e => !e.closest('[hidden]'))).focus();
 
-// seq order; pending lines last
 function place(d, seq) {
   d.dataset.seq = seq || '';
   let ref = null;
@@ -238,7 +233,6 @@ function place(d, seq) {
   log.scrollTop = 1e9;
 }
 
-// links a person wrote become links, safely: http(s) and mailto only, opened apart from this page
 function linked(text) {
   const t = el('div', 'lcb-text');
   const parts = text.split(/((?:https?:\/\/|mailto:)[^\s<>"]+[^\s<>".,;:!?)\]'])/);
@@ -262,7 +256,6 @@ function line(kind, text, name, seq, ts) {
   return d;
 }
 
-// true for a seq seen before
 function saw(n) {
   if (!n || seen.has(n)) return !!n;
   seen.add(n);
@@ -272,19 +265,16 @@ function saw(n) {
   }
 }
 
-// unread: agents' lines the visitor has not had in view (panel closed or tab hidden)
 function arrived() {
   if (isOpen && !document.hidden) return;
   badge(++unread);
   if (sound) try {
     const a = new AudioContext(), o = a.createOscillator(), g = a.createGain();
-    o.frequency.value = 660;
-    g.gain.setValueAtTime(.08, a.currentTime);
-    g.gain.exponentialRampToValueAtTime(1e-4, a.currentTime + .25);
+    g.gain.value = .05;
     o.connect(g).connect(a.destination);
-    o.start();
-    o.stop(a.currentTime + .25);
     o.onended = () => a.close();
+    o.start();
+    o.stop(a.currentTime + .2);
   } catch {}
 }
 const seenAll = () => { if (isOpen && !document.hidden) badge(unread = 0) };
@@ -310,7 +300,7 @@ function typing(name) {
   if (name) typTimer = setTimeout(typing, 1e4);
 }
 
-function markRead() { // debounced, for replays
+function markRead() {
   clearTimeout(readTimer);
   if (isOpen && ready && !document.hidden && lastSeq > readSeq) readTimer = setTimeout(() => tx({ type: 'read', seq: readSeq = lastSeq }), 1e3);
 }
@@ -326,7 +316,6 @@ function connect() {
   if (ws || !active && !tok) return;
   const s = ws = new WebSocket(BASE.replace(/^http/, 'ws') + '/v1/ws');
   s.onopen = () => {
-    // lastSeq is 0 after a page load: the server replays it all
     tx(tok ? { type: 'resume', token: tok, after: lastSeq } : startMsg);
     lastRx = Date.now();
     pinger = setInterval(() => Date.now() - lastRx > 6e4 ? lost(s) : tx({ type: 'ping' }), 25e3);
@@ -363,7 +352,6 @@ function onFrame(m) {
       put({ token: tok, conversation: m.conversation, seq: lastSeq, open: isOpen, name: who, email: mail,
         pending: Object.fromEntries(pend), queue: peekQ });
       view();
-      // fall through
     case 'resumed':
       ready = true;
       status(tries ? S.back : '');
@@ -417,7 +405,6 @@ function onFrame(m) {
       thanks();
       break;
     case 'callback':
-      // stored after the last seq this session saw: a new request, so an earlier answer no longer counts
       if (m.seq > (load()?.seq || 0)) upd(o => { delete o.callback });
       if (!saw(m.seq)) askCallback(line('system', fmt('callback', m), 0, m.seq, m.ts));
       break;
@@ -442,7 +429,6 @@ function onFrame(m) {
 }
 
 function onError(m) {
-  // our own words, translatable; the server's English message is for logs
   const code = m.code, text = S[/mail_|_mails/.test(code) ? 'error_mail' : 'error_' + code] || (code == 'rate_limited' ? S.slow : S.error);
   if (code == 'already_rated') return thanks();
   if (/^(rate_limited|try_again)$/.test(code) && !ready) return lost(ws); // start/resume refused: retry later
@@ -463,7 +449,6 @@ function onError(m) {
   if (code == 'ended') return finish();
   if (code == 'bad_phone') cbF?.phone.focus();
   if (code == 'nothing_written') return status(text), instead.hidden = false, ta.focus();
-  // else the oldest pending line: errors come in order
   const id = m.client_id || pend.keys().next().value;
   if (pend.has(id) && (code == 'too_long' || code == 'empty')) {
     if (code == 'too_long' && !ta.value) ta.value = pend.get(id);
@@ -471,7 +456,7 @@ function onError(m) {
     lines.delete(id);
     unpend(id);
   }
-  if (code == 'try_again') return timer = setTimeout(flush, 5e3), status(S.retrying); // kept, resent
+  if (code == 'try_again') return timer = setTimeout(flush, 5e3), status(S.retrying);
   if (code == 'rate_limited' || code == 'internal') timer = setTimeout(flush, 3e3);
   status(text);
 }
@@ -512,7 +497,6 @@ function survey(after, question) {
   after.after(f);
 }
 
-// only the latest request has a form, and only while the chat goes on
 function askCallback(after) {
   cbF?.remove();
   cbF = null;
@@ -599,15 +583,14 @@ offF.onsubmit = async e => {
     }
     offF.before(d);
     view();
-    d.tabIndex = -1; // the button that had the focus is hidden
+    d.tabIndex = -1;
     d.focus();
   } catch (x) { status(S['error_' + x?.error?.code] || S.error) } finally { b.disabled = false }
 };
-// "we will answer by email" only when a help desk has the ticket; else the agents answer
 function ticketLine(id, helpdesk) {
   const k = helpdesk === false ? 'ticket_team' : 'ticket', [a, c = ''] = fmt(k, { email: mail }).split('{ticket}');
   const d = el('div', 'lcb-msg lcb-system lcb-ticket'), t = el('div', 'lcb-text');
-  t.append(a, el('b', '', id), c); // the number in one piece
+  t.append(a, el('b', '', id), c);
   d.append(t);
   return d;
 }
@@ -630,7 +613,7 @@ compose.onsubmit = e => {
   ta.value = '';
   clearTimeout(draftTimer); // the server takes the preview away when the line comes
   stopTyping();
-  calm(); // a line is activity
+  calm();
   if (ready) status();
   const id = uid();
   pend.set(id, text);
@@ -640,7 +623,6 @@ compose.onsubmit = e => {
   if (ready) tx({ type: 'message', client_id: id, text });
 };
 ta.onkeydown = e => { if (e.key == 'Enter' && !e.shiftKey && !e.isComposing) compose.onsubmit(e) };
-// sneak peek: agents see the unsent text, at most every 1.5 s, the latest winning
 const draft = () => { clearTimeout(draftTimer); draftT = Date.now(); tx({ type: 'draft', text: ta.value.trim() }) };
 ta.oninput = () => {
   if (!ready) return;
@@ -673,9 +655,9 @@ dlBtn.onclick = async () => {
 mailF.onsubmit = e => {
   e.preventDefault();
   status();
-  want({ type: 'transcript' }); // to the chat's own address
+  want({ type: 'transcript' });
 };
-const known = () => { // the same visitor, most likely
+const known = () => {
   form.elements.name.value ||= who;
   form.elements.email.value ||= mail;
 };

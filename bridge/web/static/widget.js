@@ -58,7 +58,6 @@ function look(s) {
   $('.lcb-x').setAttribute('aria-label', S.dismiss || '✕');
 }
 
-// the panel: loaded once, on demand; it takes over the launcher
 const panel = () => loading ||= new Promise((ok, no) => {
   LC._boot = f => { delete LC._boot; ok(P = f(ctx)) };
   const s = Object.assign(document.createElement('script'), { src: BASE + '/panel.js', async: true, onerror: no });
@@ -82,7 +81,6 @@ const LC = window.LiveChat = {
 };
 launcher.onclick = () => P ? P.toggle() : LC.open();
 
-// proactive invitations: a dismissable bubble, once per page, never again in a visit once dismissed
 const glob = p => new RegExp('^' + p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$');
 const hits = (ps, path) => (ps || []).some(p => glob(p).test(path));
 function invite(text, queue) {
