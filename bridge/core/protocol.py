@@ -313,20 +313,9 @@ def _read(data: dict[str, Any], max_text: int, user_agent: str) -> ReadFrame:
     return ReadFrame(seq=seq)
 
 
-def _end(data: dict[str, Any], max_text: int, user_agent: str) -> EndFrame:
-    return EndFrame()
-
-
-def _ping(data: dict[str, Any], max_text: int, user_agent: str) -> PingFrame:
-    return PingFrame()
-
-
-def _leave_message(data: dict[str, Any], max_text: int, user_agent: str) -> LeaveMessageFrame:
-    return LeaveMessageFrame()
-
-
-def _extend(data: dict[str, Any], max_text: int, user_agent: str) -> ExtendFrame:
-    return ExtendFrame()
+def _bare(frame: Callable[[], ClientFrame]) -> Callable[[dict[str, Any], int, str], ClientFrame]:
+    """The parser of a frame with no fields (any others are ignored, as everywhere)."""
+    return lambda data, max_text, user_agent: frame()
 
 
 def _draft(data: dict[str, Any], max_text: int, user_agent: str) -> DraftFrame:
@@ -367,13 +356,13 @@ _PARSERS: dict[str, Callable[[dict[str, Any], int, str], ClientFrame]] = {
     "message": _message,
     "typing": _typing,
     "read": _read,
-    "end": _end,
-    "ping": _ping,
+    "end": _bare(EndFrame),
+    "ping": _bare(PingFrame),
     "survey": _survey,
     "transcript": _transcript,
     "callback": _callback,
-    "leave_message": _leave_message,
-    "extend": _extend,
+    "leave_message": _bare(LeaveMessageFrame),
+    "extend": _bare(ExtendFrame),
     "draft": _draft,
 }
 
