@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.config_agents import AgentConfig, parse_agents
+from bridge.config_files import FilesConfig, parse_files
 from bridge.config_limits import LimitsConfig, parse_limits, parse_trusted_proxies
 from bridge.config_queues import QueueConfig, parse_queues
 from bridge.config_reader import (
@@ -94,6 +95,11 @@ def normalize_origin(url: str) -> str:
 @dataclass(frozen=True)
 class StorageConfig:
     path: Path = Path("state/livechat.sqlite3")
+    files: Path | None = None  # where files lie; None: "files" next to the database
+
+    @property
+    def files_dir(self) -> Path:
+        return self.files if self.files is not None else self.path.parent / "files"
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,10 @@ class XmppConfig:
     # An agent's client that drops out of a group chat has this long to come back before
     # the chat counts as left (docs/configuration.md); 0: at once.
     rejoin_grace_seconds: float = 120.0
+    # Where the upload service's files are downloaded from (an http(s) URL prefix): agents'
+    # files at addresses under it are fetched and passed on; "" learns it from the bot's
+    # own uploads (docs/files.md).
+    upload_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,7 @@ class Config:
     smtp: SmtpConfig | None = None
     identity_secret: str = ""  # [identity] secret: HMAC key shared with the host site
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    files: FilesConfig = field(default_factory=FilesConfig)
 
     def agent(self, agent_id: str) -> AgentConfig | None:
         return next((a for a in self.agents if a.id == agent_id), None)
@@ -165,7 +176,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     r.unknown_keys(
         raw,
         {"server", "storage", "backend", "matrix", "xmpp", "agents", "queues", "canned", "widget",
-         "smtp", "identity", "limits"},
+         "smtp", "identity", "limits", "files"},
         "",
     )
     server = _server(r, r.table(raw, "server", "server", False))
@@ -190,6 +201,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     r.unknown_keys(identity_t, {"secret"}, "identity")
     identity_secret = r.get(identity_t, "secret", "identity", str, "", check=check_secret)
     limits = parse_limits(r, r.table(raw, "limits", "limits", False))
+    files = parse_files(r, r.table(raw, "files", "files", False))
     if r.problems:
         raise ConfigError(r.problems)
     return Config(
@@ -206,6 +218,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         smtp=smtp,
         identity_secret=identity_secret,
         limits=limits,
+        files=files,
     )
 
 
@@ -246,9 +259,11 @@ def _admin_token(value: str) -> str | None:
 
 
 def _storage(r: Reader, t: dict[str, Any], base_dir: Path) -> StorageConfig:
-    r.unknown_keys(t, {"path"}, "storage")
+    r.unknown_keys(t, {"path", "files"}, "storage")
     path = Path(r.get(t, "path", "storage", str, "state/livechat.sqlite3"))
-    return StorageConfig(path=_resolve(path, base_dir))
+    files = r.get(t, "files", "storage", str, None)
+    return StorageConfig(path=_resolve(path, base_dir),
+                         files=None if files is None else _resolve(Path(files), base_dir))
 
 
 def _resolve(path: Path, base_dir: Path) -> Path:
@@ -279,7 +294,7 @@ def _matrix(r: Reader, t: dict[str, Any], backend: str) -> MatrixConfig:
 def _xmpp(r: Reader, t: dict[str, Any], backend: str, base_dir: Path) -> XmppConfig:
     p = "xmpp"
     r.unknown_keys(t, {"jid", "password", "muc_service", "host", "port", "verify_tls",
-                       "ca_file", "plaintext", "rejoin_grace_seconds"}, p)
+                       "ca_file", "plaintext", "rejoin_grace_seconds", "upload_url"}, p)
     ca_file = r.get(t, "ca_file", p, str, None)
     return XmppConfig(
         jid=r.get(t, "jid", p, str, "", required=True, check=check_bare_jid),
@@ -292,7 +307,12 @@ def _xmpp(r: Reader, t: dict[str, Any], backend: str, base_dir: Path) -> XmppCon
         plaintext=r.get(t, "plaintext", p, bool, False),
         rejoin_grace_seconds=float(r.get(t, "rejoin_grace_seconds", p, (int, float), 120,
                                          check=check_not_negative)),
+        upload_url=r.get(t, "upload_url", p, str, "", check=_check_upload_url),
     )
+
+
+def _check_upload_url(value: str) -> str | None:
+    return None if value == "" else check_http_url(value)
 
 
 CANNED_PLACEHOLDERS = {"visitor", "visitor_email", "agent", "queue", "site"}

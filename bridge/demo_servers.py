@@ -80,10 +80,10 @@ def start_synapse(state: Path) -> DemoServer:
 
 def _prepare_prosody(state: Path) -> prosody.ProsodyServer:
     server = prosody.prepare_prosody(state / "prosody", tls=True, web=True)
-    if server.tls and server.http_port is not None:
+    if server.tls and server.http_port is not None and server.upload_domain is not None:
         return server
-    # A demo folder from before TLS and WebSocket: the config is derived, the accounts
-    # and rooms (under data/) stay.
+    # A demo folder from before TLS, WebSocket or file upload: the config is derived, the
+    # accounts and rooms (under data/) stay.
     server.config_path.unlink()
     return prosody.prepare_prosody(state / "prosody", tls=True, web=True,
                                    c2s_port=server.c2s_port)

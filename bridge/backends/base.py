@@ -7,8 +7,9 @@ type or exception cross this boundary.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from bridge.core.models import RoomRef
@@ -37,6 +38,11 @@ class RateLimited(BackendUnavailable):
         self.retry_after = retry_after
 
 
+class FileRefused(BackendError):
+    """A file cannot be fetched: larger than allowed, gone from the server, or at an address
+    the bridge does not fetch from. Retrying won't help; the agents are told."""
+
+
 class HandlingDeferred(Exception):
     """Raised by the hub's inbound callback when it cannot take an event now (its store
     refuses writes). The backend delivers the same event again after a pause, and nothing
@@ -63,6 +69,38 @@ class AgentMessage:
     event_id: str
     ts: float
     edited: bool = False  # a correction of an earlier line (the hub decides how it shows)
+
+
+@dataclass(frozen=True)
+class AgentFile:
+    """An agent sent a file (an image, a document) into a conversation room. `url` is where
+    this backend fetches it (`fetch_file`): only addresses of the agents' own server (the
+    homeserver's media repository; the XMPP server's upload service); a link anywhere else
+    arrives as an ordinary `AgentMessage`."""
+
+    room: RoomRef
+    sender: str
+    sender_name: str
+    name: str  # the file name the agent's client gave (untrusted: cleaned by the hub)
+    url: str  # mxc://server/id on Matrix; the upload service's https URL on XMPP
+    mimetype: str  # as claimed by the client (the hub stores the type found by content)
+    size: int | None  # as claimed, if at all
+    event_id: str
+    ts: float
+
+
+@dataclass(frozen=True)
+class OutgoingFile:
+    """A visitor's file, stored by the bridge, to be posted into a room."""
+
+    name: str  # cleaned: no path separators or control characters
+    mimetype: str  # found by content, one of `[files] types`
+    size: int
+    width: int | None  # raster images only
+    height: int | None
+    path: Path  # the stored file; read it in chunks, never whole
+    link: str  # a bridge URL that serves it to anyone holding it (for a network
+    #            without an upload service)
 
 
 @dataclass(frozen=True)
@@ -103,7 +141,8 @@ class Connected:
 
 
 InboundEvent = (
-    AgentMessage | AgentTyping | MemberJoined | MemberLeft | AgentPresence | Connected
+    AgentMessage | AgentFile | AgentTyping | MemberJoined | MemberLeft | AgentPresence
+    | Connected
 )
 InboundCallback = Callable[[InboundEvent], Awaitable[None]]
 # From when a room's lines must be read again after the bridge was away from it (seconds
@@ -161,6 +200,15 @@ class Backend(Protocol):
 
     async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
         """Post a system notice (rendered distinctly from visitor lines); idempotent by key."""
+
+    async def post_file(self, room: RoomRef, file: OutgoingFile, *, key: str) -> str:
+        """Post a visitor's file so the agents' clients show it inline (an image) or as a
+        download; idempotent by key like `post_text`. Returns the backend's event id."""
+
+    def fetch_file(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
+        """The bytes of a file an agent sent (`AgentFile.url`), in chunks. Raises
+        FileRefused (too large: more than `max_bytes`; gone; not an address of the agents'
+        own server), BackendUnavailable when it may work later."""
 
     async def post_direct(self, address: str, text: str, *, key: str) -> str:
         """Send a notice to one agent in a direct chat with the bot (one found, or made and

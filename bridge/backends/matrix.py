@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    BadEvent,
     ErrorResponse,
     InviteMemberEvent,
     LoginResponse,
@@ -21,6 +23,7 @@ from nio import (
     RoomCreateResponse,
     RoomMemberEvent,
     RoomMessageEmote,
+    RoomMessageMedia,
     RoomMessageNotice,
     RoomMessageText,
     RoomPreset,
@@ -42,12 +45,20 @@ from bridge.backends.base import (
     InboundEvent,
     MemberJoined,
     MemberLeft,
+    OutgoingFile,
     RateLimited,
     RoomGone,
     RoomSpec,
 )
 from bridge.backends.matrix_direct import DirectChats
-from bridge.backends.matrix_wire import DraftPreviews, error_of, plain_body
+from bridge.backends.matrix_media import MediaRepository, file_content, media_event
+from bridge.backends.matrix_wire import (
+    FIRST_SYNC_FILTER,
+    SYNC_FILTER,
+    DraftPreviews,
+    error_of,
+    plain_body,
+)
 from bridge.config import MatrixConfig
 from bridge.core.models import RoomRef
 from bridge.startup import first_contact, refusal
@@ -57,18 +68,6 @@ log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT_MS = 30_000
 DISPLAY_NAME_ATTEMPTS = 5
-# Only what the bridge reads: smaller syncs, less parsing, lower latency.
-SYNC_FILTER: dict[str, Any] = {
-    "account_data": {"not_types": ["*"]},
-    "presence": {"types": ["m.presence"]},
-    "room": {
-        "account_data": {"not_types": ["*"]},
-        "ephemeral": {"types": ["m.typing"]},
-        "state": {"types": ["m.room.member"]},
-        "timeline": {"types": ["m.room.message", "m.room.member"], "limit": 100},
-    },
-}
-FIRST_SYNC_FILTER: dict[str, Any] = {**SYNC_FILTER, "room": {"timeline": {"limit": 0}}}
 
 
 class MatrixBackend(DirectChats):
@@ -89,6 +88,8 @@ class MatrixBackend(DirectChats):
         self._tasks = TaskGroup()
         self._typing: dict[str, set[str]] = {}
         self._drafts = DraftPreviews(self._send_draft, self._redact)
+        self._media = MediaRepository(config.homeserver,
+                                      lambda: self._require_client().access_token)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class MatrixBackend(DirectChats):
 
     async def stop(self) -> None:
         await self._tasks.close()
+        await self._media.close()
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -247,6 +249,13 @@ class MatrixBackend(DirectChats):
     async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
         return await self._send(room, {"msgtype": "m.notice", "body": text}, key)
 
+    async def post_file(self, room: RoomRef, file: OutgoingFile, *, key: str) -> str:
+        mxc = await self._media.upload_once(file, key, self.state)
+        return await self._send(room, file_content(file, mxc), key)
+
+    def fetch_file(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
+        return self._media.download(url, max_bytes)
+
     async def set_typing(self, room: RoomRef, active: bool) -> None:
         await self._call(
             self._require_client().room_typing(room, active, timeout=20_000 if active else 0)
@@ -262,7 +271,7 @@ class MatrixBackend(DirectChats):
     async def _redact(self, room: RoomRef, event_id: str) -> None:
         await self._call(self._require_client().room_redact(room, event_id, "sent or cleared"))
 
-    async def _send(self, room: RoomRef, content: dict[str, str], key: str) -> str:
+    async def _send(self, room: RoomRef, content: dict[str, Any], key: str) -> str:
         # Plain `body` only, never `formatted_body`: visitor text is text in every client.
         try:
             response = await self._call(
@@ -357,6 +366,8 @@ class MatrixBackend(DirectChats):
                 ts=event.server_timestamp / 1000,
                 edited=edited,
             )
+        if isinstance(event, RoomMessageMedia | BadEvent):  # BadEvent: e.g. encrypted media
+            return media_event(room, event.source, self._name(room, event.sender))
         if isinstance(event, RoomMemberEvent) and event.state_key != self.user_id:
             was_in = event.prev_membership == "join"
             name = (event.content or {}).get("displayname") or event.state_key

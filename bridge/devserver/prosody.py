@@ -13,7 +13,10 @@ The server listens for clients on 127.0.0.1 only, with no server-to-server or
 direct-TLS ports. Without ``tls`` it offers no STARTTLS at all and accepts SCRAM over
 plain TCP; with ``tls`` it requires STARTTLS with a self-signed certificate whose path
 is ``ProsodyServer.ca_file``. With ``web`` (off by default) it also serves WebSocket and
-BOSH on an HTTP port of its own (``ProsodyServer.websocket_url``, ``bosh_url``).
+BOSH on an HTTP port of its own (``ProsodyServer.websocket_url``, ``bosh_url``). With
+``upload`` (on by default) the same HTTP port serves an HTTP file upload service (XEP-0363,
+mod_http_file_share) announced as ``upload.<domain>``, whose files are downloaded under
+``ProsodyServer.upload_url``; ``upload=False`` is a server without one.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from bridge.devserver.prosody_config import (
     MUC_DOMAIN,
     PID_NAME,
     STORAGE_DIR_NAME,
+    UPLOAD_DOMAIN,
     Listeners,
     ProsodyError,
     ensure_certificate,
@@ -103,8 +107,11 @@ class ProsodyServer(ManagedServer):
     tls: bool = False
     # The self-signed certificate clients must trust (tls=True), else None.
     ca_file: Path | None = None
-    # WebSocket and BOSH listen here (web=True), else None.
+    # WebSocket and BOSH (web=True) and the upload service (upload=True) listen here.
     http_port: int | None = None
+    web: bool = False
+    # The upload service's address (XEP-0363), or None for a server without one.
+    upload_domain: str | None = None
     _proc: subprocess.Popen[bytes] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -118,15 +125,30 @@ class ProsodyServer(ManagedServer):
     @property
     def websocket_url(self) -> str | None:
         """The RFC 7395 endpoint for browser clients (web=True), else None."""
-        if self.http_port is None:
+        if self.http_port is None or not self.web:
             return None
         return f"ws://127.0.0.1:{self.http_port}/xmpp-websocket"
 
     @property
     def bosh_url(self) -> str | None:
-        if self.http_port is None:
+        if self.http_port is None or not self.web:
             return None
         return f"http://127.0.0.1:{self.http_port}/http-bind"
+
+    @property
+    def upload_url(self) -> str | None:
+        """Where the upload service's files are downloaded from (every slot's GET URL
+        starts with it), or None without an upload service."""
+        if self.http_port is None or self.upload_domain is None:
+            return None
+        return f"http://127.0.0.1:{self.http_port}/file_share/"
+
+    def uploaded_files(self) -> int:
+        """How many files the upload service holds (tests count uploads with it)."""
+        if self.upload_domain is None:
+            return 0
+        stored = self.data_dir / STORAGE_DIR_NAME / self.upload_domain.replace(".", "%2e")
+        return sum(1 for _ in stored.rglob("*.bin"))
 
     # -- what the managed process needs ---------------------------------------------
 
@@ -200,13 +222,15 @@ class ProsodyServer(ManagedServer):
 
 
 def prepare_prosody(
-    data_dir: Path, *, tls: bool = False, c2s_port: int | None = None, web: bool = False
+    data_dir: Path, *, tls: bool = False, c2s_port: int | None = None, web: bool = False,
+    upload: bool = True,
 ) -> ProsodyServer:
     """Create (or reuse) a data directory for a private XMPP server; does not start it.
 
     An existing prosody.cfg.lua is kept as is, including its ports and TLS setting, so a
-    demo restarts on the same data; ``tls``, ``c2s_port`` and ``web`` (WebSocket and BOSH
-    on a free loopback HTTP port) only apply when the config is first written.
+    demo restarts on the same data; ``tls``, ``c2s_port``, ``web`` (WebSocket and BOSH)
+    and ``upload`` (an HTTP file upload service), the last two on a free loopback HTTP
+    port, only apply when the config is first written.
     """
     _require_prosody()
     data_dir = Path(data_dir).resolve()
@@ -217,9 +241,10 @@ def prepare_prosody(
     config_path = data_dir / CONFIG_NAME
     if config_path.exists():
         ports = read_listeners(config_path)
-        warn_ignored(config_path, ports, c2s_port, tls, web)
+        warn_ignored(config_path, ports, c2s_port, tls, web, upload)
     else:
-        ports = Listeners(c2s_port or free_port(), tls, free_port() if web else None)
+        ports = Listeners(c2s_port or free_port(), tls,
+                          free_port() if web or upload else None, web=web, upload=upload)
     cert_path, key_path = cert_dir / CERT_NAME, cert_dir / KEY_NAME
     if ports.tls:
         ensure_certificate(cert_path, key_path)
@@ -235,6 +260,8 @@ def prepare_prosody(
         tls=ports.tls,
         ca_file=cert_path if ports.tls else None,
         http_port=ports.http_port,
+        web=ports.web,
+        upload_domain=UPLOAD_DOMAIN if ports.upload else None,
     )
 
 

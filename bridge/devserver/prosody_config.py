@@ -4,9 +4,10 @@ Split from ``bridge.devserver.prosody`` (which runs the process): what is writte
 the data directory, and what an existing config says about its ports and TLS.
 
 Optional listeners are opt-in, so the tests' plaintext server stays as it was:
-``tls`` requires STARTTLS with a self-signed certificate; an ``http_port`` adds
-WebSocket (RFC 7395, ``/xmpp-websocket``) and BOSH (``/http-bind``) on a loopback HTTP
-port of their own, for browser clients such as Converse.js.
+``tls`` requires STARTTLS with a self-signed certificate; ``web`` adds WebSocket (RFC
+7395, ``/xmpp-websocket``) and BOSH (``/http-bind``) for browser clients such as
+Converse.js; ``upload`` adds an HTTP file upload service (XEP-0363, mod_http_file_share)
+on the component ``upload.<domain>``. Both share one loopback HTTP port.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ logger = logging.getLogger(__name__)
 
 DOMAIN = "localhost"
 MUC_DOMAIN = "muc.localhost"
+UPLOAD_DOMAIN = "upload.localhost"
+# Files up to this size may be uploaded (the bridge's own limit is smaller by default).
+UPLOAD_SIZE_LIMIT = 64 * 1024 * 1024
+# What one account may upload a day: enough for a soak run, still a bound.
+UPLOAD_DAILY_QUOTA = 16 * 1024 * 1024 * 1024
 LOG_NAME = "prosody.log"
 PID_NAME = "prosody.pid"
 SOCKET_NAME = "prosody.sock"
@@ -59,11 +65,14 @@ class ProsodyError(RuntimeError):
 
 @dataclass(frozen=True)
 class Listeners:
-    """The ports a config declares: client port, STARTTLS required, optional HTTP port."""
+    """The ports a config declares: client port, STARTTLS required, optional HTTP port
+    (for WebSocket and BOSH, for the upload service, or both)."""
 
     c2s_port: int
     tls: bool = False
     http_port: int | None = None
+    web: bool = False
+    upload: bool = False
 
 
 def prosody_config(data_dir: Path, ports: Listeners, cert: Path, key: Path) -> str:
@@ -71,7 +80,7 @@ def prosody_config(data_dir: Path, ports: Listeners, cert: Path, key: Path) -> s
     modules = list(_C2S_MODULES)
     if ports.tls:
         modules.insert(modules.index("saslauth") + 1, "tls")
-    if ports.http_port is not None:
+    if ports.web:
         modules += ["websocket", "bosh"]
     socket_path = data_dir / SOCKET_NAME
     admin_socket = ""
@@ -106,7 +115,7 @@ def prosody_config(data_dir: Path, ports: Listeners, cert: Path, key: Path) -> s
         "legacy_ssl_ports = {}\n"
         "s2s_ports = {}\n"
         "s2s_direct_tls_ports = {}\n"
-        f"{_http_settings(ports.http_port)}"
+        f"{_http_settings(ports)}"
         "https_ports = {}\n"
         "component_ports = {}\n"
         "\n"
@@ -131,17 +140,28 @@ def prosody_config(data_dir: Path, ports: Listeners, cert: Path, key: Path) -> s
         "    restrict_room_creation = false\n"
         "    max_history_messages = 50\n"
         f"{'    ' + ssl if ssl else ''}"
+        f"{_upload_component() if ports.upload else ''}"
     )
 
 
-def _http_settings(http_port: int | None) -> str:
+def _http_settings(ports: Listeners) -> str:
+    http_port = ports.http_port
     if http_port is None:
         return "http_ports = {}\n"
+    # Prosody's HTTP server refuses bodies over 10 MB unless told otherwise (a global
+    # option: one HTTP server serves every host).
+    body_limit = (f"http_max_content_size = {UPLOAD_SIZE_LIMIT + 1024 * 1024}\n"
+                  if ports.upload else "")
     return (
+        f"{body_limit}"
         f"http_ports = {{ {http_port} }}\n"
         'http_interfaces = { "127.0.0.1" }\n'
-        # Browsers connect as ws://127.0.0.1:PORT, a Host that names no VirtualHost.
-        f"http_default_host = {lua(DOMAIN)}\n"
+        # Clients connect to http://127.0.0.1:PORT, a Host that names no XMPP host: every
+        # host's HTTP paths (websocket, bosh, file_share) are served under that name.
+        'http_host = "127.0.0.1"\n'
+        'http_default_host = "127.0.0.1"\n'
+        # The URLs the server hands out (upload slots) point at the loopback port.
+        f'http_external_url = "http://127.0.0.1:{http_port}/"\n'
         # The HTTP port is loopback-only and has no TLS; without these, a server that
         # requires encryption would refuse every browser client's login.
         "consider_websocket_secure = true\n"
@@ -149,9 +169,22 @@ def _http_settings(http_port: int | None) -> str:
     )
 
 
+def _upload_component() -> str:
+    """mod_http_file_share (XEP-0363): slots for accounts of this server, files stored
+    under data_path (the data directory), downloads at http://127.0.0.1:PORT/file_share/."""
+    return (
+        "\n"
+        f'Component {lua(UPLOAD_DOMAIN)} "http_file_share"\n'
+        f"    http_file_share_size_limit = {UPLOAD_SIZE_LIMIT}\n"
+        f"    http_file_share_daily_quota = {UPLOAD_DAILY_QUOTA}\n"
+    )
+
+
 _PORT_RE = re.compile(r"^c2s_ports\s*=\s*\{\s*(\d+)\s*\}", re.MULTILINE)
 _TLS_RE = re.compile(r"^c2s_require_encryption\s*=\s*(true|false)", re.MULTILINE)
 _HTTP_RE = re.compile(r"^http_ports\s*=\s*\{\s*(\d*)\s*\}", re.MULTILINE)
+_WEB_RE = re.compile(r'^modules_enabled\s*=.*"websocket"', re.MULTILINE)
+_UPLOAD_RE = re.compile(r'^Component\s+"[^"]*"\s+"http_file_share"', re.MULTILINE)
 
 
 def read_listeners(config_path: Path) -> Listeners:
@@ -165,11 +198,13 @@ def read_listeners(config_path: Path) -> Listeners:
         )
     http_match = _HTTP_RE.search(text)
     http_port = int(http_match.group(1)) if http_match and http_match.group(1) else None
-    return Listeners(int(port_match.group(1)), tls_match.group(1) == "true", http_port)
+    return Listeners(int(port_match.group(1)), tls_match.group(1) == "true", http_port,
+                     web=_WEB_RE.search(text) is not None,
+                     upload=_UPLOAD_RE.search(text) is not None)
 
 
 def warn_ignored(config_path: Path, found: Listeners, wanted_port: int | None,
-                 wanted_tls: bool, wanted_web: bool) -> None:
+                 wanted_tls: bool, wanted_web: bool, wanted_upload: bool) -> None:
     """Say which requested options an existing config overrides (it is kept as is)."""
     if wanted_port is not None and wanted_port != found.c2s_port:
         logger.warning(
@@ -180,10 +215,14 @@ def warn_ignored(config_path: Path, found: Listeners, wanted_port: int | None,
         logger.warning(
             "ignoring tls=%s: %s already configures tls=%s", wanted_tls, config_path, found.tls
         )
-    if wanted_web != (found.http_port is not None):
+    if wanted_web != found.web:
         logger.warning(
-            "ignoring web=%s: %s already configures http port %s",
-            wanted_web, config_path, found.http_port,
+            "ignoring web=%s: %s already configures web=%s", wanted_web, config_path, found.web
+        )
+    if wanted_upload != found.upload:
+        logger.warning(
+            "ignoring upload=%s: %s already configures upload=%s",
+            wanted_upload, config_path, found.upload,
         )
 
 

@@ -18,6 +18,7 @@ LOG_CONFIG_NAME = "log_config.yaml"
 LOG_NAME = "homeserver.log"
 DATABASE_NAME = "homeserver.db"
 MEDIA_DIR_NAME = "media_store"
+MAX_UPLOAD_SIZE = "50M"
 
 # Every new-style limiter read by synapse/config/ratelimiting.py (checked against
 # 1.163). The defaults (e.g. 0.2 messages/s, 0.003 logins/s) throttle tests and
@@ -80,6 +81,10 @@ def homeserver_config(
         "database": {"name": "sqlite3", "args": {"database": str(data_dir / DATABASE_NAME)}},
         "log_config": str(data_dir / LOG_CONFIG_NAME),
         "media_store_path": str(data_dir / MEDIA_DIR_NAME),
+        # Stated, not left to the defaults (the same in 1.163): the bridge downloads agents'
+        # files through the authenticated endpoints, and visitors' files may be this large.
+        "enable_authenticated_media": True,
+        "max_upload_size": MAX_UPLOAD_SIZE,
         "signing_key_path": str(data_dir / SIGNING_KEY_NAME),
         "registration_shared_secret": secret,
         "macaroon_secret_key": secrets.token_hex(32),

@@ -9,8 +9,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
-from slixmpp import ClientXMPP, Message
+from slixmpp import JID, ClientXMPP, Message
 
 from bridge.devserver.ports import free_port
 from bridge.devserver.prosody import (
@@ -134,6 +135,54 @@ def test_prepare_reuses_existing_config(tmp_path: Path) -> None:
     assert 'modules_disabled = { "s2s", "tls" }' in config
     assert '"smacks"' in config and '"mam"' not in config
     assert (again.data_dir / "certificates").is_dir()
+    # The upload service is on by default, on a loopback HTTP port of its own.
+    assert again.upload_domain == "upload.localhost" and again.http_port is not None
+    assert again.upload_url == f"http://127.0.0.1:{again.http_port}/file_share/"
+    assert again.websocket_url is None  # web=False: no WebSocket on that port
+    assert 'Component "upload.localhost" "http_file_share"' in config
+
+
+def test_a_server_without_upload(tmp_path: Path) -> None:
+    server = prepare_prosody(tmp_path / "xmpp", upload=False)
+    assert (server.upload_domain, server.upload_url, server.http_port) == (None, None, None)
+    assert "http_file_share" not in server.config_path.read_text()
+    # Reading the config back keeps it so, whatever the caller asks for.
+    again = prepare_prosody(tmp_path / "xmpp")
+    assert again == server
+
+
+async def test_upload_service_stores_and_serves_files(tmp_path: Path) -> None:
+    """XEP-0363 on mod_http_file_share: a slot, a PUT of more than Prosody's default HTTP
+    body limit (10 MB), the exact bytes back from the GET URL on the loopback port, the
+    file stored under the data directory; WebSocket still served on the same port."""
+    server = prepare_prosody(tmp_path / "xmpp", web=True)
+    server.start()
+    client: ClientXMPP | None = None
+    try:
+        alice = server.register("alice", "alice-pw")
+        client = await _connect(server, alice, "alice-pw")
+        client.register_plugin("xep_0363")
+        upload = client.plugin["xep_0363"]
+        payload = (bytes(range(256)) * 4096 * 12)[:12_000_001]
+        source = tmp_path / "big file.bin"
+        source.write_bytes(payload)
+        url = await upload.upload_file(source, domain=JID(server.domain), timeout=EVENT_TIMEOUT)
+        assert str(upload.upload_service) == "upload.localhost"
+        assert upload.max_file_size >= 50 * 1024 * 1024
+        assert server.upload_url is not None and url.startswith(server.upload_url)
+        assert url.endswith("/big%20file.bin")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as response:
+                assert response.status == 200
+                assert await response.read() == payload
+            assert server.websocket_url is not None
+            async with http.get(server.websocket_url.replace("ws://", "http://")) as response:
+                assert response.status == 200  # the websocket path answers plain GETs
+        assert server.uploaded_files() == 1
+    finally:
+        if client is not None:
+            await _disconnect(client)
+        server.stop()
 
 
 def test_start_refuses_busy_port(tmp_path: Path) -> None:

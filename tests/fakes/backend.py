@@ -14,15 +14,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bridge.backends.base import InboundCallback, InboundEvent, RoomSpec
+from bridge.backends.base import (
+    FileRefused,
+    InboundCallback,
+    InboundEvent,
+    OutgoingFile,
+    RoomSpec,
+)
 from bridge.core.models import RoomRef
 
 # The calls a test can make fail; the others (start, stop, attach_rooms) never do.
 FAILABLE = ("open_room", "invite", "remove", "post_text", "post_notice", "post_direct",
+            "post_file", "fetch_file",
             "set_typing")
 
 
@@ -31,7 +38,7 @@ class Post:
     """One line the bridge posted (to a room, or to an agent directly)."""
 
     room: str  # the room, or the agent's address for a direct message
-    kind: str  # "text" (a visitor line), "notice" or "direct"
+    kind: str  # "text" (a visitor line), "notice", "direct" or "file" (text: its name)
     text: str
     key: str  # the idempotency key the bridge gave
     event_id: str
@@ -69,6 +76,10 @@ class RecordingBackend:
         self.removals: list[tuple[RoomRef, str]] = []
         self.typing: list[tuple[RoomRef, bool]] = []
         self.drafts: list[tuple[RoomRef, str]] = []
+        # Files the hub posted, as (room, the file, its bytes read at posting, key).
+        self.files: list[tuple[RoomRef, OutgoingFile, bytes, str]] = []
+        # What agents "uploaded": fetch_file serves these by URL.
+        self.media: dict[str, bytes] = {}
         self.inbound: InboundCallback | None = None
         # Runs inside open_room once the room exists, before it returns: a test's events of
         # a room the hub has not stored yet.
@@ -149,6 +160,20 @@ class RecordingBackend:
     async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
         self._call("post_notice", room, key)
         return self._record(room, "notice", text, key)
+
+    async def post_file(self, room: RoomRef, file: OutgoingFile, *, key: str) -> str:
+        self._call("post_file", room, key)
+        if self.keep:
+            self.files.append((room, file, file.path.read_bytes(), key))
+        return self._record(room, "file", file.name, key)
+
+    async def fetch_file(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
+        self._call("fetch_file", url)
+        content = self.media.get(url)
+        if content is None:
+            raise FileRefused(f"no such file: {url}")
+        for start in range(0, len(content), 65536):
+            yield content[start:start + 65536]
 
     async def post_direct(self, address: str, text: str, *, key: str) -> str:
         self._call("post_direct", address, key)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from slixmpp import JID, ClientXMPP, Message
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -26,8 +28,8 @@ class XmppAgent:
         self.nick = nick
         self.port = port
         self.client = ClientXMPP(jid, password)
-        for plugin in ("xep_0030", "xep_0045", "xep_0085", "xep_0199", "xep_0249",
-                       "xep_0308", "xep_0359"):
+        for plugin in ("xep_0030", "xep_0045", "xep_0066", "xep_0085", "xep_0199", "xep_0249",
+                       "xep_0308", "xep_0359", "xep_0363"):
             self.client.register_plugin(plugin)
         self.client.enable_direct_tls = False
         if ca_file is None:
@@ -47,6 +49,7 @@ class XmppAgent:
         self.archive_ids: dict[tuple[str, str], str] = {}  # (room, body) -> the room's id
         self.corrections: list[tuple[str, str, str]] = []  # room, corrected id, new body
         self.retracted: list[tuple[str, str]] = []  # room, the room's id of the line
+        self.files: list[tuple[str, str, str, dict[str, Any]]] = []  # room, name, url, {}
         self._closing = False
         self._changed = asyncio.Condition()
         self._session = asyncio.Event()
@@ -105,6 +108,8 @@ class XmppAgent:
             self.messages.append((room, nick, notice,
                                   body.removeprefix(NOTICE_MARK) if notice else body))
             self.archive_ids[(room, body)] = message["stanza_id"]["id"]
+            if url := str(message["oob"]["url"]):
+                self.files.append((room, url.rsplit("/", 1)[-1], url, {}))
             if message["replace"]["id"]:
                 self.corrections.append((room, message["replace"]["id"], body))
         elif message["chat_state"] and not body and self._is_bot(room, nick):
@@ -180,6 +185,25 @@ class XmppAgent:
             message["origin_id"]["id"] = message_id
         message.send()
         return str(message["id"])
+
+    async def send_file(self, room: str, name: str, content: bytes, mimetype: str) -> str:
+        """What Conversations does: a slot from the server's upload service, a PUT, then
+        the GET URL as the body and as an out-of-band URL (XEP-0066)."""
+        url = await self.client.plugin["xep_0363"].upload_file(
+            name, size=len(content), content_type=mimetype, input_file=io.BytesIO(content),
+            timeout=10)
+        message = self.client.make_message(mto=JID(room), mbody=url, mtype="groupchat")
+        message["oob"]["url"] = url
+        message.send()
+        return str(message["id"])
+
+    async def download(self, url: str) -> bytes:
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            assert response.status == 200, response.status
+            return await response.read()
+
+    def file_names(self, room: str) -> list[str]:
+        return [name for r, name, _url, _content in self.files if r == room]
 
     async def correct(self, room: str, message_id: str, text: str) -> None:
         message = self.client.make_message(mto=JID(room), mbody=text, mtype="groupchat")

@@ -406,7 +406,7 @@ def test_backend_type_wrong_type() -> None:
     [
         ((), "colour", "colour: unknown key"),
         (("server",), "listn", "server.listn: unknown key; did you mean listen?"),
-        (("storage",), "file", "storage.file: unknown key"),
+        (("storage",), "file", "storage.file: unknown key; did you mean files?"),
         (("matrix",), "pasword", "matrix.pasword: unknown key; did you mean password?"),
         (("agents", 0), "email", "agents[0].email: unknown key"),
         (("queues", 1), "hourz", "queues[1].hourz: unknown key; did you mean hours?"),

@@ -2,7 +2,8 @@
 
 The bot joins each conversation's group chat with the nick "{visitor} (visitor)", makes the
 queue's agents members and invites them (XEP-0249). Typing travels as chat states (XEP-0085),
-availability as presence. No slixmpp type or exception leaves this package.
+availability as presence, files as URLs of the server's upload service (XEP-0363) with an
+out-of-band element (XEP-0066). No slixmpp type or exception leaves this package.
 
 XMPP has no server-side idempotency for messages, so a line counts as delivered only when
 the group chat reflects it back with our id. After a restart or a new stream the bot reads
@@ -16,6 +17,8 @@ without an archive gets the join history since that time instead (docs/configura
     archive.py     the archive's (XEP-0313) queries and answers
     inbound.py     stanzas that reach the bot, turned into the hub's events
     departures.py  agents' clients that drop out of a group chat, held back for a grace
+    files.py       files both ways: uploads (XEP-0363) and fetching agents' files
+    oob.py         pure helpers on files: OOB URLs (XEP-0066), upload slots, URL prefixes
     fastpath.py    the short way around slixmpp for live lines, with its version guard
     stanzas.py     pure helpers on stanzas: chat states, stamps, escaping, ids
 """

@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 from slixmpp import JID, ClientXMPP
 
 from bridge.backends.base import (
+    BackendState,
     BackendUnavailable,
     CatchUpSince,
     Connected,
     HandlingDeferred,
     InboundCallback,
     InboundEvent,
+    OutgoingFile,
     RoomSpec,
 )
 from bridge.backends.xmpp.connection import Connection, SessionHooks, build_client
 from bridge.backends.xmpp.departures import Departures
 from bridge.backends.xmpp.drafts import DraftPreviews
 from bridge.backends.xmpp.fastpath import BotClient, FastPath
+from bridge.backends.xmpp.files import Files, MemoryState
 from bridge.backends.xmpp.inbound import Receiver
+from bridge.backends.xmpp.oob import oob_element
 from bridge.backends.xmpp.rooms import Rooms
 from bridge.config import XmppConfig
 from bridge.core.models import RoomRef
@@ -41,7 +46,8 @@ class XmppBackend:
     presence_default = False
 
     def __init__(self, config: XmppConfig, agents: tuple[str, ...],
-                 catch_up_since: CatchUpSince | None = None) -> None:
+                 catch_up_since: CatchUpSince | None = None,
+                 state: BackendState | None = None) -> None:
         self.config = config
         self.jid = JID(config.jid)
         self.agents = {JID(a).bare for a in agents}
@@ -53,8 +59,10 @@ class XmppBackend:
                                                      lost=self._on_session_lost), self._tasks)
         departures = Departures(lambda full_jid: self._receiver.online(full_jid), self._tasks,
                                 config.rejoin_grace_seconds)
+        # Without a store (tests, tools) what was uploaded is forgotten on restart.
+        self._files = Files(self._link, state or MemoryState(), config, self._tasks)
         self._receiver = Receiver(self._link, self.jid.bare, self.agents, self._queue_event,
-                                  departures)
+                                  departures, self._files.is_upload_url)
         self._rooms = Rooms(self._link, self._receiver, config.muc_service,
                             catch_up_since or (lambda _room: None), self._tasks)
         self._fast: FastPath | None = None
@@ -94,6 +102,7 @@ class XmppBackend:
             self._fast.close()
         await self._link.stop()
         await self._tasks.close()
+        await self._files.close()
 
     def _on_session_started(self, number: int) -> None:
         """A new session (not a resumed one): presence, roster, and every room again."""
@@ -104,6 +113,7 @@ class XmppBackend:
                 client.send_presence_subscription(pto=agent, ptype="subscribe")
         if number > 1:
             self._queue_event(Connected())
+        self._files.session_started()
         self._rooms.rejoin_all()
 
     def _on_session_resumed(self) -> None:
@@ -160,7 +170,21 @@ class XmppBackend:
         message.send()
         return str(message["id"])
 
-    async def _post(self, room: RoomRef, text: str, key: str) -> str:
+    async def post_file(self, room: RoomRef, file: OutgoingFile, *, key: str) -> str:
+        """The file's URL as a line with an OOB element: uploaded to the server's upload
+        service, or the bridge's link (docs/files.md). A line the room already reflected
+        is neither uploaded nor sent again."""
+        state = await self._rooms.ensure_joined(room)
+        if key in state.delivered:
+            return state.delivered[key]
+        url = await self._files.url_for(room, file, key)
+        return await self._post(room, url, key, oob=url)
+
+    def fetch_file(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
+        return self._files.fetch(url, max_bytes)
+
+    async def _post(self, room: RoomRef, text: str, key: str, *, oob: str | None = None
+                    ) -> str:
         state = await self._rooms.ensure_joined(room)
         if key in state.delivered:
             return state.delivered[key]
@@ -172,7 +196,7 @@ class XmppBackend:
         session = self._link.session_number
         if self._sent_in_session.get(key) != session:
             self._sent_in_session[key] = session
-            self._send_line(room, text, key)
+            self._send_line(room, text, key, oob)
         try:
             return await asyncio.wait_for(asyncio.shield(reflected), REFLECTION_TIMEOUT_S)
         except TimeoutError:
@@ -182,15 +206,17 @@ class XmppBackend:
                 reflections.pop(key, None)
                 self._sent_in_session.pop(key, None)
 
-    def _send_line(self, room: RoomRef, text: str, key: str) -> None:
+    def _send_line(self, room: RoomRef, text: str, key: str, oob: str | None = None) -> None:
         """Send a group chat line whose id (and origin-id, XEP-0359) is `key`: written at
         once by the fast path when it can (building a stanza object, the send queue's task
         hop, its filters and its serializer cost a few tenths of a millisecond a line),
         otherwise through slixmpp's send queue."""
-        if self._fast is not None and self._fast.send_line(room, key, text):
+        if self._fast is not None and self._fast.send_line(room, key, text, oob):
             return
         message = self._link.client.make_message(mto=JID(room), mbody=text, mtype="groupchat")
         message["id"] = key
+        if oob is not None:
+            message.append(oob_element(oob))
         message["origin_id"]["id"] = key
         message.send()
 

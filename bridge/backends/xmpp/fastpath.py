@@ -192,7 +192,7 @@ class FastPath:
 
     # -- outbound ------------------------------------------------------------------------
 
-    def send_line(self, room_jid: str, key: str, text: str) -> bool:
+    def send_line(self, room_jid: str, key: str, text: str, oob: str | None = None) -> bool:
         """Write a group chat line at once, when nothing waits in slixmpp's send queue;
         False when it must join that queue instead (so lines and chat states keep their
         order).
@@ -207,7 +207,7 @@ class FastPath:
         head = self._heads.get(room_jid)
         if head is None:
             head = self._heads[room_jid] = line_head(str(JID(room_jid)), client.default_lang)
-        self._write_stanza(group_line(head, key, text))
+        self._write_stanza(group_line(head, key, text, oob))
         return True
 
     def _write_stanza(self, xml: str) -> None:

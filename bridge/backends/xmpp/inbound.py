@@ -19,6 +19,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from bridge.backends.base import (
+    AgentFile,
     AgentMessage,
     AgentPresence,
     AgentTyping,
@@ -30,6 +31,7 @@ from bridge.backends.base import (
 from bridge.backends.xmpp.archive import RESULT, ArchivedLine, ArchivePage, archived_line
 from bridge.backends.xmpp.connection import Connection
 from bridge.backends.xmpp.departures import Departures
+from bridge.backends.xmpp.oob import name_from_url, oob_url
 from bridge.backends.xmpp.stanzas import (
     BODY,
     DELAY,
@@ -82,8 +84,10 @@ class Receiver:
     """Turns stanzas into events for the hub, and notes our own lines coming back."""
 
     def __init__(self, link: Connection, bot_jid: str, agents: set[str],
-                 queue_event: Callable[[InboundEvent], None], departures: Departures) -> None:
+                 queue_event: Callable[[InboundEvent], None], departures: Departures,
+                 is_upload_url: Callable[[str], bool] = lambda _url: False) -> None:
         self._link = link
+        self._is_upload_url = is_upload_url
         self._bot_jid = bot_jid  # bare
         self._agents = agents
         self._queue_event = queue_event
@@ -136,15 +140,21 @@ class Receiver:
             log.info("xmpp: %s: %s sent %s again; relayed once", room_jid, sender, line_id)
             return
         stamp = delay_stamp(xml)  # history
-        self._queue_event(AgentMessage(
-            room=RoomRef(room_jid),
-            sender=sender,
-            sender_name=nick,
-            text=text,
-            event_id=line_id,
-            ts=stamp if stamp is not None else time.time(),
-            edited=is_correction(xml),  # XEP-0308
-        ))
+        self._queue_event(self._line_event(RoomRef(room_jid), sender, nick, xml, text, line_id,
+                                           stamp if stamp is not None else time.time()))
+
+    def _line_event(self, room: RoomRef, sender: str, nick: str, xml: ET.Element, text: str,
+                    line_id: str, ts: float) -> AgentMessage | AgentFile:
+        """An agent's line (live, history or archive): a file when it carries the URL
+        (XEP-0066) of a file on the upload service, else its text."""
+        url = oob_url(xml)
+        if url is not None and self._is_upload_url(url):
+            return AgentFile(room=room, sender=sender, sender_name=nick,
+                             name=name_from_url(url), url=url, mimetype="", size=None,
+                             event_id=line_id, ts=ts)
+        return AgentMessage(room=room, sender=sender, sender_name=nick, text=text,
+                            event_id=line_id, ts=ts,
+                            edited=is_correction(xml))  # XEP-0308
 
     def room_chat_state(self, xml: ET.Element, room_jid: str, nick: str) -> None:
         state = chat_state(xml)
@@ -207,12 +217,9 @@ class Receiver:
         text = clean_text(message.findtext(BODY) or "")
         if sender is None or not text or message.find(SUBJECT) is not None:
             return
-        self._queue_event(AgentMessage(
-            room=room, sender=sender, sender_name=nick, text=text,
-            event_id=line.archive_id,
-            ts=line.stamp if line.stamp is not None else time.time(),
-            edited=is_correction(message),
-        ))
+        self._queue_event(self._line_event(
+            room, sender, nick, message, text, line.archive_id,
+            line.stamp if line.stamp is not None else time.time()))
 
     # -- slixmpp's handlers --------------------------------------------------------------
 

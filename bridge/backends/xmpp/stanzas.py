@@ -99,8 +99,11 @@ def line_head(room_jid: str, lang: str | None) -> str:
     return f'<message type="groupchat" to="{xml_escape(room_jid)}"{lang_attr} id="'
 
 
-def group_line(head: str, key: str, text: str) -> str:
-    """A group chat line whose id and origin-id (XEP-0359) are `key`, after `line_head`."""
+def group_line(head: str, key: str, text: str, oob: str | None = None) -> str:
+    """A group chat line whose id and origin-id (XEP-0359) are `key`, after `line_head`;
+    with `oob`, the URL of a file (XEP-0066) that clients show inline."""
     quoted = xml_escape(key)
-    return (f'{head}{quoted}"><body>{xml_escape(text)}</body>'
+    attached = (f'<x xmlns="jabber:x:oob"><url>{xml_escape(oob)}</url></x>'
+                if oob is not None else "")
+    return (f'{head}{quoted}"><body>{xml_escape(text)}</body>{attached}'
             f'<origin-id xmlns="urn:xmpp:sid:0" id="{quoted}"/></message>')
