@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from bridge.config import AgentConfig, Config, site_of
-from bridge.core.models import Conversation, ConversationId, ItemKind, Sender, Status
+from bridge.core.models import Conversation, ConversationId, FileInfo, ItemKind, Sender, Status
 from bridge.core.names import agent_name
 from bridge.core.protocol import CallbackFrame, ProtocolError, SurveyFrame, hash_token
 from bridge.core.transcript import (
@@ -31,8 +31,10 @@ class Aftercare:
     """The flows around a chat's end."""
 
     def __init__(self, config: Config, store: Store, timeline: Timeline, notices: Notices,
-                 mailer: Mailer | None, clock: Callable[[], float]) -> None:
+                 mailer: Mailer | None, clock: Callable[[], float],
+                 file_link: Callable[[FileInfo], str] | None = None) -> None:
         self._config = config
+        self._file_link = file_link  # files in transcripts: where the visitor gets them
         self._store = store
         self._timeline = timeline
         self._notices = notices
@@ -50,7 +52,8 @@ class Aftercare:
                 f"{self._store.message_count(conversation_id)} messages; rating: {rating}.")
 
     def transcript_text(self, conversation: Conversation) -> str:
-        return render_transcript(conversation, self._store.items_after(conversation.id, 0))
+        return render_transcript(conversation, self._store.items_after(conversation.id, 0),
+                                 self._file_link)
 
     async def visitor_survey(self, conversation_id: ConversationId, frame: SurveyFrame) -> None:
         """The visitor's rating, once per conversation, after it ended; agents see it."""

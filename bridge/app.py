@@ -11,10 +11,12 @@ from aiohttp import web
 
 from bridge.aftercare import Aftercare
 from bridge.backends.base import Backend, BackendError
+from bridge.blobs import Blobs
 from bridge.chat_actions import ChatActions
 from bridge.command_tools import CommandTools
 from bridge.commands import Commands
 from bridge.config import Config
+from bridge.files import Files
 from bridge.hub import Hub, HubParts
 from bridge.i18n import visitor_strings
 from bridge.idle import IdleChats
@@ -55,7 +57,8 @@ def make_backend(config: Config, store: Store) -> Backend:
             ) from exc
 
         return XmppBackend(config.xmpp, tuple(agent.address for agent in config.agents),
-                           catch_up_since=store.catch_up_since)
+                           catch_up_since=store.catch_up_since,
+                           state=StoreBackendState(store, "xmpp"))
     raise ValueError(f"backend {config.backend!r} is not available in this version")
 
 
@@ -74,30 +77,34 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
                             notices, lambda coroutine, name: tasks.spawn(coroutine, name=name))
     opening = OpeningRooms()
     outbox = Outbox(config, store, backend, tasks, assignment.invitees, assignment.room_opened,
-                    opening, lambda: inbound.replay_held())
+                    opening, lambda: inbound.replay_held(), lambda item: files.outgoing(item))
     survey = visitor_strings(config, config.widget.default_lang)["survey"]
     timeline = Timeline(store, sinks, outbox.kick, survey)
+    files = Files(config.files, config.server.public_url, Blobs(config.storage.files_dir),
+                  store, store.kv, timeline, backend.fetch_file, clock)
     unanswered = UnansweredTickets(config, store, tickets, sinks, notices, clock)
     actions = ChatActions(config, store, backend, timeline, notices, assignment, line,
                           unanswered, clock)
-    aftercare = Aftercare(config, store, timeline, notices, mailer, clock)
+    aftercare = Aftercare(config, store, timeline, notices, mailer, clock,
+                          lambda file: files.link(file.id))
     commands = Commands(CommandTools(config, store, actions, aftercare, assignment,
                                      availability, clock))
     inbound = Inbound(config, store, backend, sinks, timeline, notices, actions, assignment,
-                      lobbies, commands, outbox.wake, opening, clock)
+                      lobbies, commands, outbox.wake, opening, files, clock)
     idle = IdleChats(config.server.idle_timeout_minutes * 60, store, sinks, actions.end, clock)
     peeks = Peeks(config, store, backend, lambda coroutine, name: tasks.spawn(coroutine, name=name))
     parts = HubParts(sinks=sinks, timeline=timeline, outbox=outbox, availability=availability,
                      assignment=assignment, line=line, lobbies=lobbies, actions=actions,
                      aftercare=aftercare, idle=idle, peeks=peeks, inbound=inbound,
-                     tasks=tasks)
+                     files=files, tasks=tasks)
     return Hub(config, store, backend, parts, clock=clock)
 
 
 def web_app(config: Config, hub: Hub, tickets: Tickets) -> web.Application:
     """The visitors' and admins' HTTP side, on the hub's parts."""
     parts = hub.parts
-    visitors = VisitorSide(hub, parts.line.status, parts.aftercare.transcript_for_token)
+    visitors = VisitorSide(hub, parts.line.status, parts.aftercare.transcript_for_token,
+                           parts.files)
     return create_app(config, visitors, tickets, hub.store, hub.clock)
 
 

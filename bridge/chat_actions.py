@@ -15,6 +15,7 @@ from bridge.core.models import (
     AgentId,
     Conversation,
     ConversationId,
+    FileInfo,
     ItemKind,
     QueueId,
     RoomRef,
@@ -84,12 +85,13 @@ class ChatActions:
         }
 
     async def agent_said(self, conversation: Conversation, agent: AgentConfig, name: str,
-                         text: str, event_id: str, ts: float) -> None:
-        """An agent's line for the visitor (once per event id): stored, shown, and the chat
-        is the agent's now if nobody had it."""
+                         text: str, event_id: str, ts: float, file: FileInfo | None = None
+                         ) -> None:
+        """An agent's line or file for the visitor (once per event id): stored, shown, and
+        the chat is the agent's now if nobody had it."""
         item, created = await self._timeline.record(
-            conversation.id, ItemKind.TEXT, Sender.AGENT, name, text, ts, sender_id=agent.id,
-            event_id=event_id, delivered=True)
+            conversation.id, ItemKind.FILE if file else ItemKind.TEXT, Sender.AGENT, name,
+            text, ts, sender_id=agent.id, event_id=event_id, delivered=True, file=file)
         if not created:
             return
         log.debug("conversation %s: agent %s line seq %d", conversation.id, agent.id, item.seq)

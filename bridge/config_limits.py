@@ -21,7 +21,7 @@ class LimitsConfig:
     chats_per_address: int = 10
     chats_window_minutes: float = 10.0
     transcripts_per_hour: int = 5
-    uploads_per_hour: int = 20  # for POST /v1/uploads, which does not exist yet
+    uploads_per_hour: int = 20  # POST /v1/uploads, all chats of the address together
 
 
 def _count(value: int) -> str | None:

@@ -37,6 +37,7 @@ from bridge.core.protocol import (
     identity_verified,
 )
 from bridge.core.templates import render
+from bridge.files import Files
 from bridge.i18n import pick_language, visitor_strings
 from bridge.idle import IdleChats
 from bridge.inbound import Inbound
@@ -72,6 +73,7 @@ class HubParts:
     idle: IdleChats
     peeks: Peeks
     inbound: Inbound
+    files: Files
     tasks: TaskGroup
 
 
@@ -103,6 +105,7 @@ class Hub:
         for conversation_id in self.store.conversations_with_outbox():
             parts.outbox.kick(conversation_id)
         parts.tasks.spawn(self._sweep(), name="sweep")
+        parts.tasks.spawn(parts.files.sweep_now_and_then(), name="files-sweep")
 
     async def stop(self) -> None:
         # The backend first: once it is quiet, no event can start a new task behind us.

@@ -10,11 +10,14 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bridge.backends.base import (
+    AgentFile,
     AgentMessage,
     AgentPresence,
     AgentTyping,
     BackendError,
+    BackendUnavailable,
     Connected,
+    FileRefused,
     HandlingDeferred,
     InboundEvent,
     MemberJoined,
@@ -25,7 +28,7 @@ from bridge.commands import Commands
 from bridge.config import AgentConfig, Config
 from bridge.core import frames
 from bridge.core.commands import Command, CommandError, Literal, parse_line
-from bridge.core.models import Conversation, ItemKind, RoomRef, Sender, Status
+from bridge.core.models import Conversation, FileInfo, ItemKind, RoomRef, Sender, Status
 from bridge.core.names import agent_name
 from bridge.core.states import Happening
 from bridge.notices import NoticeBackend, Notices
@@ -51,6 +54,11 @@ class InboundStore(Protocol):
     def mark_command_handled(self, event_id: str, now: float, room: str) -> None: ...
 
 
+class AgentFiles(Protocol):
+    async def agent_file(self, conversation: Conversation, event: AgentFile
+                         ) -> FileInfo | None: ...
+
+
 class Inbound:
     """Turns backend events into effects; the backend's one callback."""
 
@@ -58,7 +66,7 @@ class Inbound:
                  sinks: Sinks, timeline: Timeline, notices: Notices, actions: ChatActions,
                  assignment: Assignment, lobbies: Lobbies, commands: Commands,
                  reconnected: Callable[[], None], opening: OpeningRooms,
-                 clock: Callable[[], float]) -> None:
+                 files: AgentFiles, clock: Callable[[], float]) -> None:
         self._config = config
         self._store = store
         self._backend = backend
@@ -71,6 +79,7 @@ class Inbound:
         self._commands = commands
         self._reconnected = reconnected  # anything that failed meanwhile is retried now
         self._opening = opening
+        self._files = files
         self._clock = clock
         # One event at a time, the backend's and the replayed ones alike, in order.
         self._turn = asyncio.Lock()
@@ -105,6 +114,8 @@ class Inbound:
                 self._reconnected()
             elif isinstance(event, AgentMessage):
                 await self._on_agent_message(event)
+            elif isinstance(event, AgentFile):
+                await self._on_agent_file(event)
             elif isinstance(event, AgentTyping):
                 await self._on_agent_typing(event)
             elif isinstance(event, MemberJoined | MemberLeft):
@@ -118,6 +129,8 @@ class Inbound:
             log.warning("%s from %s held back: %s", type(event).__name__,
                         getattr(event, "room", "-"), exc)
             raise HandlingDeferred(str(exc)) from exc
+        except HandlingDeferred:
+            raise
         except Exception:
             log.exception("failed to handle %s", type(event).__name__)
 
@@ -166,6 +179,31 @@ class Inbound:
         text = parsed.text if isinstance(parsed, Literal) else event.text
         await self._actions.agent_said(conversation, agent, name, text, event.event_id,
                                        event.ts)
+
+    async def _on_agent_file(self, event: AgentFile) -> None:
+        """An agent's file: fetched from the messenger's server and passed on, or the
+        agents are told why the visitor did not get it."""
+        found = self._agent_in_room(event.room, event.sender, "file")
+        if found is None:
+            return
+        conversation, agent = found
+        key = f"file-{event.event_id}"
+        if conversation.status is Status.ENDED:
+            await self._notices.to_agents(conversation, f"This chat has ended; the visitor "
+                                          f"did not get {event.name}.", key=key)
+            return
+        try:
+            file = await self._files.agent_file(conversation, event)
+        except FileRefused as exc:
+            log.warning("conversation %s: agent file not passed on: %s", conversation.id, exc)
+            await self._notices.to_agents(conversation, f"The visitor did not get {event.name}: "
+                                          f"{exc}.", key=key)
+            return
+        except BackendUnavailable as exc:
+            raise HandlingDeferred(f"file not fetched yet: {exc}") from exc
+        if file is not None:
+            await self._actions.agent_said(conversation, agent, agent_name(
+                agent, event.sender_name), file.name, event.event_id, event.ts, file=file)
 
     async def _run_command(self, command: Command, event: AgentMessage, agent: AgentConfig,
                            conversation: Conversation) -> None:

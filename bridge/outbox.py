@@ -17,11 +17,14 @@ from bridge.backends.base import (
     Backend,
     BackendError,
     BackendUnavailable,
+    FileRefused,
+    OutgoingFile,
     RateLimited,
     RoomGone,
     RoomSpec,
 )
 from bridge.config import Config
+from bridge.core.files import human_size
 from bridge.core.models import Conversation, ConversationId, Item, ItemKind, RoomRef, Sender
 from bridge.opening_rooms import OpeningRooms
 from bridge.store import Store
@@ -46,7 +49,8 @@ class Outbox:
     def __init__(self, config: Config, store: Store, backend: Backend, tasks: TaskGroup,
                  invitees: Callable[[Conversation, bool], tuple[str, ...]],
                  room_opened: Callable[[], Awaitable[None]], opening: OpeningRooms,
-                 room_stored: Callable[[], Awaitable[None]]) -> None:
+                 room_stored: Callable[[], Awaitable[None]],
+                 outgoing: Callable[[Item], OutgoingFile | None]) -> None:
         self.config = config
         self.store = store
         self.backend = backend
@@ -56,6 +60,7 @@ class Outbox:
         self._room_opened = room_opened
         self._opening = opening
         self._room_stored = room_stored
+        self._outgoing = outgoing  # a visitor's file as the backend posts it
         self._couriers: dict[ConversationId, asyncio.Task[None]] = {}
         # Conversations whose courier last found nothing undelivered, with no kick since.
         self._drained: set[ConversationId] = set()
@@ -167,7 +172,27 @@ class Outbox:
             return await self.backend.post_notice(room, text, key=key)
         if item.sender is Sender.SYSTEM:
             return await self.backend.post_notice(room, item.text, key=key)
+        if item.kind is ItemKind.FILE:
+            return await self._post_file(room, item, key)
         return await self.backend.post_text(room, item.text, key=key)
+
+    async def _post_file(self, room: RoomRef, item: Item, key: str) -> str:
+        """A visitor's file; when the messenger will never take it (too large for its
+        server), the agents get a notice with the bridge's link instead, so that nothing
+        after it waits for good."""
+        file = self._outgoing(item)
+        if file is None:  # erased before it reached the room
+            return await self.backend.post_notice(
+                room, f"The visitor sent a file ({item.text}) that is no longer stored.",
+                key=key)
+        try:
+            return await self.backend.post_file(room, file, key=key)
+        except FileRefused as exc:
+            log.warning("conversation %s: file seq %d refused by the messenger (%s); "
+                        "posting its link", item.conversation_id, item.seq, exc)
+            return await self.backend.post_notice(
+                room, f"The visitor sent {file.name} ({human_size(file.size)}), which the "
+                f"server did not take ({exc}). It is here: {file.link}", key=key)
 
     async def _retrying(
         self, conversation_id: ConversationId, what: str, attempt: Callable[..., Awaitable[T]],

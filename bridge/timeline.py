@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bridge.core import frames
-from bridge.core.models import ConversationId, Item, ItemKind, Sender
+from bridge.core.models import ConversationId, FileInfo, Item, ItemKind, Sender
 from bridge.core.protocol import ProtocolError
 from bridge.sinks import Sinks, VisitorSink
 from bridge.store import StoreUnavailable
@@ -27,8 +27,8 @@ class TimelineStore(Protocol):
     def append_item(self, conversation_id: ConversationId, kind: ItemKind, sender: Sender,
                     name: str, text: str, now: float, *, client_id: str | None = None,
                     sender_id: str | None = None, event_id: str | None = None,
-                    delivered: bool = False, wait_for_disk: bool = True
-                    ) -> tuple[Item, bool]: ...
+                    delivered: bool = False, wait_for_disk: bool = True,
+                    file: FileInfo | None = None) -> tuple[Item, bool]: ...
 
     def items_after(self, conversation_id: str, after: int) -> list[Item]: ...
 
@@ -55,12 +55,15 @@ class Timeline:
 
     async def record(self, conversation_id: ConversationId, kind: ItemKind, sender: Sender,
                      name: str, text: str, now: float, *, sender_id: str | None = None,
-                     event_id: str | None = None, delivered: bool = False) -> tuple[Item, bool]:
-        """Store an item (once per event id), push it to the visitor, and unless the room
-        has it already (`delivered`), queue it for the room. Returns (item, created)."""
+                     event_id: str | None = None, delivered: bool = False,
+                     client_id: str | None = None, file: FileInfo | None = None
+                     ) -> tuple[Item, bool]:
+        """Store an item (once per event id or client id), durably, push it to the visitor,
+        and unless the room has it already (`delivered`), queue it for the room. Returns
+        (item, created)."""
         item, created = self._store.append_item(
             conversation_id, kind, sender, name, text, now, sender_id=sender_id,
-            event_id=event_id, delivered=delivered)
+            event_id=event_id, delivered=delivered, client_id=client_id, file=file)
         if created:
             if not delivered:
                 self._kick(conversation_id, item)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.core.models import Conversation, Item, ItemKind
+from bridge.core.models import Conversation, FileInfo, Item, ItemKind
 from bridge.core.protocol import SURVEY_SCALE
 
 Frame = dict[str, Any]
@@ -13,7 +13,7 @@ Frame = dict[str, Any]
 def item_frame(item: Item, survey_question: str = "") -> Frame:
     """The frame that shows one timeline item in the widget (live or on resume); the end
     of a chat carries the survey the widget offers."""
-    if item.kind is ItemKind.TEXT:
+    if item.kind in (ItemKind.TEXT, ItemKind.FILE):
         frame: Frame = {
             "type": "message",
             "seq": item.seq,
@@ -24,6 +24,8 @@ def item_frame(item: Item, survey_question: str = "") -> Frame:
         }
         if item.client_id is not None:
             frame["client_id"] = item.client_id
+        if item.file is not None:
+            frame["file"] = file_fields(item.file)
         return frame
     if item.kind is ItemKind.CALLBACK:
         return {"type": "callback", "seq": item.seq, "name": item.name, "ts": item.ts}
@@ -37,6 +39,16 @@ def item_frame(item: Item, survey_question: str = "") -> Frame:
         "seq": item.seq,
         "ts": item.ts,
     }
+
+
+def file_fields(file: FileInfo) -> Frame:
+    """How a file is described to the visitor (`GET /v1/files/{id}` fetches it)."""
+    fields: Frame = {"id": file.id, "name": file.name, "size": file.size,
+                     "type": file.mimetype}
+    if file.width is not None and file.height is not None:
+        fields["width"] = file.width
+        fields["height"] = file.height
+    return fields
 
 
 def started_frame(conversation: Conversation, token: str) -> Frame:

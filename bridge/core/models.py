@@ -33,6 +33,7 @@ class ItemKind(StrEnum):
     TRANSFERRED = "transferred"
     CALLBACK = "callback"  # an agent asked for a phone number
     ENDED = "ended"
+    FILE = "file"  # a file a visitor or an agent sent; `Item.file` describes it
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,19 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class FileInfo:
+    """A stored file: its content lies under its `sha256` in the state directory."""
+
+    id: str  # 32 random hex characters; names the file in URLs
+    name: str
+    mimetype: str  # found by content
+    size: int
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
 class Item:
     """One line of a conversation's timeline, in `seq` order."""
 
@@ -87,11 +101,13 @@ class Item:
     txn_id: str | None = None
     event_id: str | None = None
     delivered: bool = False
+    file: FileInfo | None = None  # for ItemKind.FILE
 
     @property
     def goes_to_room(self) -> bool:
-        """Visitor and system lines are posted into the agents' room; agent lines come from it."""
-        return self.kind is ItemKind.TEXT and self.sender is not Sender.AGENT
+        """Visitor and system lines (and visitors' files) are posted into the agents' room;
+        agent lines come from it."""
+        return self.kind in (ItemKind.TEXT, ItemKind.FILE) and self.sender is not Sender.AGENT
 
 
 @dataclass(frozen=True)

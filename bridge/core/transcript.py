@@ -3,25 +3,32 @@ for mailing it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bridge.core.models import Conversation, Item, ItemKind, Sender
+from bridge.core.files import human_size
+from bridge.core.models import Conversation, FileInfo, Item, ItemKind, Sender
 from bridge.core.protocol import ProtocolError
 
 
-def render_transcript(conversation: Conversation, items: list[Item]) -> str:
-    """Plain text, one line per item, times in UTC; internal notes are never in it."""
+def render_transcript(conversation: Conversation, items: list[Item],
+                      link: Callable[[FileInfo], str] | None = None) -> str:
+    """Plain text, one line per item, times in UTC; internal notes are never in it. A file
+    is listed with its size and, given `link`, the address it is served at."""
     started = _stamp(conversation.created_at, with_date=True)
     lines = [f"Chat with {conversation.visitor.name} <{conversation.visitor.email}>",
              f"Started {started} UTC", ""]
     for item in items:
         # Continuation lines are indented, so no one can write a line that looks like
         # another speaker's.
-        lines.append(f"[{_stamp(item.ts)}] {_line(item)}".replace("\n", "\n    "))
+        lines.append(f"[{_stamp(item.ts)}] {_line(item, link)}".replace("\n", "\n    "))
     return "\n".join(lines) + "\n"
 
 
-def _line(item: Item) -> str:
+def _line(item: Item, link: Callable[[FileInfo], str] | None = None) -> str:
+    if item.kind is ItemKind.FILE and item.file is not None:
+        where = f" {link(item.file)}" if link is not None else ""
+        return f"{item.name}: [file] {item.file.name} ({human_size(item.file.size)}){where}"
     if item.kind is ItemKind.TEXT:
         if item.sender is Sender.SYSTEM:
             return f"— {item.text}"

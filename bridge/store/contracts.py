@@ -21,6 +21,7 @@ from bridge.core.models import (
     AgentId,
     Conversation,
     ConversationId,
+    FileInfo,
     Item,
     ItemKind,
     Page,
@@ -78,11 +79,13 @@ class TimelineRepository(Protocol):
     def append_item(self, conversation_id: ConversationId, kind: ItemKind, sender: Sender,
                     name: str, text: str, now: float, *, client_id: str | None = None,
                     sender_id: str | None = None, event_id: str | None = None,
-                    delivered: bool = False, wait_for_disk: bool = True) -> tuple[Item, bool]:
+                    delivered: bool = False, wait_for_disk: bool = True,
+                    file: FileInfo | None = None) -> tuple[Item, bool]:
         """(item, created): a repeated client_id or event_id returns the first item and
         False. An undelivered item gets a transaction id, kept for every retry. Raises
         StoreError for a conversation that does not exist."""
     def item_by_client_id(self, conversation_id: str, client_id: str) -> Item | None: ...
+    def item_by_event_id(self, conversation_id: str, event_id: str) -> Item | None: ...
     def items_after(self, conversation_id: str, after: int) -> list[Item]: ...
     def agent_present(self, conversation_id: str, agent_id: str) -> bool: ...
     def message_count(self, conversation_id: str) -> int: ...
@@ -158,6 +161,16 @@ class KeyValueRepository(Protocol):
     def set(self, key: str, value: str, *, durable: bool = True) -> None: ...
 
 
+@runtime_checkable
+class FileRepository(Protocol):
+    """The files of timelines (their rows are written with their items)."""
+
+    def file(self, file_id: str) -> tuple[ConversationId, FileInfo] | None: ...
+    def visitor_files_since(self, conversation_id: str, since: float) -> int: ...
+    def in_use(self, hashes: Iterable[str]) -> set[str]:
+        """Which of these contents (SHA-256 hex) some file still refers to."""
+
+
 class StoreRepositories(Protocol):
     """A whole store: what a second engine provides, and what contract tests are given."""
 
@@ -175,6 +188,8 @@ class StoreRepositories(Protocol):
     def audit(self) -> EventRepository: ...
     @property
     def kv(self) -> KeyValueRepository: ...
+    @property
+    def files(self) -> FileRepository: ...
     def flush(self) -> Coroutine[Any, Any, None]:
         """Done once every write made so far is durable; StoreUnavailable if the disk
         refused."""

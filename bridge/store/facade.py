@@ -18,6 +18,7 @@ from bridge.core.models import (
     AgentId,
     Conversation,
     ConversationId,
+    FileInfo,
     Item,
     ItemKind,
     Page,
@@ -33,6 +34,7 @@ from bridge.store.agents import SqliteAgents
 from bridge.store.conversations import ConversationCache, SqliteConversations
 from bridge.store.db import SqliteDatabase
 from bridge.store.events import SqliteEvents
+from bridge.store.files import SqliteFiles
 from bridge.store.kv import SqliteKeyValue
 from bridge.store.reports import SqliteReports
 from bridge.store.tickets import SqliteTickets
@@ -52,6 +54,7 @@ class Store:
         self.reports = SqliteReports(self.database)
         self.audit = SqliteEvents(self.database)
         self.kv = SqliteKeyValue(self.database)
+        self.files = SqliteFiles(self.database)
 
     def close(self) -> None:
         self.database.close()
@@ -152,14 +155,29 @@ class Store:
     def append_item(self, conversation_id: ConversationId, kind: ItemKind, sender: Sender,
                     name: str, text: str, now: float, *, client_id: str | None = None,
                     sender_id: str | None = None, event_id: str | None = None,
-                    delivered: bool = False, wait_for_disk: bool = True) -> tuple[Item, bool]:
+                    delivered: bool = False, wait_for_disk: bool = True,
+                    file: FileInfo | None = None) -> tuple[Item, bool]:
         return self.timeline.append_item(
             conversation_id, kind, sender, name, text, now, client_id=client_id,
             sender_id=sender_id, event_id=event_id, delivered=delivered,
-            wait_for_disk=wait_for_disk)
+            wait_for_disk=wait_for_disk, file=file)
 
     def item_by_client_id(self, conversation_id: str, client_id: str) -> Item | None:
         return self.timeline.item_by_client_id(conversation_id, client_id)
+
+    def item_by_event_id(self, conversation_id: str, event_id: str) -> Item | None:
+        return self.timeline.item_by_event_id(conversation_id, event_id)
+
+    # -- files -----------------------------------------------------------------------------
+
+    def file(self, file_id: str) -> tuple[ConversationId, FileInfo] | None:
+        return self.files.file(file_id)
+
+    def visitor_files_since(self, conversation_id: str, since: float) -> int:
+        return self.files.visitor_files_since(conversation_id, since)
+
+    def in_use(self, hashes: Iterable[str]) -> set[str]:
+        return self.files.in_use(hashes)
 
     def items_after(self, conversation_id: str, after: int) -> list[Item]:
         return self.timeline.items_after(conversation_id, after)

@@ -232,6 +232,31 @@ def m012_extended_at(db: Database) -> None:
     db.executescript("ALTER TABLE conversations ADD COLUMN extended_at REAL;")
 
 
+@migrations()
+def m013_files(db: Database) -> None:
+    # A file is a line of the timeline (items.file_id); its bytes lie on disk under their
+    # sha256, so the same content sent twice is stored once.
+    db.executescript(
+        """
+        CREATE TABLE files (
+            id TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            sha256 TEXT NOT NULL,
+            name TEXT NOT NULL,
+            mimetype TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            width INTEGER,
+            height INTEGER,
+            sender TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX files_conversation ON files(conversation_id, created_at);
+        CREATE INDEX files_sha256 ON files(sha256);
+        ALTER TABLE items ADD COLUMN file_id TEXT REFERENCES files(id);
+        """
+    )
+
+
 def refuse_newer_schema(db: Database) -> None:
     """Refuse a database touched by a newer version rather than damage it."""
     known = {m.name for m in migrations._migrations}

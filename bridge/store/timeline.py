@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import replace
 from typing import Any
 
-from bridge.core.models import ConversationId, Item, ItemKind, Sender, Status
+from bridge.core.models import ConversationId, FileInfo, Item, ItemKind, Sender, Status
 from bridge.store.conversations import SqliteConversations
 from bridge.store.db import SqliteDatabase
 from bridge.store.schema import StoreError
@@ -39,6 +39,7 @@ class SqliteTimeline:
         event_id: str | None = None,
         delivered: bool = False,
         wait_for_disk: bool = True,
+        file: FileInfo | None = None,
     ) -> tuple[Item, bool]:
         """Append one item with the next seq, durably; returns (item, created).
 
@@ -46,14 +47,17 @@ class SqliteTimeline:
         item stored the first time and `created=False`: nothing is ever stored twice.
         With `wait_for_disk=False` the commit does not wait for the fsync: the item may go
         to the room at once, and the caller awaits `flush()` before acknowledging it.
+        A `file` is recorded in the same transaction as its item.
         """
         # Lines that came from the backend can be fetched again (the backend saves its
         # position after they are stored, in the same ordered WAL), so they need not wait
         # for an fsync; visitor lines are acknowledged and must be on disk first.
         try:
             with self._transaction(durable=wait_for_disk and not delivered):
+                if file is not None:
+                    self._insert_file(conversation_id, file, sender, now)
                 item = self._insert_item(conversation_id, kind, sender, name, text, now,
-                                         client_id, sender_id, event_id, delivered)
+                                         client_id, sender_id, event_id, delivered, file)
         except sqlite3.IntegrityError:
             # A repeat is rare, so it is found by the unique index refusing it rather than
             # by a lookup before every insert; the transaction rolled back, seq included.
@@ -70,7 +74,7 @@ class SqliteTimeline:
     def _insert_item(
         self, conversation_id: ConversationId, kind: ItemKind, sender: Sender, name: str,
         text: str, now: float, client_id: str | None, sender_id: str | None,
-        event_id: str | None, delivered: bool,
+        event_id: str | None, delivered: bool, file: FileInfo | None,
     ) -> Item:
         # One statement: the next seq comes from the conversation's last_seq, which the
         # trigger items_last_seq (m008) moves on. The transaction id is written before the
@@ -78,19 +82,27 @@ class SqliteTimeline:
         # the duplicate.
         row = self._db.execute(
             "INSERT INTO items (conversation_id, seq, kind, sender, sender_id, name, text, ts,"
-            " client_id, txn_id, event_id, delivered)"
+            " client_id, txn_id, event_id, delivered, file_id)"
             " SELECT id, last_seq + 1, ?, ?, ?, ?, ?, ?, ?,"
-            " CASE WHEN ? THEN NULL ELSE 'lcb.' || id || '.' || (last_seq + 1) END, ?, ?"
+            " CASE WHEN ? THEN NULL ELSE 'lcb.' || id || '.' || (last_seq + 1) END, ?, ?, ?"
             " FROM conversations WHERE id = ? RETURNING seq, txn_id",
             (kind.value, sender.value, sender_id, name, text, now, client_id, int(delivered),
-             event_id, int(delivered), conversation_id),
+             event_id, int(delivered), file.id if file else None, conversation_id),
         ).fetchone()
         if row is None:
             raise StoreError(f"conversation {conversation_id} does not exist")
         seq, txn_id = row
         return Item(conversation_id=conversation_id, seq=seq, kind=kind, sender=sender,
                     name=name, text=text, ts=now, client_id=client_id, sender_id=sender_id,
-                    txn_id=txn_id, event_id=event_id, delivered=delivered)
+                    txn_id=txn_id, event_id=event_id, delivered=delivered, file=file)
+
+    def _insert_file(self, conversation_id: ConversationId, file: FileInfo, sender: Sender,
+                     now: float) -> None:
+        self._db.execute(
+            "INSERT INTO files (id, conversation_id, sha256, name, mimetype, size, width,"
+            " height, sender, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (file.id, conversation_id, file.sha256, file.name, file.mimetype, file.size,
+             file.width, file.height, sender.value, now))
 
     def _existing(
         self, conversation_id: str, client_id: str | None, event_id: str | None
@@ -98,12 +110,15 @@ class SqliteTimeline:
         if client_id is not None:
             return self.item_by_client_id(conversation_id, client_id)
         if event_id is not None:
-            found = self._items("conversation_id = ? AND event_id = ?", conversation_id, event_id)
-            return found[0] if found else None
+            return self.item_by_event_id(conversation_id, event_id)
         return None
 
     def item_by_client_id(self, conversation_id: str, client_id: str) -> Item | None:
         found = self._items("conversation_id = ? AND client_id = ?", conversation_id, client_id)
+        return found[0] if found else None
+
+    def item_by_event_id(self, conversation_id: str, event_id: str) -> Item | None:
+        found = self._items("conversation_id = ? AND event_id = ?", conversation_id, event_id)
         return found[0] if found else None
 
     def items_after(self, conversation_id: str, after: int) -> list[Item]:
@@ -179,10 +194,28 @@ class SqliteTimeline:
 
     def _items(self, where: str, *params: Any) -> list[Item]:
         sql = f"SELECT * FROM items WHERE {where} ORDER BY seq"
-        return [item_from_row(row) for row in self._rows(sql, params)]
+        rows = self._rows(sql, params)
+        file_ids = [row["file_id"] for row in rows if row.get("file_id")]
+        files = self._files(file_ids) if file_ids else {}  # mostly none: no second query
+        return [item_from_row(row, files.get(row.get("file_id") or "")) for row in rows]
+
+    def _files(self, file_ids: list[str]) -> dict[str, FileInfo]:
+        found: dict[str, FileInfo] = {}
+        for start in range(0, len(file_ids), 500):  # SQLite's limit on bound parameters
+            chunk = file_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._rows(f"SELECT * FROM files WHERE id IN ({marks})", tuple(chunk)):
+                found[row["id"]] = file_from_row(row)
+        return found
 
 
-def item_from_row(row: dict[str, Any]) -> Item:
+def file_from_row(row: dict[str, Any]) -> FileInfo:
+    return FileInfo(id=row["id"], name=row["name"], mimetype=row["mimetype"],
+                    size=row["size"], sha256=row["sha256"], width=row["width"],
+                    height=row["height"])
+
+
+def item_from_row(row: dict[str, Any], file: FileInfo | None = None) -> Item:
     return Item(
         conversation_id=ConversationId(row["conversation_id"]),
         seq=row["seq"],
@@ -196,4 +229,5 @@ def item_from_row(row: dict[str, Any]) -> Item:
         txn_id=row["txn_id"],
         event_id=row["event_id"],
         delivered=bool(row["delivered"]),
+        file=file,
     )

@@ -19,9 +19,10 @@ from bridge.core.protocol import LANG_RE, ProtocolError, load_json, parse_offlin
 from bridge.i18n import pick_language, text_direction, visitor_strings
 from bridge.store import Store
 from bridge.tickets import Flooded, Tickets
-from bridge.web import client_address, stats
+from bridge.web import client_address, stats, uploads
 from bridge.web.assets import served
 from bridge.web.desk import VisitorDesk
+from bridge.web.uploads import FileDesk
 from bridge.web.ws import handle_ws, origin_allowed
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class VisitorSide:
     desk: VisitorDesk
     status: Callable[[str], dict[str, Any]]
     transcript_for_token: Callable[[str], str | None]
+    files: FileDesk
 
 
 VISITORS = web.AppKey("visitors", VisitorSide)
@@ -72,6 +74,7 @@ def create_app(config: Config, visitors: VisitorSide, tickets: Tickets, store: S
     app.router.add_get("/demo", _static_file("demo.html", "text/html"))
     app.router.add_get("/", _home)
     stats.register(app, config.server.admin_token, store, clock)
+    uploads.register(app, config, visitors.files)
     app.on_shutdown.append(_close_sockets)
     return app
 
@@ -117,6 +120,8 @@ async def _widget_config(request: web.Request) -> web.Response:
         "mail": config.smtp is not None,  # whether "Email it to me" can work at all
         "sound": config.widget.sound,
         "consent": strings.get("consent", ""),  # a required checkbox in the pre-chat form
+        "files": {"max_bytes": config.files.max_bytes, "types": sorted(config.files.types)}
+        if config.files.enabled else None,
         "queues": [{"id": q.id, "name": q.text("name", lang), "topic": q.text("topic", lang),
                     "peek": q.peek} for q in config.queues],
         "strings": strings,

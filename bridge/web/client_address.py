@@ -32,7 +32,7 @@ class AddressLimits:
     sockets: ConcurrencyLimiter = field(init=False)
     chats: WindowLimiter = field(init=False)
     transcripts: WindowLimiter = field(init=False)
-    uploads: WindowLimiter = field(init=False)  # for POST /v1/uploads, once it exists
+    uploads: WindowLimiter = field(init=False)  # POST /v1/uploads
 
     def __post_init__(self) -> None:
         cfg = self.limits

@@ -147,19 +147,23 @@ def xmpp(xmpp_server: XmppServer) -> Messenger:
 def bridge_config(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = None,
                   queues: list[dict[str, Any]] | None = None, identity: str | None = None,
                   agents: dict[str, dict[str, Any]] | None = None,
-                  widget: dict[str, Any] | None = None, **server: Any) -> Config:
+                  widget: dict[str, Any] | None = None, files: dict[str, Any] | None = None,
+                  **server: Any) -> Config:
     """The test bridge's config; `agents` adds keys to agents by id ({"alice": {...}})."""
     return parse_config(bridge_settings(messenger, db, smtp, queues, identity, agents, widget,
-                                        **server))
+                                        files, **server))
 
 
 def bridge_settings(messenger: Messenger, db: Path, smtp: dict[str, Any] | None = None,
                     queues: list[dict[str, Any]] | None = None, identity: str | None = None,
                     agents: dict[str, dict[str, Any]] | None = None,
-                    widget: dict[str, Any] | None = None, **server: Any) -> dict[str, Any]:
+                    widget: dict[str, Any] | None = None, files: dict[str, Any] | None = None,
+                    **server: Any) -> dict[str, Any]:
     """The test bridge's config as the TOML file's tables."""
     port = free_port()
     extra: dict[str, Any] = {"smtp": smtp} if smtp else {}
+    if files is not None:
+        extra["files"] = files
     if identity:
         extra["identity"] = {"secret": identity}
     if queues is not None:
@@ -201,9 +205,10 @@ def _bridges(messenger_fixture: str) -> Any:
                         identity: str | None = None,
                         agents: dict[str, dict[str, Any]] | None = None,
                         widget: dict[str, Any] | None = None,
+                        files: dict[str, Any] | None = None,
                         **server: Any) -> Bridge:
             bridge = Bridge(bridge_config(messenger, tmp_path / "livechat.sqlite3", smtp,
-                                          queues, identity, agents, widget, **server))
+                                          queues, identity, agents, widget, files, **server))
             await bridge.start()
             running.append(bridge)
             return bridge

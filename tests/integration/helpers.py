@@ -14,11 +14,14 @@ import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    DownloadResponse,
     InviteMemberEvent,
+    RoomMessageMedia,
     RoomMessageNotice,
     RoomMessageText,
     SyncResponse,
     TypingNoticeEvent,
+    UploadResponse,
 )
 
 from bridge.app import Bridge
@@ -126,6 +129,7 @@ class MatrixAgent:
         self.invites: set[str] = set()
         self.removed: set[str] = set()  # rooms the agent was taken out of (or uninvited from)
         self.typing: dict[str, list[str]] = {}
+        self.files: list[tuple[str, str, str, dict[str, Any]]] = []  # room, name, url, content
         self.presence = "online"
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -160,6 +164,9 @@ class MatrixAgent:
                 if isinstance(event, RoomMessageText | RoomMessageNotice):
                     notice = isinstance(event, RoomMessageNotice)
                     self.messages.append((room_id, event.sender, notice, event.body))
+                elif isinstance(event, RoomMessageMedia):
+                    content = event.source["content"]
+                    self.files.append((room_id, content.get("body", ""), event.url, content))
             for event in joined.ephemeral:
                 if isinstance(event, TypingNoticeEvent):
                     self.typing.setdefault(room_id, []).append(",".join(sorted(event.users)))
@@ -190,6 +197,26 @@ class MatrixAgent:
         response = await self.client.room_send(
             room, "m.room.message", {"msgtype": "m.text", "body": text})
         return response.event_id
+
+    async def send_file(self, room: str, name: str, content: bytes, mimetype: str) -> str:
+        """What Element does: the bytes to the media repository, then an m.image/m.file."""
+        uploaded, _keys = await self.client.upload(
+            lambda *_: content, content_type=mimetype, filename=name, filesize=len(content))
+        assert isinstance(uploaded, UploadResponse), uploaded
+        msgtype = "m.image" if mimetype.startswith("image/") else "m.file"
+        response = await self.client.room_send(room, "m.room.message", {
+            "msgtype": msgtype, "body": name, "url": uploaded.content_uri,
+            "info": {"mimetype": mimetype, "size": len(content)}})
+        return response.event_id
+
+    async def download(self, url: str) -> bytes:
+        """A file another member sent, through the homeserver (authenticated media)."""
+        response = await self.client.download(mxc=url)
+        assert isinstance(response, DownloadResponse), response
+        return response.body if isinstance(response.body, bytes) else b""
+
+    def file_names(self, room: str) -> list[str]:
+        return [name for r, name, _url, _content in self.files if r == room]
 
     async def correct(self, room: str, event_id: str, text: str) -> None:
         await self.client.room_send(room, "m.room.message", {
