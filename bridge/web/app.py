@@ -230,7 +230,7 @@ def _static_file(name: str, content_type: str) -> Any:
         response.enable_compression()
         if name.endswith(".html"):
             response.headers["Content-Security-Policy"] = (
-                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:"
             )
         return response
 

@@ -1,64 +1,59 @@
-// livechat-bridge: the chat panel, loaded by widget.js on the first click. Every text comes
-// from the server in the visitor's language; untrusted text only ever goes through textContent.
 'use strict';
-window.LiveChat?._boot?.(({ BASE, KEY, QL, OPT, root, W, launcher, sheet, emit, st, status: stat, badge, opened }) => {
-sheet(`input,select,textarea{font:inherit;color:inherit;margin:0;border:0;border-radius:8px}
+window.LiveChat?._boot?.(({ BASE, KEY, get, $, can, OPT, root, W, launcher, sheet, emit, st, status: stat, badge, opened }) => {
+sheet(`input,select,textarea{width:100%;margin:0;padding:8px 10px;border:1px solid var(--line);border-radius:8px;font:inherit;color:var(--fg);background:var(--bg)}
 ::placeholder{color:var(--mute);opacity:1}
-.lcb-open .lcb-launcher{padding:0;gap:0}
-.lcb-open .lcb-launcher span{font-size:0}
-.lcb-visitor .lcb-name{display:none}
-.lcb-panel{--bg:#fff;--bg2:#f6f8fa;--fg:#1f2328;--mute:#57606a;--line:#d0d7de;--warn:#fff8c5;--warnfg:#4d2d00;display:flex;flex-direction:column;
- width:340px;height:480px;max-width:calc(100vw - 24px);max-height:calc(100vh - 100px);color:var(--fg);background:var(--bg);
+.lcb-open .lcb-launcher{padding:0;gap:0;font-size:0}
+.lcb-panel{display:flex;flex-direction:column;
+ width:min(340px,100vw - 24px);height:min(480px,100vh - 100px);color:var(--fg);background:var(--bg);
  border-radius:14px;overflow:hidden;box-shadow:0 10px 40px #0004;animation:lcb-in .2s ease-out}
-@media (prefers-color-scheme:dark){.lcb-panel{--bg:#22272e;--bg2:#1c2128;--fg:#e6edf3;--mute:#adbac7;--line:#545d68;--warn:#3b2f00;--warnfg:#f8e3a1}}
-@keyframes lcb-in{from{opacity:0;transform:translateY(12px)}}
+@keyframes lcb-in{from{opacity:0;translate:0 12px}}
 .lcb-head{display:flex;align-items:center;gap:2px;padding:10px 8px;padding-inline-start:16px;background:var(--c);color:var(--t)}
 .lcb-title{flex:1;font-size:16px}
 .lcb-head button{padding:5px;background:none;font-weight:400;font-size:13px}
-.lcb-off,.lcb-verified{margin:0;color:var(--mute)}
-.lcb-off:empty,.lcb-verified:empty{display:none}
+p{margin:0;color:var(--mute)}
+p:empty{display:none}
 .lcb-confirm{display:flex;align-items:center;gap:8px;padding:8px 12px;background:var(--warn);color:var(--warnfg)}
 .lcb-confirm span{flex:1}
 .lcb-confirm button{padding:4px 10px}
 .lcb-offline textarea{min-height:64px;max-height:150px}
-.lcb-form,.lcb-offline{display:flex;flex-direction:column;gap:12px;padding:16px;overflow:auto}
-.lcb-offline{gap:8px}
-label{display:flex;flex-direction:column;gap:4px;font-size:13px;color:var(--mute)}
-.lcb-consent{flex-direction:row;align-items:flex-start;gap:8px}
+.lcb-form,.lcb-offline{display:flex;flex-direction:column;gap:10px;padding:16px;overflow:auto}
+label{display:grid;gap:4px;font-size:13px;color:var(--mute)}
+.lcb-consent{display:flex;align-items:flex-start;gap:8px}
 .lcb-consent input{width:24px;height:24px;flex:none}
-input,select,textarea{width:100%;padding:8px 10px;border:1px solid var(--line);background:var(--bg);color:var(--fg)}
 .lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:12px;overflow-y:auto;background:var(--bg2)}
 .lcb-msg{display:flex;flex-direction:column;max-width:82%;align-self:flex-start}
 .lcb-text{padding:8px 12px;border-radius:16px;border-end-start-radius:4px;background:var(--bg);border:1px solid var(--line);white-space:pre-wrap;overflow-wrap:anywhere}
 .lcb-text a{color:inherit}
 .lcb-visitor{align-self:flex-end}
 .lcb-visitor .lcb-text{background:var(--c);color:var(--t);border-radius:16px;border-end-end-radius:4px}
-.lcb-pending{opacity:.8}
-.lcb-name,.lcb-time{margin:0 6px 2px;font-size:12px;color:var(--mute)}
-.lcb-time{margin:2px 6px 0}
+.lcb-pending .lcb-time{visibility:hidden}
+.lcb-name,.lcb-time{margin:2px 6px;font-size:12px;color:var(--mute)}
 .lcb-visitor .lcb-time{align-self:flex-end}
 .lcb-system{align-self:center;text-align:center;font-size:12px;color:var(--mute)}
 .lcb-system .lcb-text{padding:0;border:0;background:none}
-.lcb-typing,.lcb-status{padding:4px 14px;font-size:12px;color:var(--mute);background:var(--bg2)}
+.lcb-typing,.lcb-status,.lcb-peek{padding:4px 14px;font-size:12px;color:var(--mute);background:var(--bg2)}
 .lcb-status{background:var(--warn);color:var(--warnfg)}
-.lcb-typing:empty,.lcb-status:empty{padding:0}
-.lcb-peek{margin:0;padding:4px 14px;font-size:12px;color:var(--mute);background:var(--bg2)}
-.lcb-compose{display:flex;align-items:flex-end;gap:8px;padding:10px;border-top:1px solid var(--line)}
+div:empty{padding:0}
+.lcb-bar{display:flex;align-items:flex-end;gap:8px;padding:10px;border-top:1px solid var(--line)}
+.lcb-compose{display:contents}
 textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
-.lcb-compose button{flex:none;width:40px;height:40px;padding:0;border-radius:50%}
+.lcb-bar button{flex:none;width:40px;height:40px;padding:0;border-radius:50%}
+.lcb-bar .lcb-att{background:none;color:var(--mute)}
+img{display:block;max-width:100%;max-height:240px}
+.lcb-text button{padding:0;color:inherit;text-align:start}
+progress{width:100%}
 :disabled{opacity:.5;cursor:default}
 .lcb-new{margin:0 10px 10px}
 .lcb-link{align-self:center;padding:2px 6px;background:none;color:var(--mute);font-weight:400;text-decoration:underline}
 .lcb-ticket{margin:auto;max-width:80%;font-size:14px;outline:0}
 .lcb-ticket b{white-space:nowrap}
-.lcb-survey,.lcb-transcript,.lcb-callback{flex:none;display:flex;flex-wrap:wrap;gap:6px;padding:8px 10px;border:1px solid var(--line);border-radius:12px;background:var(--bg)}
+.lcb-survey,.lcb-transcript,.lcb-callback{flex:none;display:grid;gap:6px;padding:8px 10px;border:1px solid var(--line);border-radius:12px;background:var(--bg)}
 .lcb-panel>.lcb-transcript{border-width:1px 0 0;border-radius:0}
-.lcb-survey p{width:100%;margin:0;text-align:center;font-weight:600}
-.lcb-survey>*,.lcb-transcript>*,.lcb-callback>*{width:100%}
+.lcb-survey p{text-align:center;font-weight:600;color:var(--fg)}
 .lcb-callback input{padding:6px 10px}
 .lcb-rates{display:flex;gap:4px}
 .lcb-rate{flex:1;padding:4px;background:none;color:var(--mute);border-radius:10px}
-.lcb-rate svg{width:30px;height:30px;stroke-linecap:round}
+.lcb-rate svg{width:30px;height:30px}
 .lcb-rate:hover,.lcb-rate[aria-pressed=true]{color:var(--fg)}
 .lcb-rate[aria-pressed=true]{box-shadow:inset 0 0 0 2px var(--fg)}
 .lcb-survey textarea{min-height:36px;max-height:80px;padding:6px 10px}
@@ -69,12 +64,13 @@ textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
 .lcb-mail button{padding:5px 10px}
 .lcb-panel :focus-visible{outline:2px solid var(--fg);outline-offset:1px;box-shadow:none}
 .lcb-head :focus-visible{outline-color:var(--t)}
-@media (max-width:480px){.lcb-open{inset:0}.lcb-open .lcb-panel{width:100vw;height:100dvh;max-width:none;max-height:none;border-radius:0}
+@media (max-width:480px){.lcb-open{inset:0}.lcb-open .lcb-panel{width:100vw;height:100dvh;border-radius:0}
  .lcb-open .lcb-launcher{display:none}input,select,textarea{font-size:16px}}
 @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}`);
 
+const ICON = d => `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="${d}"/></svg>`;
 const SURVEY = `<p></p><div class="lcb-rates" role="group">${[1, 2, 3, 4, 5].map(i =>
-  `<button type="button" class="lcb-rate" data-rating="${i}" aria-label="${i} / 5" aria-pressed="false"></button>`).join('')}</div>
+  `<button type="button" class="lcb-rate" data-rating="${i}" aria-label="${i} / 5" aria-pressed="false">${ICON(`M2 12a10 10 0 0 0 20 0a10 10 0 0 0-20 0M9 9v1.5M15 9v1.5M7.5 15.5Q12 ${9.5 + i * 2} 16.5 15.5`)}</button>`).join('')}</div>
 <textarea name="comment" rows="1" maxlength="1000" data-a="comment"></textarea><button type="submit" class="lcb-rate-send" data-s="rate" disabled></button>`;
 const CALLBACK = `<input name="phone" type="tel" required maxlength="40" autocomplete="tel" data-a="phone">
 <input name="when" type="text" maxlength="100" data-a="when"><button type="submit" data-s="callme"></button>`;
@@ -83,16 +79,9 @@ const FIELDS = `
   <label class="lcb-who"><span data-s="email"></span><input name="email" type="email" required maxlength="254" autocomplete="email"></label>
   <p class="lcb-verified"></p>
   <label><span data-s="topic"></span><select name="topic"></select></label>`;
-const svg = (tag, a) => { const e = document.createElementNS('http://www.w3.org/2000/svg', tag); for (const k in a) e.setAttribute(k, a[k]); return e };
-const face = i => {
-  const s = svg('svg', { viewBox: '0 0 24 24', 'aria-hidden': 'true' });
-  s.append(svg('circle', { cx: 12, cy: 12, r: 10 }), svg('path', { d: `M9 9v1.5M15 9v1.5M7.5 15.5Q12 ${15.5 + (i - 3) * 2} 16.5 15.5` }));
-  return s;
-};
-const ICON = d => `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="${d}"/></svg>`;
 W.insertAdjacentHTML('afterbegin', `<div class="lcb-panel" role="dialog" aria-labelledby="t" hidden>
- <div class="lcb-head"><b class="lcb-title" id="t" data-s="title"></b><button type="button" class="lcb-tx" data-a="transcript" aria-expanded="false" hidden>${ICON('M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6M8 13h8M8 17h8')}</button><button type="button" class="lcb-end" data-s="end" hidden></button><button type="button" class="lcb-min" data-a="close">${ICON('M6 9l6 6 6-6')}</button></div>
- <div class="lcb-confirm" hidden><span data-s="end_confirm"></span><button type="button" data-s="end"></button><button type="button" class="lcb-link" data-s="end_keep"></button></div>
+ <div class="lcb-head"><b class="lcb-title" id="t" data-s="title"></b><button class="lcb-tx" data-a="transcript" aria-expanded="false" hidden>${ICON('M14 2H4v20h16V8zM14 2v6h6M8 13h8M8 17h8')}</button><button class="lcb-end" data-s="end" hidden></button><button class="lcb-min" data-a="close">${ICON('M6 9l6 6 6-6')}</button></div>
+ <div class="lcb-confirm" hidden><span data-s="end_confirm"></span><button data-s="end"></button><button class="lcb-link" data-s="end_keep"></button></div>
  <form class="lcb-form" hidden>${FIELDS}
   <label class="lcb-consent" hidden><input name="consent" type="checkbox"><span></span></label>
   <p class="lcb-off"></p><button type="submit" data-s="start"></button><button type="button" class="lcb-link lcb-to-offline" data-s="or_leave"></button>
@@ -101,61 +90,54 @@ W.insertAdjacentHTML('afterbegin', `<div class="lcb-panel" role="dialog" aria-la
   <textarea name="text" required rows="3" data-a="placeholder"></textarea><button type="submit" data-s="leave"></button><button type="button" class="lcb-link lcb-to-chat" data-s="chat"></button>
  </form>
  <div class="lcb-log" role="log" aria-live="polite" hidden></div>
- <div class="lcb-transcript" hidden><button type="button" class="lcb-download" data-s="download"></button><form class="lcb-mail"><input name="mail" type="email" readonly maxlength="254" data-a="email"><button type="submit" data-s="mail"></button></form></div>
+ <div class="lcb-transcript" hidden><button class="lcb-download" data-s="download"></button><form class="lcb-mail"><input name="mail" type="email" readonly maxlength="254" data-a="email"><button type="submit" data-s="mail"></button></form></div>
  <div class="lcb-typing" role="status"></div>
- <div class="lcb-status" role="status"></div><button type="button" class="lcb-link lcb-instead" data-s="instead" hidden></button><button type="button" class="lcb-link lcb-extend" data-s="idle_extend" hidden></button>
- <p class="lcb-peek" data-s="peek" hidden></p><form class="lcb-compose" hidden><textarea name="text" rows="1" data-a="placeholder"></textarea><button type="submit" data-a="send">${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form>
- <button type="button" class="lcb-new" data-s="new" hidden></button>
+ <div class="lcb-status" role="status"></div><button class="lcb-link lcb-instead" data-s="instead" hidden></button><button class="lcb-link lcb-extend" data-s="idle_extend" hidden></button>
+ <p class="lcb-peek" data-s="peek" hidden></p><div class="lcb-bar" hidden><button class="lcb-att" data-a="attach" hidden>${ICON('M21 11l-9 9a6 6 0 0 1-8.5-8.5l9-9a4 4 0 0 1 5.7 5.7l-9 9a2 2 0 0 1-2.9-2.9l8.5-8.4')}</button><input type="file" multiple hidden><form class="lcb-compose"><textarea name="text" rows="1" data-a="placeholder"></textarea><button type="submit" data-a="send">${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form></div>
+ <button class="lcb-new" data-s="new" hidden></button>
 </div>`);
 
-const el = (tag, className, textContent = '') => Object.assign(document.createElement(tag), { className, textContent });
-const $ = s => root.querySelector(s);
-const [panel, form, offF, log, typingEl, statusEl, compose, ta, endBtn, newBtn, minBtn,
-  txBtn, txP, dlBtn, mailF, instead, cnf, formNote, offNote, consent, extend] =
-  ['.lcb-panel', '.lcb-form', '.lcb-offline', '.lcb-log', '.lcb-typing',
-   '.lcb-status', '.lcb-compose', '.lcb-compose textarea', '.lcb-end', '.lcb-new', '.lcb-min', '.lcb-tx',
-   '.lcb-transcript', '.lcb-download', '.lcb-mail', '.lcb-instead', '.lcb-confirm', '.lcb-form .lcb-off',
-   '.lcb-offline .lcb-off', '.lcb-consent', '.lcb-extend'].map($);
-const peekNote = $('.lcb-peek');
-const mailIn = mailF.elements.mail, sel = form.elements.topic, O = offF.elements, toChat = $('.lcb-to-chat'), leaveBtn = O[O.length - 2];
+const el = (tag, className = '', textContent = '') => Object.assign(document.createElement(tag), { className, textContent });
+const btn = (c, t, onclick) => Object.assign(el('button', c, t), { type: 'button', onclick });
+const [panel, form, offF, log, typingEl, statusEl, compose, endBtn, newBtn, minBtn, txBtn, txP, dlBtn, mailF,
+  instead, cnf, formNote, consent, extend, bar, att, peekNote, toChat] = `panel form offline log typing status compose
+  end new min tx transcript download mail instead confirm off consent extend bar att peek to-chat`.split(/\s+/).map(c => $('.lcb-' + c));
+const ta = compose.text, picker = att.nextSibling, offNote = offF.firstChild, mailIn = mailF.mail, sel = form.topic, O = offF.elements, leaveBtn = O[O.length - 2];
 
 const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
 const put = o => { try { o ? localStorage.setItem(KEY, JSON.stringify(o)) : localStorage.removeItem(KEY) } catch {} };
 const upd = f => { const o = load(); if (o && tok && o.token == tok) { f(o); put(o) } };
-let S = {}, LANG = '';
+let S = {}, LANG, FILES;
 const fmt = (k, o) => (S[k] || '').replace(/\{(\w+)\}/g, (m, x) => o[x] ?? m);
 const uid = () => crypto.randomUUID?.() || Date.now().toString(16) + Math.random().toString(16).slice(2);
 const status = t => { statusEl.textContent = t || wline }; // the place in line stays until an agent answers
-const est = w => w ? ' · ' + fmt('wait', { minutes: Math.max(1, Math.round(w / 60)) }) : ''; // only an honest estimate
+const est = w => w ? ' · ' + fmt('wait', { minutes: Math.max(1, Math.round(w / 60)) }) : '';
 const qOf = id => QA.find(q => q.id == id) || QA[0];
-const can = q => /^(available|busy)$/.test(q?.state);
 const note = q => !q || q.state == 'available' ? '' : q.state == 'busy' ? fmt('busy', { position: q.waiting + 1 }) + est(q.wait_s) : S[q.state == 'full' ? 'full' : 'offline'];
 
-let tok, who = '', mail = '', avail = false, QA = [], wline = '', done, offl = false, cfgP, isOpen = false, active = false, ended = false;
-let ws, ready = false, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg, unread = 0, sound = false, clock;
-let typT = 0, typOn = false, idle, typTimer, readTimer, cbF, tkt, peeks = new Set(), peekQ = '', draftT = 0, draftTimer; // cbF: the callback form on show; tkt: the ticket line
+let tok, who = '', mail = '', avail, QA = [], wline = '', done, offl, cfgP, isOpen, active, ended;
+let ws, ready, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg, unread = 0, sound, clock;
+let typT = 0, typOn, idle, typTimer, readTimer, cbF, tkt, peeks = new Set(), peekQ = '', draftT = 0, draftTimer;
 const seen = new Set(), lines = new Map(), pend = new Map(), q = [];
 
-function apply(c) {
-  S = { ...S, ...c.strings };
-  if (c.lang) W.lang = LANG = c.lang, W.dir = c.dir || 'ltr';
-  fill(root);
-}
-
 function fill(r) {
-  for (const e of r.querySelectorAll('[data-s]')) e.textContent = S[e.dataset.s] || '';
+  for (const e of r.querySelectorAll('[data-s]')) e.textContent = S[e.dataset.s];
   for (const e of r.querySelectorAll('[data-a]')) e.setAttribute('aria-label', e['placeholder' in e ? 'placeholder' : 'title'] = S[e.dataset.a] || '');
 }
 
-const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config' + QL).then(r => r.json()).catch(() => ({})).then(c => {
-  apply(c);
-  sound = !!c.sound;
-  clock = new Intl.DateTimeFormat(LANG || undefined, { hour: 'numeric', minute: '2-digit' });
+const getConfig = () => cfgP ||= get('/v1/config').then(c => {
+  S = c.strings || {};
+  if (c.lang) W.lang = LANG = c.lang, W.dir = c.dir || 'ltr';
+  fill(root);
+  sound = c.sound;
+  clock = new Intl.DateTimeFormat(LANG, { timeStyle: 'short' });
   if (c.max_text > 0) ta.maxLength = O.text.maxLength = c.max_text;
   mailF.hidden = !c.mail;
+  att.hidden = !(FILES = c.files);
+  picker.accept = FILES?.types;
   consent.hidden = !c.consent;
-  consent.lastChild.textContent = c.consent || '';
-  consent.firstChild.required = !!c.consent;
+  consent.lastChild.textContent = c.consent;
+  consent.firstChild.required = c.consent;
   const qs = c.queues || [];
   peeks = new Set(qs.filter(q => q.peek).map(q => q.id));
   for (const s of [sel, O.topic]) {
@@ -168,7 +150,7 @@ const getConfig = () => cfgP = cfgP || fetch(BASE + '/v1/config' + QL).then(r =>
 
 function identify(id) {
   OPT.identity = id;
-  const sure = !!id?.hash && !!id.name && !!id.email;
+  const sure = !!(id?.hash && id.name && id.email);
   for (const f of [form, offF]) {
     for (const k of ['name', 'email']) if (id?.[k]) f.elements[k].value = id[k];
     for (const l of f.querySelectorAll('.lcb-who')) l.hidden = sure;
@@ -176,14 +158,12 @@ function identify(id) {
   }
 }
 
-const refresh = () => fetch(BASE + '/v1/status' + QL).then(r => r.json()).then(s => {
-  avail = (QA = s.queues || []).some(can);
-}).catch(() => { QA = stat().queues || []; avail = QA.some(can) });
+const refresh = () => get('/v1/status').then(s => { avail = (QA = s.queues || stat().queues || []).some(can) });
 
 function view() {
-  const v = active || ended ? 'chat' : avail && !offl ? 'form' : 'off';
-  form.hidden = v != 'form';
-  if (v == 'off' && offF.hidden) { // on show: what the visitor already told us
+  const chat = active || ended, off = !chat && (!avail || offl);
+  form.hidden = chat || off;
+  if (off && offF.hidden) {
     O.name.value ||= form.elements.name.value || who;
     O.email.value ||= form.elements.email.value || mail;
     O.topic.value = sel.value;
@@ -191,13 +171,12 @@ function view() {
   formNote.textContent = note(qOf(sel.value));
   const oq = qOf(O.topic.value);
   offNote.textContent = can(oq) ? S.leave_note : note(oq) || S.offline;
-  offF.hidden = v != 'off' || !!done;
-  if (done) done.hidden = v != 'off';
+  offF.hidden = !off || done;
+  if (done) done.hidden = !off;
   toChat.hidden = !avail;
-  log.hidden = v != 'chat';
-  compose.hidden = v != 'chat' || ended;
-  peekNote.hidden = compose.hidden || !peeks.has(peekQ);
-  endBtn.hidden = !active;
+  log.hidden = !chat;
+  bar.hidden = endBtn.hidden = !active;
+  peekNote.hidden = !active || !peeks.has(peekQ);
   if (!active) cnf.hidden = true;
   txBtn.hidden = !active || !tok;
   newBtn.hidden = !ended;
@@ -213,7 +192,7 @@ function setOpen(o) {
     emit('open');
     seenAll();
     return Promise.all([getConfig(), refresh()]).then(() => {
-      if (ended) connect(); // an ended chat connects only to be shown
+      if (ended) connect();
       view();
       markRead();
       focus();
@@ -225,34 +204,23 @@ const focus = () => (form.hidden ? offF.hidden ? ta : [O.name, O.email, O.text].
 
 function place(d, seq) {
   d.dataset.seq = seq || '';
-  let ref = null;
-  if (!d.classList.contains('lcb-pending')) {
-    for (const c of log.children) if (c.classList.contains('lcb-pending') || seq && c.dataset.seq > seq) { ref = c; break }
-  }
-  log.insertBefore(d, ref);
+  log.insertBefore(d, d.matches('.lcb-pending') ? null : [...log.children].find(c => c.matches('.lcb-pending') || seq && c.dataset.seq > seq));
   log.scrollTop = 1e9;
 }
 
 function linked(text) {
   const t = el('div', 'lcb-text');
-  const parts = text.split(/((?:https?:\/\/|mailto:)[^\s<>"]+[^\s<>".,;:!?)\]'])/);
-  parts.forEach((p, i) => {
-    let u;
-    try { u = i % 2 && new URL(p) } catch {}
-    if (!u || !/^(https?|mailto):$/.test(u.protocol)) return t.append(p);
-    const a = Object.assign(el('a', '', p), { href: u.href, target: '_blank', rel: 'noopener noreferrer' });
-    t.append(a);
-  });
+  t.append(...text.split(/((?:https?:\/\/|mailto:)[^\s<>"]+[^\s<>".,;:!?)\]'])/)
+    .map((p, i) => i % 2 ? Object.assign(el('a', '', p), { href: p, target: '_blank', rel: 'noopener noreferrer' }) : p));
   return t;
 }
 
-function line(kind, text, name, seq, ts) {
-  const d = el('div', 'lcb-msg lcb-' + kind);
-  if (name && kind != 'system') d.append(el('div', 'lcb-name', name));
-  d.append(kind == 'system' ? el('div', 'lcb-text', text) : linked(text));
-  const when = new Date(ts ? ts * 1e3 : Date.now());
+function line(kind, text, m = {}) {
+  const d = el('div', 'lcb-msg lcb-' + kind), when = new Date(m.ts * 1e3 || Date.now());
+  if (kind == 'agent') d.append(el('div', 'lcb-name', m.name));
+  d.append(m.file ? shown(m.file) : linked(text));
   if (kind != 'system' && clock) d.append(Object.assign(el('time', 'lcb-time', clock.format(when)), { dateTime: when.toISOString() }));
-  place(d, seq);
+  place(d, m.seq);
   return d;
 }
 
@@ -269,9 +237,8 @@ function arrived() {
   if (isOpen && !document.hidden) return;
   badge(++unread);
   if (sound) try {
-    const a = new AudioContext(), o = a.createOscillator(), g = a.createGain();
-    g.gain.value = .05;
-    o.connect(g).connect(a.destination);
+    const a = new AudioContext(), o = new OscillatorNode(a);
+    o.connect(new GainNode(a, { gain: .05 })).connect(a.destination);
     o.onended = () => a.close();
     o.start();
     o.stop(a.currentTime + .2);
@@ -279,19 +246,18 @@ function arrived() {
 }
 const seenAll = () => { if (isOpen && !document.hidden) badge(unread = 0) };
 
+const hold = (id, text) => { pend.set(id, text); lines.set(id, line('visitor lcb-pending', text)) };
+
 function unpend(id) {
   pend.delete(id);
   upd(o => { delete o.pending?.[id] });
 }
 
 function acked(id, seq) {
-  saw(seq);
   const d = lines.get(id);
-  if (pend.has(id)) unpend(id);
-  if (d?.classList.contains('lcb-pending')) {
-    d.classList.remove('lcb-pending');
-    place(d, seq);
-  }
+  saw(seq);
+  unpend(id);
+  if (d) d.classList.remove('lcb-pending'), place(d, seq);
 }
 
 function typing(name) {
@@ -329,12 +295,10 @@ function connect() {
 }
 
 function hang() {
-  const s = ws;
-  ws = null;
-  ready = false;
+  ws?.close();
+  ws = ready = null;
   clearInterval(pinger);
   clearTimeout(timer);
-  s?.close();
 }
 
 function lost(s) {
@@ -342,14 +306,14 @@ function lost(s) {
   hang();
   if (!active && !q.length) return;
   status(S.reconnecting);
-  timer = setTimeout(connect, Math.min(15e3, 500 * 2 ** tries++) * (0.8 + Math.random() * 0.4));
+  timer = setTimeout(connect, Math.min(15e3, 500 * 2 ** tries++) * (.8 + Math.random() * .4));
 }
 
 function onFrame(m) {
   switch (m.type) {
     case 'started':
       tok = m.token;
-      put({ token: tok, conversation: m.conversation, seq: lastSeq, open: isOpen, name: who, email: mail,
+      put({ token: tok, conversation: m.conversation, open: isOpen, name: who, email: mail,
         pending: Object.fromEntries(pend), queue: peekQ });
       view();
     case 'resumed':
@@ -362,10 +326,11 @@ function onFrame(m) {
       acked(m.client_id, m.seq);
       break;
     case 'message':
-      if (lines.has(m.client_id)) acked(m.client_id, m.seq);
+      if (lines.has(m.client_id) && !m.file) acked(m.client_id, m.seq);
       else if (!saw(m.seq)) {
+        lines.get(m.client_id)?.remove();
         const k = m.from == 'agent' || m.from == 'visitor' ? m.from : 'system';
-        const d = line(k, m.text, m.name, m.seq, m.ts);
+        const d = line(k, m.text, m);
         if (m.client_id) lines.set(m.client_id, d);
         if (k == 'agent') typing(), wline && status(wline = ''), arrived();
         emit('message', { from: m.from, name: m.name, text: m.text });
@@ -375,7 +340,7 @@ function onFrame(m) {
       typing(!ended && m.active && m.name);
       break;
     case 'agent':
-      if (!saw(m.seq) && S[m.event]) line('system', fmt(m.event, m), 0, m.seq, m.ts);
+      if (!saw(m.seq) && S[m.event]) line('system', fmt(m.event, m), m);
       if (m.event != 'left') status(wline = ''), instead.hidden = true;
       break;
     case 'queue':
@@ -388,13 +353,13 @@ function onFrame(m) {
       break;
     case 'ended':
       if (!saw(m.seq)) {
-        const d = line('system', S.ended, 0, m.seq, m.ts);
-        if (!load()?.rated && !tkt) survey(d, S.survey || m.survey?.question); // nobody to rate after a ticket
+        const d = line('system', S.ended, m);
+        if (!load()?.rated && !tkt) survey(d, S.survey || m.survey?.question);
         emit('ended');
       }
       finish();
       break;
-    case 'idle': // about to end for silence: one action keeps it open (WCAG 2.2.1)
+    case 'idle': // WCAG 2.2.1
       status(fmt('idle_warning', { minutes: Math.max(1, Math.round(m.ends_in_s / 60)) }));
       extend.hidden = false;
       break;
@@ -406,11 +371,11 @@ function onFrame(m) {
       break;
     case 'callback':
       if (m.seq > (load()?.seq || 0)) upd(o => { delete o.callback });
-      if (!saw(m.seq)) askCallback(line('system', fmt('callback', m), 0, m.seq, m.ts));
+      if (!saw(m.seq)) askCallback(line('system', fmt('callback', m), m));
       break;
     case 'callback_saved':
       status();
-      if (cbF || !load()?.callback) { // once, also for a double submit
+      if (cbF || !load()?.callback) {
         const d = line('system', fmt('callback_saved', m));
         cbF?.replaceWith(d);
         cbF = null;
@@ -431,19 +396,13 @@ function onFrame(m) {
 function onError(m) {
   const code = m.code, text = S[/mail_|_mails/.test(code) ? 'error_mail' : 'error_' + code] || (code == 'rate_limited' ? S.slow : S.error);
   if (code == 'already_rated') return thanks();
-  if (/^(rate_limited|try_again)$/.test(code) && !ready) return lost(ws); // start/resume refused: retry later
+  if (/^(rate_limited|try_again)$/.test(code) && !ready) return lost(ws);
   if (code == 'bad_token' || !tok) {
     const t = [...pend.values()].join('\n'), q = /^queue_(closed|full)$/.test(code) && qOf(startMsg?.topic);
-    if (q) q.state = code.slice(6), avail = QA.some(can); // the server knows better than a cached status
+    if (q) q.state = code.slice(6), avail = QA.some(can);
     reset();
-    if (q) { // leave a message instead, keeping what was typed
-      offl = true;
-      view();
-      O.text.value ||= t;
-      return focus();
-    }
-    if (code != 'bad_token') status(text);
-    return;
+    if (q) return O.text.value ||= t, toOff(true);
+    return code != 'bad_token' && status(text);
   }
   if (!ready) return lost(ws);
   if (code == 'ended') return finish();
@@ -453,7 +412,6 @@ function onError(m) {
   if (pend.has(id) && (code == 'too_long' || code == 'empty')) {
     if (code == 'too_long' && !ta.value) ta.value = pend.get(id);
     lines.get(id).remove();
-    lines.delete(id);
     unpend(id);
   }
   if (code == 'try_again') return timer = setTimeout(flush, 5e3), status(S.retrying);
@@ -471,7 +429,7 @@ function finish() {
   status(wline = '');
   cbF?.remove();
   cbF = null;
-  log.append(txP); // the transcript offer follows the end (and the survey)
+  log.append(txP);
   toggleTx(1);
   view();
 }
@@ -480,7 +438,6 @@ function survey(after, question) {
   const f = el('form', 'lcb-survey');
   let n;
   f.innerHTML = SURVEY;
-  f.querySelectorAll('.lcb-rate').forEach((b, i) => b.append(face(i + 1)));
   f.firstChild.textContent = question;
   fill(f);
   f.onclick = e => {
@@ -492,7 +449,7 @@ function survey(after, question) {
   };
   f.onsubmit = e => {
     e.preventDefault();
-    if (n) want({ type: 'survey', rating: n, comment: f.comment.value.trim() });
+    n && want({ type: 'survey', rating: n, comment: f.comment.value.trim() });
   };
   after.after(f);
 }
@@ -521,7 +478,7 @@ function thanks() {
 function toggleTx(o) {
   txP.hidden = !o;
   txBtn.setAttribute('aria-expanded', !!o);
-  if (o) mailIn.value = mail; // shown, not asked: the server mails only the chat's own address
+  if (o) mailIn.value = mail; // only the chat's own address
 }
 
 function reset() {
@@ -531,7 +488,6 @@ function reset() {
   lastSeq = readSeq = 0;
   q.length = 0;
   log.before(txP);
-  mailIn.value = '';
   toggleTx();
   log.replaceChildren();
   cbF = tkt = null;
@@ -547,7 +503,7 @@ form.onsubmit = e => {
   e.preventDefault();
   const v = n => form.elements[n].value.trim();
   if (!(who = v('name'))) return;
-  if (!can(qOf(sel.value))) return toOff(true); // closed, full or nobody on duty: a message is the honest offer
+  if (!can(qOf(sel.value))) return toOff(true);
   mail = v('email');
   peekQ = sel.value || QA[0]?.id;
   startMsg = { type: 'start', visitor: { name: who, email: mail }, topic: sel.value || null,
@@ -575,11 +531,8 @@ offF.onsubmit = async e => {
     if (r.status != 201 || !j.ticket) throw j;
     const d = done = ticketLine(j.ticket, j.helpdesk);
     O.text.value = '';
-    if (avail) { // back to a chat, for more than a message can say
-      const c = el('button', 'lcb-link', S.chat);
-      c.type = 'button';
-      c.onclick = () => { d.remove(); done = null; known(); toOff(false) };
-      d.append(c);
+    if (avail) {
+      d.append(btn('lcb-link', S.chat, () => { d.remove(); done = null; known(); toOff(false) }));
     }
     offF.before(d);
     view();
@@ -588,7 +541,7 @@ offF.onsubmit = async e => {
   } catch (x) { status(S['error_' + x?.error?.code] || S.error) } finally { b.disabled = false }
 };
 function ticketLine(id, helpdesk) {
-  const k = helpdesk === false ? 'ticket_team' : 'ticket', [a, c = ''] = fmt(k, { email: mail }).split('{ticket}');
+  const [a, c = ''] = fmt(helpdesk === false ? 'ticket_team' : 'ticket', { email: mail }).split('{ticket}');
   const d = el('div', 'lcb-msg lcb-system lcb-ticket'), t = el('div', 'lcb-text');
   t.append(a, el('b', '', id), c);
   d.append(t);
@@ -611,22 +564,20 @@ compose.onsubmit = e => {
   const text = ta.value.trim();
   if (!text || !active) return;
   ta.value = '';
-  clearTimeout(draftTimer); // the server takes the preview away when the line comes
+  clearTimeout(draftTimer);
   stopTyping();
   calm();
-  if (ready) status();
   const id = uid();
-  pend.set(id, text);
-  upd(o => { (o.pending = o.pending || {})[id] = text });
-  lines.set(id, line('visitor lcb-pending', text, who));
+  hold(id, text);
+  upd(o => { (o.pending ||= {})[id] = text });
   emit('message', { from: 'visitor', name: who, text });
-  if (ready) tx({ type: 'message', client_id: id, text });
+  if (ready) status(), tx({ type: 'message', client_id: id, text });
 };
 ta.onkeydown = e => { if (e.key == 'Enter' && !e.shiftKey && !e.isComposing) compose.onsubmit(e) };
-const draft = () => { clearTimeout(draftTimer); draftT = Date.now(); tx({ type: 'draft', text: ta.value.trim() }) };
+const draft = () => { draftT = Date.now(); tx({ type: 'draft', text: ta.value.trim() }) };
 ta.oninput = () => {
   if (!ready) return;
-  if (peeks.has(peekQ)) { clearTimeout(draftTimer); Date.now() - draftT > 1500 ? draft() : draftTimer = setTimeout(draft, 1500) }
+  if (peeks.has(peekQ)) clearTimeout(draftTimer), draftTimer = setTimeout(draft, draftT + 1500 - Date.now());
   if (Date.now() - typT > 3e3) { typT = Date.now(); tx({ type: 'typing', active: typOn = true }) }
   clearTimeout(idle);
   idle = setTimeout(stopTyping, 4e3);
@@ -635,23 +586,81 @@ ta.oninput = () => {
 const close = () => { setOpen(false); launcher.focus() };
 minBtn.onclick = close;
 panel.onkeydown = e => { if (e.key == 'Escape') close() };
-endBtn.onclick = () => { cnf.hidden = false; cnf.children[1].focus() }; // asked first: an end cannot be undone
-cnf.children[1].onclick = () => { cnf.hidden = true; tok && want({ type: 'end' }); ready || finish() }; // an offline end goes out on reconnect
+endBtn.onclick = () => { cnf.hidden = false; cnf.children[1].focus() };
+cnf.children[1].onclick = () => { cnf.hidden = true; tok && want({ type: 'end' }); ready || finish() };
 cnf.children[2].onclick = () => { cnf.hidden = true; ta.focus() };
 txBtn.onclick = () => toggleTx(txP.hidden);
-dlBtn.onclick = async () => {
-  try {
-    const r = await fetch(BASE + '/v1/transcript', { headers: { 'X-Livechat-Token': tok } });
-    if (!r.ok) throw 0;
-    const a = el('a');
-    a.href = URL.createObjectURL(await r.blob());
-    a.download = 'chat-transcript.txt';
-    root.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 6e4);
-  } catch { status(S.error) }
+// The token goes in a header, never in a URL.
+const blob = async p => {
+  const r = await fetch(BASE + p, { headers: { 'X-Livechat-Token': tok } });
+  if (!r.ok) throw 0;
+  return URL.createObjectURL(await r.blob());
 };
+const save = (p, download) => blob(p).then(href => {
+  const a = Object.assign(el('a'), { href, download }); // saved, not opened
+  root.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 6e4);
+}, () => status(S.error));
+dlBtn.onclick = () => save('/v1/transcript', 'chat-transcript.txt');
+const IMG = /^image\/(png|jpeg|gif|webp)$/;
+const pic = (src, alt = '') => {
+  const i = Object.assign(el('img'), { alt, src });
+  i.onload = i.onerror = () => { URL.revokeObjectURL(src); log.scrollTop = 1e9 };
+  return i;
+};
+const units = (n, m = n >= 1 << 20) => Math.max(.1, n / 2 ** (m ? 20 : 10)).toLocaleString(LANG, { style: 'unit', unit: (m ? 'mega' : 'kilo') + 'byte', maximumFractionDigits: 1 });
+const oops = (c, t) => status(fmt(`error_${c}`, { max: units(FILES.max_bytes) }) || t || S.error_upload);
+function shown(f) {
+  const t = el('div', 'lcb-text'), p = '/v1/files/' + f.id;
+  IMG.test(f.type) ? blob(p).then(u => t.append(pic(u, f.name)), () => t.append(f.name))
+    : t.append(btn('lcb-link', f.name + ' (' + units(f.size) + ')', () => save(p, f.name)));
+  return t;
+}
+function upload(f) {
+  const big = f.size > FILES.max_bytes;
+  if (big || !FILES.types.includes(f.type)) return oops(big ? 'too_large' : 'bad_type');
+  const id = uid(), d = line('visitor lcb-pending', f.name), pb = el('progress'), sr = $('.lcb-sr');
+  let x, n = 0, said = -1;
+  lines.set(id, d);
+  if (IMG.test(f.type)) d.firstChild.prepend(pic(URL.createObjectURL(f)));
+  pb.ariaLabel = f.name;
+  d.append(pb, btn('lcb-link', S.cancel, () => { d.remove(); x.abort(); ta.focus() }));
+  const go = () => {
+    if (!d.isConnected) return;
+    x = new XMLHttpRequest();
+    x.open('POST', BASE + '/v1/uploads');
+    x.responseType = 'json';
+    // a retry keeps the id: stored once
+    x.setRequestHeader('X-Livechat-Token', tok);
+    x.setRequestHeader('X-Livechat-Client-Id', id);
+    x.setRequestHeader('X-Livechat-Filename', encodeURIComponent(f.name));
+    x.upload.onprogress = e => {
+      const p = pb.value = e.loaded / e.total;
+      if (said < (said = p * 4 | 0)) sr.textContent = f.name + ' ' + p.toLocaleString(LANG, { style: 'percent' });
+    };
+    x.onloadend = () => {
+      const j = x.response || {}, s = x.status;
+      if (j.file) status(), onFrame({ ...j, type: 'message', from: 'visitor', text: f.name, client_id: id });
+      else if (!d.isConnected);
+      else if ((!s || s == 503) && n++ < 4) status(S.retrying), setTimeout(go, 2e3 * n);
+      else d.remove(), oops(j.error?.code, j.error?.message);
+    };
+    x.send(f);
+  };
+  go();
+}
+const take = (e, l) => {
+  if (!l?.length) return;
+  e.preventDefault();
+  if (FILES && tok && active) for (const f of l) upload(f);
+};
+att.onclick = () => picker.click();
+picker.onchange = e => { take(e, picker.files); picker.value = '' };
+panel.onpaste = e => take(e, e.clipboardData.files);
+panel.ondrop = e => take(e, e.dataTransfer.files);
+panel.ondragover = e => e.preventDefault();
 mailF.onsubmit = e => {
   e.preventDefault();
   status();
@@ -665,18 +674,11 @@ newBtn.onclick = () => { reset(); known(); focus() };
 sel.onchange = O.topic.onchange = view;
 document.addEventListener('visibilitychange', () => { markRead(); seenAll() });
 
-if (st?.token) { // an ended chat stays (survey, transcript) until New chat
-  tok = st.token;
-  who = st.name || '';
-  mail = st.email || '';
-  peekQ = st.queue || '';
-  ended = !!st.ended;
+if (st?.token) {
+  ({ token: tok, name: who = '', email: mail = '', queue: peekQ = '', ended } = st);
   active = !ended;
   getConfig().then(() => {
-    if (active) for (const [id, text] of Object.entries(st.pending || {})) {
-      pend.set(id, text);
-      lines.set(id, line('visitor lcb-pending', text, who));
-    }
+    if (active) for (const [id, text] of Object.entries(st.pending || {})) hold(id, text);
     if (st.open) setOpen(true);
     if (active) connect();
   });

@@ -1,6 +1,3 @@
-// livechat-bridge: the loader, all a page view costs: the launcher and one cacheable status
-// check. Before the visitor acts nothing is written to their device and no socket opens; the
-// panel (panel.js) loads on the first click, or at once when a chat is being resumed.
 (() => {
 'use strict';
 const me = document.currentScript;
@@ -13,13 +10,14 @@ if (D.hash) OPT.identity = { id: D.id, name: D.name, email: D.email, hash: D.has
 OPT.queue ||= D.queue;
 let st, P, loading, status = {}, S = {}, invited;
 try { st = JSON.parse(localStorage.getItem(KEY)) } catch {}
+const get = p => fetch(BASE + p + QL).then(r => r.json()).catch(() => ({}));
 const seen = () => { try { return sessionStorage.getItem(KEY) } catch {} };
 const on = {}, emit = (e, d) => (on[e] || []).map(f => { try { f(d) } catch {} });
 
 const host = Object.assign(document.createElement('livechat-bridge'), { id: 'livechat-bridge' });
 const root = host.attachShadow({ mode: 'open' });
-root.innerHTML = `<div class="lcb" hidden><span class="lcb-sr" role="status"></span><div class="lcb-invite" hidden><button type="button" class="lcb-inv"></button>
-<button type="button" class="lcb-x" data-a="dismiss">✕</button></div><button type="button" class="lcb-launcher" aria-expanded="false">
+root.innerHTML = `<div class="lcb" hidden><span class="lcb-sr" role="status"></span><div class="lcb-invite" hidden><button class="lcb-inv"></button>
+<button class="lcb-x" data-a="dismiss">✕</button></div><button class="lcb-launcher" aria-expanded="false">
 <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1-4.6A8 8 0 1 1 21 12z"/></svg><span></span><b class="lcb-badge" hidden></b></button></div>`;
 const sheet = css => {
   try {
@@ -29,30 +27,30 @@ const sheet = css => {
   } catch { root.append(Object.assign(document.createElement('style'), { textContent: css })) }
 };
 sheet(`:host{all:initial}
-.lcb{all:initial;--c:#2563eb;--t:#fff;position:fixed;z-index:2147483000;bottom:20px;right:20px;display:flex;flex-direction:column;
- align-items:flex-end;gap:12px;color:#1f2328;font:14px/1.45 system-ui,sans-serif}
+.lcb{all:initial;--c:#2563eb;--t:#fff;--bg:#fff;--bg2:#f6f8fa;--fg:#1f2328;--mute:#57606a;--line:#d0d7de;--warn:#fff8c5;--warnfg:#4d2d00;position:fixed;z-index:2147483000;bottom:20px;right:20px;display:flex;flex-direction:column;
+ align-items:flex-end;gap:12px;color:var(--fg);font:14px/1.45 system-ui,sans-serif}
 .lcb-left{right:auto;left:20px;align-items:flex-start}
 *{box-sizing:border-box}
 [hidden]{display:none!important}
 button{display:flex;align-items:center;justify-content:center;gap:8px;min-width:24px;min-height:24px;margin:0;padding:10px 14px;border:0;
  border-radius:8px;background:var(--c);color:var(--t);font:inherit;font-weight:600;cursor:pointer}
 :focus-visible{outline:2px solid #fff;box-shadow:0 0 0 4px #1f2328}
-svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linejoin:round}
+svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
 .lcb-launcher{position:relative;height:52px;min-width:52px;padding:0 18px;border-radius:26px;box-shadow:0 4px 14px #0004}
 .lcb-badge{position:absolute;top:-6px;inset-inline-end:-6px;min-width:22px;padding:1px 6px;border-radius:11px;background:#b3261e;color:#fff;font-size:12px}
-.lcb-invite{display:flex;align-items:flex-start;max-width:260px;background:#fff;border-radius:14px;box-shadow:0 4px 18px #0004}
-.lcb-invite button{background:none;color:#1f2328;font-weight:400;text-align:start}
+.lcb-invite{display:flex;align-items:flex-start;max-width:260px;background:var(--bg);border-radius:14px;box-shadow:0 4px 18px #0004}
+.lcb-invite button{background:none;color:var(--fg);font-weight:400;text-align:start}
 .lcb-x{padding:6px 10px}
 .lcb-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%)}
-@media (prefers-color-scheme:dark){.lcb-invite{background:#22272e}.lcb-invite button{color:#e6edf3}}`);
+@media (prefers-color-scheme:dark){.lcb{--bg:#22272e;--bg2:#1c2128;--fg:#e6edf3;--mute:#adbac7;--line:#545d68;--warn:#3b2f00;--warnfg:#f8e3a1}}`);
 const $ = s => root.querySelector(s);
 const [W, launcher, label, badge, bubble, inv] = ['.lcb', '.lcb-launcher', '.lcb-launcher span', '.lcb-badge', '.lcb-invite', '.lcb-inv'].map($);
-const avail = () => (status.queues || []).some(q => /^(available|busy)$/.test(q.state));
+const can = q => /^(available|busy)$/.test(q?.state), avail = () => (status.queues || []).some(can);
 
 function look(s) {
   if (s.color) W.style.cssText = `--c:${s.color};--t:${s.text_color}`;
   W.classList.toggle('lcb-left', s.position == 'left');
-  S = { ...S, ...s.strings };
+  S = s.strings || {};
   label.textContent = st?.token || avail() ? S.chat : S.leave;
   if (s.lang) W.lang = s.lang, W.dir = s.dir;
   $('.lcb-x').setAttribute('aria-label', S.dismiss || '✕');
@@ -60,11 +58,10 @@ function look(s) {
 
 const panel = () => loading ||= new Promise((ok, no) => {
   LC._boot = f => { delete LC._boot; ok(P = f(ctx)) };
-  const s = Object.assign(document.createElement('script'), { src: BASE + '/panel.js', async: true, onerror: no });
-  document.head.append(s);
+  document.head.append(Object.assign(document.createElement('script'), { src: BASE + '/panel.js', onerror: no }));
 }).catch(() => { loading = null; label.textContent = S.error || '!' });
 const ctx = {
-  BASE, KEY, QL, OPT, root, W, launcher, sheet, emit, st, status: () => status,
+  BASE, KEY, get, $, can, OPT, root, W, launcher, sheet, emit, st, status: () => status,
   badge: n => { // the name keeps the visible label (WCAG 2.5.3)
     badge.hidden = !n;
     badge.textContent = n;
@@ -95,8 +92,8 @@ $('.lcb-x').onclick = () => { hideBubble(); try { sessionStorage.setItem(KEY, 1)
 
 const go = () => document.body.append(host);
 document.body ? go() : addEventListener('DOMContentLoaded', go);
-if (st?.token) panel(); // a chat going on: shown as it was left
-fetch(BASE + '/v1/status' + QL).then(r => r.json()).catch(() => ({})).then(s => {
+if (st?.token) panel();
+get('/v1/status').then(s => {
   status = s;
   look(s);
   W.hidden = false;
