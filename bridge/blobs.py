@@ -91,11 +91,13 @@ class Blobs:
         content is kept and the new one dropped) and make the rename durable."""
         target = self.path(received.sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
+        try:
+            os.utime(target)  # already there: a sweep or purge now must not take it
+        except FileNotFoundError:
+            os.replace(received.temp, target)  # new, or deleted just now: ours takes its place
+        else:
             received.temp.unlink(missing_ok=True)
-            os.utime(target)  # a sweep running now must not take it for an old leftover
             return target
-        os.replace(received.temp, target)
         await asyncio.to_thread(_sync_dir, target.parent)
         return target
 

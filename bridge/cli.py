@@ -1,4 +1,4 @@
-"""`livechat-bridge run | check | demo | report` (also `python -m bridge`)."""
+"""`livechat-bridge run | check | demo | report | purge` (also `python -m bridge`)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ import argparse
 import asyncio
 import logging
 import sys
+import time as clock
 from datetime import UTC, datetime, time
 from pathlib import Path
 
 from bridge.config import Config, ConfigError, load_config
 from bridge.config_reader import check_listen
+from bridge.core.protocol import EMAIL_RE
 from bridge.signals import wait_for_signal
 from bridge.startup import StartupError, with_listen
 
 log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 2
+EXIT_OPEN_CHATS = 3  # `purge --email`: the visitor has chats not ended yet, left alone
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="first UTC day included (from 00:00 UTC)")
     report.add_argument("--until", type=_utc_date, metavar="YYYY-MM-DD",
                         help="first UTC day NOT included (up to 00:00 UTC of that day)")
+    _add_purge(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -66,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args.config)
     if args.command == "report":
         return _report(args)
+    if args.command == "purge":
+        return _purge(args)
     try:
         if args.command == "run":
             return _run(args.config, args.listen)
@@ -160,6 +166,79 @@ def _report(args: argparse.Namespace) -> int:
     finally:
         store.close()
     sys.stdout.write(render(build_report(chats, tickets, args.by), args.format))
+    return 0
+
+
+def _add_purge(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    purge = commands.add_parser(
+        "purge", help="delete ended chats older than N days, or erase one visitor's",
+        description="Delete ended conversations with their lines, files, audit events and "
+        "tickets (docs/retention.md). Safe while the bridge runs on the same database.")
+    purge.add_argument("-c", "--config", type=Path, required=True)
+    which = purge.add_mutually_exclusive_group(required=True)
+    which.add_argument("--ended-before", type=_days, metavar="DAYS", dest="days",
+                       help="conversations that ended more than DAYS days ago, and tickets "
+                       "created before then that were delivered")
+    which.add_argument("--email", type=_email, metavar="ADDRESS",
+                       help="erase a visitor: their ended conversations and their tickets "
+                       "(letter case ignored); exit 3 if they have chats not ended yet")
+    purge.add_argument("--dry-run", action="store_true",
+                       help="print what would go and change nothing")
+    purge.add_argument("--format", choices=["text", "json"], default="text",
+                       help="output format (default text)")
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of days (expected a whole number, at least 1)")
+    return days
+
+
+def _email(text: str) -> str:
+    if not EMAIL_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an email address (expected name@example.com)")
+    return text
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from bridge.blobs import Blobs
+    from bridge.purge import open_notice, purge, render, selection_for
+    from bridge.store import Store, StoreError
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        _print_problems(args.config, exc)
+        return EXIT_CONFIG
+    path = config.storage.path
+    if not path.is_file():
+        print(f"{path}: no database here (storage.path in {args.config})", file=sys.stderr)
+        return 1
+    try:
+        store = Store(path)  # WAL, busy timeout: beside a running bridge, like `report`
+    except StoreError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 1
+    selection = selection_for(days=args.days, email=args.email, now=clock.time())
+    try:
+        result = purge(store, Blobs(config.storage.files_dir), selection,
+                       dry_run=args.dry_run, clock=clock.time)
+    except StoreError as exc:
+        print(f"{path}: {exc}; what was deleted before stays deleted: run it again",
+              file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    sys.stdout.write(render(result, args.format))
+    if result.open_conversations:
+        sys.stderr.write(open_notice(result))
+        return EXIT_OPEN_CHATS
     return 0
 
 
