@@ -51,9 +51,10 @@ class Aftercare:
         return (f"Chat ended after {round((end - conversation.created_at) / 60, 1)} min, "
                 f"{self._store.message_count(conversation_id)} messages; rating: {rating}.")
 
-    def transcript_text(self, conversation: Conversation) -> str:
+    def transcript_text(self, conversation: Conversation, *, audit: bool = False) -> str:
+        """The transcript; `audit`: the agents' view, with when each line was seen."""
         return render_transcript(conversation, self._store.items_after(conversation.id, 0),
-                                 self._file_link)
+                                 self._file_link, audit=audit)
 
     async def visitor_survey(self, conversation_id: ConversationId, frame: SurveyFrame) -> None:
         """The visitor's rating, once per conversation, after it ended; agents see it."""

@@ -3,9 +3,11 @@ narrow collaborators it needs, and the web app; starts and stops them in pairs."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -26,6 +28,7 @@ from bridge.notices import Notices
 from bridge.opening_rooms import OpeningRooms
 from bridge.outbox import Outbox
 from bridge.peek import Peeks
+from bridge.read_states import ReadStates
 from bridge.routing.assignment import Assignment
 from bridge.routing.availability import Availability, Invitations
 from bridge.routing.lobbies import Lobbies
@@ -67,6 +70,10 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
               clock: Callable[[], float] = time.time) -> Hub:
     """Every part of the hub ring, each given only what it uses."""
     tasks = TaskGroup()
+
+    def spawn(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        return tasks.spawn(coroutine, name=name)
+
     sinks = Sinks()
     notices = Notices(backend)
     invitations = Invitations(store)
@@ -74,7 +81,7 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
     line = WaitingLine(config, store, availability, sinks, clock)
     lobbies = Lobbies(config, store, backend, clock)
     assignment = Assignment(config, store, backend, availability, invitations, line, lobbies,
-                            notices, lambda coroutine, name: tasks.spawn(coroutine, name=name))
+                            notices, spawn)
     opening = OpeningRooms()
     outbox = Outbox(config, store, backend, tasks, assignment.invitees, assignment.room_opened,
                     opening, lambda: inbound.replay_held(), lambda item: files.outgoing(item))
@@ -83,20 +90,21 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
     files = Files(config.files, config.server.public_url, Blobs(config.storage.files_dir),
                   store, store.kv, timeline, backend.fetch_file, clock)
     unanswered = UnansweredTickets(config, store, tickets, sinks, notices, clock)
+    reads = ReadStates(store, backend.mark_read, sinks, notices, spawn, clock)
     actions = ChatActions(config, store, backend, timeline, notices, assignment, line,
-                          unanswered, clock)
+                          unanswered, clock, reads.chat_ended)
     aftercare = Aftercare(config, store, timeline, notices, mailer, clock,
                           lambda file: files.link(file.id))
     commands = Commands(CommandTools(config, store, actions, aftercare, assignment,
                                      availability, clock))
     inbound = Inbound(config, store, backend, sinks, timeline, notices, actions, assignment,
-                      lobbies, commands, outbox.wake, opening, files, clock)
+                      lobbies, commands, outbox.wake, opening, files, reads, clock)
     idle = IdleChats(config.server.idle_timeout_minutes * 60, store, sinks, actions.end, clock)
-    peeks = Peeks(config, store, backend, lambda coroutine, name: tasks.spawn(coroutine, name=name))
+    peeks = Peeks(config, store, backend, spawn)
     parts = HubParts(sinks=sinks, timeline=timeline, outbox=outbox, availability=availability,
                      assignment=assignment, line=line, lobbies=lobbies, actions=actions,
                      aftercare=aftercare, idle=idle, peeks=peeks, inbound=inbound,
-                     files=files, tasks=tasks)
+                     files=files, reads=reads, tasks=tasks)
     return Hub(config, store, backend, parts, clock=clock)
 
 

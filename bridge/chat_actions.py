@@ -5,7 +5,7 @@ agents ask) both come here, so each effect exists once."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bridge.backends.base import BackendError
@@ -59,7 +59,8 @@ class ChatActions:
     def __init__(self, config: Config, store: ChatStore, members: RoomMembers,
                  timeline: Timeline, notices: Notices, assignment: Assignment,
                  line: WaitingLine, unanswered: UnansweredTickets,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float],
+                 ended: Callable[[Conversation], Awaitable[None]] | None = None) -> None:
         self._config = config
         self._store = store
         self._members = members
@@ -69,6 +70,7 @@ class ChatActions:
         self._line = line
         self._unanswered = unanswered
         self._clock = clock
+        self._ended = ended  # what else a chat's end tells (agent lines never seen)
 
     def placeholders(self, conversation: Conversation | None, agent: AgentConfig
                      ) -> dict[str, str]:
@@ -167,6 +169,8 @@ class ChatActions:
         if by is not Sender.AGENT and conversation.first_response_at is None:
             await self._unanswered.ticket_for(conversation)
         await self._timeline.show(item)
+        if self._ended is not None:
+            await self._ended(conversation)
         self._assignment.forget(conversation)
         if conversation.status is Status.WAITING:
             await self._line.moved(conversation.queue_id)

@@ -214,7 +214,7 @@ class Commands:
         choice = ctx.command.args[0]
         if not choice.isdigit() or not 1 <= int(choice) <= len(earlier):
             raise CommandError(f"No earlier chat number {choice}; there are {len(earlier)}.")
-        return Reply(self.tools.aftercare.transcript_text(earlier[int(choice) - 1]))
+        return Reply(self.tools.aftercare.transcript_text(earlier[int(choice) - 1], audit=True))
 
     def _history_line(self, number: int, conversation: Conversation) -> str:
         lines = [i.text for i in self.tools.store.items_after(conversation.id, 0)

@@ -43,6 +43,7 @@ from bridge.idle import IdleChats
 from bridge.inbound import Inbound
 from bridge.outbox import Outbox
 from bridge.peek import Peeks
+from bridge.read_states import ReadStates
 from bridge.routing.assignment import Assignment
 from bridge.routing.availability import Availability
 from bridge.routing.lobbies import Lobbies
@@ -74,6 +75,7 @@ class HubParts:
     peeks: Peeks
     inbound: Inbound
     files: Files
+    reads: ReadStates
     tasks: TaskGroup
 
 
@@ -168,7 +170,8 @@ class Hub:
         conversation = self.store.conversation_by_token(hash_token(frame.token))
         if conversation is None:
             raise ProtocolError("bad_token", "unknown conversation token")
-        await sink.send(frames.resumed_frame(conversation))
+        await sink.send(frames.resumed_frame(
+            conversation, self.parts.reads.seen_up_to(conversation.id)))
         await self.follow(conversation.id, frame.after, sink)
         log.info("conversation %s: visitor resumed after seq %d", conversation.id, frame.after)
         return conversation
@@ -181,6 +184,9 @@ class Hub:
         conversation = self.store.conversation(conversation_id)
         if conversation is not None and conversation.status is Status.WAITING:
             await sink.send(self.parts.line.position_frame(conversation))
+
+    async def visitor_read(self, conversation_id: ConversationId, seq: int) -> None:
+        await self.parts.reads.visitor_read(conversation_id, seq)
 
     def detach(self, conversation_id: ConversationId, sink: VisitorSink) -> None:
         self.parts.sinks.detach(conversation_id, sink)

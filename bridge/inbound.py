@@ -13,6 +13,7 @@ from bridge.backends.base import (
     AgentFile,
     AgentMessage,
     AgentPresence,
+    AgentRead,
     AgentTyping,
     BackendError,
     BackendUnavailable,
@@ -59,6 +60,10 @@ class AgentFiles(Protocol):
                          ) -> FileInfo | None: ...
 
 
+class AgentReads(Protocol):
+    async def agent_read(self, conversation: Conversation, event_id: str) -> None: ...
+
+
 class Inbound:
     """Turns backend events into effects; the backend's one callback."""
 
@@ -66,7 +71,7 @@ class Inbound:
                  sinks: Sinks, timeline: Timeline, notices: Notices, actions: ChatActions,
                  assignment: Assignment, lobbies: Lobbies, commands: Commands,
                  reconnected: Callable[[], None], opening: OpeningRooms,
-                 files: AgentFiles, clock: Callable[[], float]) -> None:
+                 files: AgentFiles, reads: AgentReads, clock: Callable[[], float]) -> None:
         self._config = config
         self._store = store
         self._backend = backend
@@ -80,6 +85,7 @@ class Inbound:
         self._reconnected = reconnected  # anything that failed meanwhile is retried now
         self._opening = opening
         self._files = files
+        self._reads = reads
         self._clock = clock
         # One event at a time, the backend's and the replayed ones alike, in order.
         self._turn = asyncio.Lock()
@@ -116,6 +122,10 @@ class Inbound:
                 await self._on_agent_message(event)
             elif isinstance(event, AgentFile):
                 await self._on_agent_file(event)
+            elif isinstance(event, AgentRead):
+                found = self._agent_in_room(event.room, event.sender, "read receipt")
+                if found is not None:
+                    await self._reads.agent_read(found[0], event.event_id)
             elif isinstance(event, AgentTyping):
                 await self._on_agent_typing(event)
             elif isinstance(event, MemberJoined | MemberLeft):

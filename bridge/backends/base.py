@@ -112,6 +112,16 @@ class AgentTyping:
 
 
 @dataclass(frozen=True)
+class AgentRead:
+    """An agent's client marked the room read up to `event_id` (a line the bot posted, or
+    an agent's line): every visitor line up to it counts as seen by the agents."""
+
+    room: RoomRef
+    sender: str
+    event_id: str
+
+
+@dataclass(frozen=True)
 class MemberJoined:
     room: RoomRef
     member: str
@@ -141,8 +151,8 @@ class Connected:
 
 
 InboundEvent = (
-    AgentMessage | AgentFile | AgentTyping | MemberJoined | MemberLeft | AgentPresence
-    | Connected
+    AgentMessage | AgentFile | AgentTyping | AgentRead | MemberJoined | MemberLeft
+    | AgentPresence | Connected
 )
 InboundCallback = Callable[[InboundEvent], Awaitable[None]]
 # From when a room's lines must be read again after the bridge was away from it (seconds
@@ -217,6 +227,11 @@ class Backend(Protocol):
 
     async def set_typing(self, room: RoomRef, active: bool) -> None:
         """Show or clear "visitor is typing" in the room; best effort."""
+
+    async def mark_read(self, room: RoomRef, event_id: str) -> None:
+        """The visitor has seen every line up to the agent line `event_id`: move the bot's
+        read marker there (Matrix: an m.read receipt; XMPP: a displayed chat marker);
+        best effort, a refusal is only logged."""
 
     async def show_draft(self, room: RoomRef, text: str) -> None:
         """Show the visitor's unsent text in the room as one preview that is updated in

@@ -17,9 +17,9 @@ from nio import (
     AsyncClientConfig,
     BadEvent,
     ErrorResponse,
-    InviteMemberEvent,
     LoginResponse,
     PresenceEvent,
+    ReceiptEvent,
     RoomCreateResponse,
     RoomMemberEvent,
     RoomMessageEmote,
@@ -52,6 +52,7 @@ from bridge.backends.base import (
 )
 from bridge.backends.matrix_direct import DirectChats
 from bridge.backends.matrix_media import MediaRepository, file_content, media_event
+from bridge.backends.matrix_receipts import ReadMarkers, agent_reads
 from bridge.backends.matrix_wire import (
     FIRST_SYNC_FILTER,
     SYNC_FILTER,
@@ -88,6 +89,10 @@ class MatrixBackend(DirectChats):
         self._tasks = TaskGroup()
         self._typing: dict[str, set[str]] = {}
         self._drafts = DraftPreviews(self._send_draft, self._redact)
+        # read_markers, not /receipt: its m.read is unthreaded (nio's /receipt call always
+        # names the "main" thread), and it moves the bot's fully-read marker along.
+        self._read = ReadMarkers(lambda room, event_id: self._call(
+            self._require_client().room_read_markers(room, event_id, event_id)))
         self._media = MediaRepository(config.homeserver,
                                       lambda: self._require_client().access_token)
 
@@ -261,6 +266,9 @@ class MatrixBackend(DirectChats):
             self._require_client().room_typing(room, active, timeout=20_000 if active else 0)
         )
 
+    async def mark_read(self, room: RoomRef, event_id: str) -> None:
+        await self._read.mark(room, event_id)
+
     async def show_draft(self, room: RoomRef, text: str) -> None:
         await self._drafts.show(room, text)
 
@@ -317,7 +325,7 @@ class MatrixBackend(DirectChats):
 
     async def _dispatch(self, response: SyncResponse) -> None:
         for room_id, invited in response.rooms.invite.items():
-            await self._answer_invite(RoomRef(room_id), invited.invite_state)
+            await self.answer_invite(RoomRef(room_id), invited.invite_state)
         for room_id, joined in response.rooms.join.items():
             room = RoomRef(room_id)
             for event in joined.timeline.events:
@@ -330,25 +338,13 @@ class MatrixBackend(DirectChats):
                 if isinstance(event, TypingNoticeEvent):
                     for typing in self._typing_changes(room, set(event.users)):
                         await self._emit(typing)
+                elif isinstance(event, ReceiptEvent):
+                    for read in agent_reads(room, event.receipts, self.user_id):
+                        await self._emit(read)
         for presence in response.presence_events:
             if isinstance(presence, PresenceEvent) and presence.user_id != self.user_id:
                 # "unavailable" is away/idle; only "online" takes new chats.
                 await self._emit(AgentPresence(presence.user_id, presence.presence == "online"))
-
-    async def _answer_invite(self, room: RoomRef, invite_state: list[Any]) -> None:
-        """Join a direct chat an agent opened with the bot; decline everyone else's."""
-        inviter = next((e.sender for e in invite_state if isinstance(e, InviteMemberEvent)
-                        and e.state_key == self.user_id), None)
-        client = self._require_client()
-        try:
-            if inviter in self.agents:
-                await self._call(client.join(room))
-                self.joined_for_agent(room, inviter, invite_state)
-            else:
-                await self._call(client.room_leave(room))
-                log.info("matrix: declined an invitation to %s from %s", room, inviter)
-        except BackendError as exc:
-            log.warning("matrix: could not answer the invitation to %s (%s)", room, exc)
 
     def _translate(self, room: RoomRef, event: Any) -> InboundEvent | None:
         if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):

@@ -3,7 +3,8 @@
 A part of `MatrixBackend` (a mixin, so that its module stays small): it uses the backend's
 request helpers and its `BackendState`, where each agent's direct room is remembered under
 `direct:{address}`. The room is the one the agent opened with the bot (an invitation
-marked `is_direct`), else one the bot makes and invites the agent to.
+marked `is_direct`), else one the bot makes and invites the agent to. Invitations from anyone
+who is not a configured agent are declined here too.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ log = logging.getLogger(__name__)
 
 
 class DirectChats:
-    """`post_direct` and the memory of agents' direct rooms, for MatrixBackend."""
+    """Invitations answered, `post_direct`, and the memory of agents' direct rooms, for
+    MatrixBackend."""
 
     state: BackendState
     user_id: str
+    agents: set[str]  # only these may pull the bot into a room
     _direct_lock: asyncio.Lock | None = None
 
     if TYPE_CHECKING:  # provided by MatrixBackend
@@ -37,7 +40,22 @@ class DirectChats:
         async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str: ...
         async def invite(self, room: RoomRef, address: str) -> None: ...
 
-    def joined_for_agent(self, room: RoomRef, agent: str, invite_state: list[Any]) -> None:
+    async def answer_invite(self, room: RoomRef, invite_state: list[Any]) -> None:
+        """Join a direct chat an agent opened with the bot; decline everyone else's."""
+        inviter = next((e.sender for e in invite_state if isinstance(e, InviteMemberEvent)
+                        and e.state_key == self.user_id), None)
+        client = self._require_client()
+        try:
+            if inviter in self.agents:
+                await self._call(client.join(room))
+                self._joined_for_agent(room, inviter, invite_state)
+            else:
+                await self._call(client.room_leave(room))
+                log.info("matrix: declined an invitation to %s from %s", room, inviter)
+        except BackendError as exc:
+            log.warning("matrix: could not answer the invitation to %s (%s)", room, exc)
+
+    def _joined_for_agent(self, room: RoomRef, agent: str, invite_state: list[Any]) -> None:
         """The bot joined a room an agent invited it to: remembered as their direct chat
         when the invitation says it is one."""
         log.info("matrix: joined %s, a direct chat from agent %s", room, agent)

@@ -18,12 +18,13 @@ _REPLY_FALLBACK = re.compile(r"^(> .*\n)+\n", re.MULTILINE)
 DRAFT_MARK = "✍ "
 # Only what the bridge reads: smaller syncs, less parsing, lower latency. Agents' files are
 # m.room.message events too (msgtype m.image, m.file, ...): no field is filtered out.
+# m.receipt: agents' read receipts (which visitor lines were seen).
 SYNC_FILTER: dict[str, Any] = {
     "account_data": {"not_types": ["*"]},
     "presence": {"types": ["m.presence"]},
     "room": {
         "account_data": {"not_types": ["*"]},
-        "ephemeral": {"types": ["m.typing"]},
+        "ephemeral": {"types": ["m.typing", "m.receipt"]},
         "state": {"types": ["m.room.member"]},
         "timeline": {"types": ["m.room.message", "m.room.member"], "limit": 100},
     },

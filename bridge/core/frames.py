@@ -55,14 +55,21 @@ def started_frame(conversation: Conversation, token: str) -> Frame:
     return {"type": "started", "conversation": conversation.id, "token": token, "seq": 0}
 
 
-def resumed_frame(conversation: Conversation) -> Frame:
+def resumed_frame(conversation: Conversation, seen: int = 0) -> Frame:
+    """`seen`: the newest visitor line an agent has seen (0: none)."""
     return {
         "type": "resumed",
         "conversation": conversation.id,
         "seq": conversation.last_seq,
         "status": conversation.status.value,
         "rated": conversation.rating is not None,
+        "read": seen,
     }
+
+
+def read_frame(seq: int) -> Frame:
+    """An agent has seen the visitor's lines up to `seq`."""
+    return {"type": "read", "seq": seq}
 
 
 def ack_frame(client_id: str, seq: int) -> Frame:

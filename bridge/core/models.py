@@ -102,6 +102,7 @@ class Item:
     event_id: str | None = None
     delivered: bool = False
     file: FileInfo | None = None  # for ItemKind.FILE
+    read_at: float | None = None  # seen on the other side (by an agent, or by the visitor)
 
     @property
     def goes_to_room(self) -> bool:

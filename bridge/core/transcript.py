@@ -12,16 +12,21 @@ from bridge.core.protocol import ProtocolError
 
 
 def render_transcript(conversation: Conversation, items: list[Item],
-                      link: Callable[[FileInfo], str] | None = None) -> str:
+                      link: Callable[[FileInfo], str] | None = None, *,
+                      audit: bool = False) -> str:
     """Plain text, one line per item, times in UTC; internal notes are never in it. A file
-    is listed with its size and, given `link`, the address it is served at."""
+    is listed with its size and, given `link`, the address it is served at. The agents'
+    view (`audit`) marks each line with when the other side saw it."""
     started = _stamp(conversation.created_at, with_date=True)
     lines = [f"Chat with {conversation.visitor.name} <{conversation.visitor.email}>",
              f"Started {started} UTC", ""]
     for item in items:
         # Continuation lines are indented, so no one can write a line that looks like
         # another speaker's.
-        lines.append(f"[{_stamp(item.ts)}] {_line(item, link)}".replace("\n", "\n    "))
+        line = f"[{_stamp(item.ts)}] {_line(item, link)}"
+        if audit and item.read_at is not None:
+            line += f" [seen {_stamp(item.read_at)}]"
+        lines.append(line.replace("\n", "\n    "))
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,8 @@
 
 One module per aggregate, each a repository on the shared SQLite connection (`db`):
 `conversations` (with the cache of recent ones), `timeline` (lines, outbox, commands run),
-`agents`, `tickets`, `reports`, `events`, `kv`; `schema` holds the migrations and `contracts`
+`agents`, `tickets`, `reports`, `events`, `kv`, `files`, `retention` (purges); `schema` holds
+the migrations and `contracts`
 the protocols another engine would implement. `Store` puts them together.
 """
 

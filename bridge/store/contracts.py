@@ -15,6 +15,7 @@ contract tests (tests/unit/store/). The promises that hold across all of them:
 from __future__ import annotations
 
 from collections.abc import Coroutine, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from bridge.core.models import (
@@ -88,6 +89,12 @@ class TimelineRepository(Protocol):
     def item_by_event_id(self, conversation_id: str, event_id: str) -> Item | None: ...
     def items_after(self, conversation_id: str, after: int) -> list[Item]: ...
     def agent_present(self, conversation_id: str, agent_id: str) -> bool: ...
+    def mark_read(self, conversation_id: str, sender: Sender, up_to_seq: int, now: float
+                  ) -> Item | None:
+        """Marks `sender`'s lines and files up to the seq as seen on the other side (not
+        waited for on disk); the newest newly marked, or None."""
+    def read_up_to(self, conversation_id: str, sender: Sender) -> int: ...
+    def unread_lines(self, conversation_id: str, sender: Sender) -> list[Item]: ...
     def message_count(self, conversation_id: str) -> int: ...
     def undelivered(self, conversation_id: str) -> list[Item]: ...
     def conversations_with_outbox(self) -> list[ConversationId]: ...
@@ -171,6 +178,78 @@ class FileRepository(Protocol):
         """Which of these contents (SHA-256 hex) some file still refers to."""
 
 
+@dataclass(frozen=True)
+class EndedBefore:
+    """Retention: the conversations that ended before `cutoff`, and the tickets created
+    before it whose deliveries are all done."""
+
+    cutoff: float
+
+
+@dataclass(frozen=True)
+class VisitorEmail:
+    """Erasure: the ended conversations of visitors with this email, and the tickets with
+    it (compared without letter case)."""
+
+    email: str
+
+
+PurgeSelection = EndedBefore | VisitorEmail
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    """What a purge took, or would take."""
+
+    conversations: int = 0
+    items: int = 0
+    files: int = 0  # files in the timelines (rows)
+    file_bytes: int = 0  # their sizes added up
+    tickets: int = 0
+
+    def __add__(self, other: PurgeCounts) -> PurgeCounts:
+        return PurgeCounts(self.conversations + other.conversations, self.items + other.items,
+                           self.files + other.files, self.file_bytes + other.file_bytes,
+                           self.tickets + other.tickets)
+
+
+@dataclass(frozen=True)
+class PurgedBatch:
+    counts: PurgeCounts
+    contents: frozenset[str]  # SHA-256 of the deleted files: those no file refers to may go
+
+
+@dataclass(frozen=True)
+class PurgeEstimate:
+    counts: PurgeCounts
+    contents: int  # stored contents no kept file shares: what would leave the disk
+    content_bytes: int
+
+
+@runtime_checkable
+class RetentionRepository(Protocol):
+    """Retention and erasure: ended conversations deleted with everything that belongs to
+    them, and tickets. Never an open conversation, never a ban. Safe beside a running
+    bridge on the same database: each batch is one short transaction that waits for the
+    write lock like any writer."""
+
+    def estimate(self, selection: PurgeSelection) -> PurgeEstimate:
+        """What `purge_conversations` and then `purge_tickets` would take now; changes
+        nothing."""
+    def purge_conversations(self, selection: PurgeSelection, limit: int) -> PurgedBatch:
+        """Delete up to `limit` selected conversations (fewer when the engine caps a batch),
+        first created first, with their items, files, audit events, routing marks, the
+        commands run in their rooms and what the backends remember of their posted files,
+        and each one's visitor unless another conversation has it: one durable transaction.
+        No conversations in the batch: none are left. The files' contents stay on disk: the
+        caller removes those no file refers to any more (`FileRepository.in_use`)."""
+    def purge_tickets(self, selection: PurgeSelection, limit: int) -> int:
+        """Delete up to `limit` selected tickets whose chat, if they come from one, is gone
+        (call it after `purge_conversations`); durable. 0: none are left."""
+    def open_conversations_of(self, email: str) -> list[Conversation]:
+        """The visitor's conversations not ended yet, which an erasure leaves alone."""
+
+
 class StoreRepositories(Protocol):
     """A whole store: what a second engine provides, and what contract tests are given."""
 
@@ -190,6 +269,8 @@ class StoreRepositories(Protocol):
     def kv(self) -> KeyValueRepository: ...
     @property
     def files(self) -> FileRepository: ...
+    @property
+    def retention(self) -> RetentionRepository: ...
     def flush(self) -> Coroutine[Any, Any, None]:
         """Done once every write made so far is durable; StoreUnavailable if the disk
         refused."""

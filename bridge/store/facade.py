@@ -37,6 +37,7 @@ from bridge.store.events import SqliteEvents
 from bridge.store.files import SqliteFiles
 from bridge.store.kv import SqliteKeyValue
 from bridge.store.reports import SqliteReports
+from bridge.store.retention import SqliteRetention
 from bridge.store.tickets import SqliteTickets
 from bridge.store.timeline import SqliteTimeline
 
@@ -55,6 +56,7 @@ class Store:
         self.audit = SqliteEvents(self.database)
         self.kv = SqliteKeyValue(self.database)
         self.files = SqliteFiles(self.database)
+        self.retention = SqliteRetention(self.database, self.conversations)
 
     def close(self) -> None:
         self.database.close()
@@ -167,6 +169,16 @@ class Store:
 
     def item_by_event_id(self, conversation_id: str, event_id: str) -> Item | None:
         return self.timeline.item_by_event_id(conversation_id, event_id)
+
+    def mark_read(self, conversation_id: str, sender: Sender, up_to_seq: int, now: float
+                  ) -> Item | None:
+        return self.timeline.mark_read(conversation_id, sender, up_to_seq, now)
+
+    def read_up_to(self, conversation_id: str, sender: Sender) -> int:
+        return self.timeline.read_up_to(conversation_id, sender)
+
+    def unread_lines(self, conversation_id: str, sender: Sender) -> list[Item]:
+        return self.timeline.unread_lines(conversation_id, sender)
 
     # -- files -----------------------------------------------------------------------------
 

@@ -257,6 +257,25 @@ def m013_files(db: Database) -> None:
     )
 
 
+@migrations()
+def m014_read_at(db: Database) -> None:
+    # When a line was seen on the other side: a visitor's line by an agent (their client's
+    # receipt or marker), an agent's line by the visitor (the widget's `read`).
+    db.executescript("ALTER TABLE items ADD COLUMN read_at REAL;")
+
+
+@migrations()
+def m015_purge_indexes(db: Database) -> None:
+    # What a purge looks up for every conversation it deletes: the files of its items, and
+    # whether its visitor has another conversation.
+    db.executescript(
+        """
+        CREATE INDEX items_file_id ON items(file_id) WHERE file_id IS NOT NULL;
+        CREATE INDEX conversations_visitor ON conversations(visitor_id);
+        """
+    )
+
+
 def refuse_newer_schema(db: Database) -> None:
     """Refuse a database touched by a newer version rather than damage it."""
     known = {m.name for m in migrations._migrations}

@@ -124,6 +124,37 @@ class SqliteTimeline:
     def items_after(self, conversation_id: str, after: int) -> list[Item]:
         return self._items("conversation_id = ? AND seq > ?", conversation_id, after)
 
+    # -- read states -----------------------------------------------------------------------
+
+    def mark_read(self, conversation_id: str, sender: Sender, up_to_seq: int, now: float
+                  ) -> Item | None:
+        """Mark `sender`'s lines and files up to `up_to_seq` as seen on the other side;
+        the newest one newly marked, or None when nothing changed. Not waited for on disk:
+        a mark a power cut takes back is made again by the next receipt."""
+        with self._transaction(durable=False):
+            rows = self._db.execute(
+                "UPDATE items SET read_at = ? WHERE conversation_id = ? AND sender = ?"
+                " AND kind IN (?, ?) AND seq <= ? AND read_at IS NULL RETURNING seq",
+                (now, conversation_id, sender.value, ItemKind.TEXT.value, ItemKind.FILE.value,
+                 up_to_seq)).fetchall()
+        if not rows:
+            return None
+        newest = max(row[0] for row in rows)
+        return self._items("conversation_id = ? AND seq = ?", conversation_id, newest)[0]
+
+    def read_up_to(self, conversation_id: str, sender: Sender) -> int:
+        """The newest of `sender`'s lines seen on the other side (0: none)."""
+        row = self._db.execute(
+            "SELECT max(seq) FROM items WHERE conversation_id = ? AND sender = ?"
+            " AND read_at IS NOT NULL", (conversation_id, sender.value)).fetchone()
+        return int(row[0] or 0)
+
+    def unread_lines(self, conversation_id: str, sender: Sender) -> list[Item]:
+        """`sender`'s lines and files not seen on the other side, in order."""
+        return self._items("conversation_id = ? AND sender = ? AND kind IN (?, ?)"
+                           " AND read_at IS NULL", conversation_id, sender.value,
+                           ItemKind.TEXT.value, ItemKind.FILE.value)
+
     def agent_present(self, conversation_id: str, agent_id: str) -> bool:
         """Whether the agent's last membership item in this timeline is a join."""
         row = self._db.execute(
@@ -230,4 +261,5 @@ def item_from_row(row: dict[str, Any], file: FileInfo | None = None) -> Item:
         event_id=row["event_id"],
         delivered=bool(row["delivered"]),
         file=file,
+        read_at=row.get("read_at"),
     )

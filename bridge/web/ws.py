@@ -247,7 +247,7 @@ class VisitorConnection:
             case TypingFrame():
                 await self.hub.visitor_typing(self._current(), frame.active)
             case ReadFrame():
-                self._current()
+                await self.hub.visitor_read(self._current(), frame.seq)
             case EndFrame():
                 await self.hub.visitor_end(self._current())
             case LeaveMessageFrame():

@@ -29,7 +29,7 @@ from bridge.core.models import RoomRef
 
 # The calls a test can make fail; the others (start, stop, attach_rooms) never do.
 FAILABLE = ("open_room", "invite", "remove", "post_text", "post_notice", "post_direct",
-            "post_file", "fetch_file",
+            "post_file", "fetch_file", "mark_read",
             "set_typing")
 
 
@@ -76,6 +76,7 @@ class RecordingBackend:
         self.removals: list[tuple[RoomRef, str]] = []
         self.typing: list[tuple[RoomRef, bool]] = []
         self.drafts: list[tuple[RoomRef, str]] = []
+        self.read_marks: list[tuple[RoomRef, str]] = []  # (room, event id) the bot marked read
         # Files the hub posted, as (room, the file, its bytes read at posting, key).
         self.files: list[tuple[RoomRef, OutgoingFile, bytes, str]] = []
         # What agents "uploaded": fetch_file serves these by URL.
@@ -178,6 +179,12 @@ class RecordingBackend:
     async def post_direct(self, address: str, text: str, *, key: str) -> str:
         self._call("post_direct", address, key)
         return self._record(address, "direct", text, key)
+
+    async def mark_read(self, room: RoomRef, event_id: str) -> None:
+        self._call("mark_read", room)
+        if self.keep:
+            self.read_marks.append((room, event_id))
+            self._wake()
 
     async def show_draft(self, room: RoomRef, text: str) -> None:
         self._call("show_draft", room)

@@ -210,7 +210,8 @@ async def test_an_image_by_paste_and_a_file_by_drop(shop: Shop) -> None:
 
 
 async def hold_uploads(page: Page) -> tuple[asyncio.Event, list[Route]]:
-    """Uploads wait in the browser until the event is set (then go on, if still wanted)."""
+    """Uploads wait in the browser until the event is set, then are dropped: what a page
+    cancelled meanwhile must never be sent (Playwright would otherwise send it on)."""
     release = asyncio.Event()
     held: list[Route] = []
 
@@ -221,7 +222,7 @@ async def hold_uploads(page: Page) -> tuple[asyncio.Event, list[Route]]:
         held.append(route)
         await release.wait()
         with contextlib.suppress(Exception):  # the page may have cancelled it meanwhile
-            await route.continue_()
+            await route.abort()
 
     await page.route("**/v1/uploads", wait)
     return release, held
@@ -251,10 +252,14 @@ async def test_an_upload_shows_its_thumbnail_and_can_be_cancelled(shop: Shop) ->
     release.set()
     await page.unroute("**/v1/uploads")
 
+    posted: list[str] = []
+    page.on("request", lambda request: posted.append(
+        request.headers.get("x-livechat-filename", "")) if request.method == "POST" else None)
     second = png(16, 16, shade=200)
     await choose(page, "second.png", second, "image/png")
     assert await natural_width(page, ".lcb-msg.lcb-visitor img[alt='second.png']") == 16
-    # The first never went.
+    # The cancelled file is not sent again (no retry of what the visitor cancelled).
+    assert posted == ["second.png"]
     assert await files_in(chat.agent, chat.room, 1) == [("second.png", second)]
     await expect(page.locator(".lcb-msg.lcb-visitor img")).to_have_count(1)
 

@@ -145,7 +145,7 @@ def test_started_frame() -> None:
 def test_resumed_frame(status: Status) -> None:
     frame = roundtrip(resumed_frame(conversation(status=status, last_seq=9)))
     assert frame == {"type": "resumed", "conversation": "conv-1", "seq": 9,
-                     "status": status.value, "rated": False}
+                     "status": status.value, "rated": False, "read": 0}
 
 
 def test_resumed_frame_has_no_token_or_visitor_details() -> None:

@@ -126,6 +126,7 @@ async def test_transfer_to_a_queue_picks_its_free_agent_and_moves_the_chat(
 async def test_the_agent_ends_the_chat_and_the_visitor_gets_the_survey(
         ring: HubHarness) -> None:
     chat, room = await answered_chat(ring)
+    await ring.hub.visitor_read(chat.id, 10_000)  # saw the answer (else the agents are told)
     [summary] = await ring.command(room, "!end")
     assert summary.startswith("Chat ended after 0.0 min, 2 messages; rating: not rated yet")
     ended = chat.sink.last("ended")
@@ -162,6 +163,7 @@ async def test_callback_asks_the_visitor_and_the_number_reaches_the_room(
 async def test_ban_ends_the_chat_and_refuses_the_visitor_from_then_on(
         ring: HubHarness) -> None:
     chat, room = await answered_chat(ring)
+    await ring.hub.visitor_read(chat.id, 10_000)
     notices = await ring.command(room, "!ban abusive")
     assert notices == ["Chat ended; anna@example.com cannot start new chats."]
     assert chat.sink.last("ended")["by"] == "agent"

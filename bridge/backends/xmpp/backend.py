@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 
 from slixmpp import JID, ClientXMPP
@@ -26,8 +27,10 @@ from bridge.backends.xmpp.drafts import DraftPreviews
 from bridge.backends.xmpp.fastpath import BotClient, FastPath
 from bridge.backends.xmpp.files import Files, MemoryState
 from bridge.backends.xmpp.inbound import Receiver
+from bridge.backends.xmpp.markers import Markers, ReadMarks
 from bridge.backends.xmpp.oob import oob_element
 from bridge.backends.xmpp.rooms import Rooms
+from bridge.backends.xmpp.stanzas import MARKABLE
 from bridge.config import XmppConfig
 from bridge.core.models import RoomRef
 from bridge.tasks import TaskGroup
@@ -61,10 +64,12 @@ class XmppBackend:
                                 config.rejoin_grace_seconds)
         # Without a store (tests, tools) what was uploaded is forgotten on restart.
         self._files = Files(self._link, state or MemoryState(), config, self._tasks)
+        read_marks = ReadMarks()
         self._receiver = Receiver(self._link, self.jid.bare, self.agents, self._queue_event,
-                                  departures, self._files.is_upload_url)
+                                  departures, self._files.is_upload_url, read_marks)
         self._rooms = Rooms(self._link, self._receiver, config.muc_service,
                             catch_up_since or (lambda _room: None), self._tasks)
+        self._markers = Markers(self._link, read_marks, self._rooms.ensure_joined)
         self._fast: FastPath | None = None
         self._drafts = DraftPreviews(self._link, self._rooms.rooms)
         self._sent_in_session: dict[str, int] = {}
@@ -218,6 +223,7 @@ class XmppBackend:
         if oob is not None:
             message.append(oob_element(oob))
         message["origin_id"]["id"] = key
+        message.append(ET.Element(MARKABLE))
         message.send()
 
     async def show_draft(self, room: RoomRef, text: str) -> None:
@@ -230,6 +236,9 @@ class XmppBackend:
         message = self._link.client.make_message(mto=JID(room), mtype="groupchat")
         message["chat_state"] = "composing" if active else "active"
         message.send()
+
+    async def mark_read(self, room: RoomRef, event_id: str) -> None:
+        await self._markers.mark_read(room, event_id)
 
     # -- inbound -------------------------------------------------------------------------
 

@@ -11,12 +11,13 @@ import xml.etree.ElementTree as ET
 from slixmpp import JID
 
 from bridge.backends.xmpp.connection import Connection
+from bridge.backends.xmpp.stanzas import STORE_HINT
 from bridge.backends.xmpp.state import Room
 from bridge.core.models import RoomRef
 
 DRAFT_MARK = "✍ "
 RETRACT = "{urn:xmpp:message-retract:1}retract"
-STORE_HINT = "{urn:xmpp:hints}store"
+PREVIEW_KEY = "draft-"  # how the ids of preview lines start, to tell them from lines
 
 
 class DraftPreviews:
@@ -44,7 +45,7 @@ class DraftPreviews:
 
     def _send(self, room: RoomRef, body: str, replaces: str | None = None) -> str:
         message = self._link.client.make_message(mto=JID(room), mbody=body, mtype="groupchat")
-        key = f"draft-{secrets.token_hex(8)}"
+        key = f"{PREVIEW_KEY}{secrets.token_hex(8)}"
         message["id"] = key
         message["origin_id"]["id"] = key
         if replaces is not None:

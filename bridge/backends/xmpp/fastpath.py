@@ -29,6 +29,7 @@ from bridge.backends.xmpp.stanzas import (
     ACK_REQUEST,
     BODY,
     DELAY,
+    DISPLAYED,
     MESSAGE,
     SUBJECT,
     chat_state,
@@ -75,6 +76,8 @@ class LiveStanzas(Protocol):
     def room_line(self, xml: ET.Element, room_jid: str, nick: str) -> None: ...
 
     def room_chat_state(self, xml: ET.Element, room_jid: str, nick: str) -> None: ...
+
+    def room_marker(self, xml: ET.Element, room_jid: str, nick: str) -> None: ...
 
     def archive_result(self, xml: ET.Element) -> bool:
         """Collect a result of an archive query of ours; False when it is none."""
@@ -126,9 +129,9 @@ class FastPath:
     def take(self, xml: ET.Element) -> bool:
         """Handle a parsed stanza here; True when it was, False to leave it to slixmpp.
 
-        Taken: the server's ack requests, results of our archive queries, and live lines
-        and chat states from occupants we know, in rooms we are in, whose addresses come
-        exactly as we keep them. Left: room history (it has a delay stamp, and
+        Taken: the server's ack requests, results of our archive queries, and live lines,
+        chat states and displayed markers from occupants we know, in rooms we are in, whose
+        addresses come exactly as we keep them. Left: room history (it has a delay stamp, and
         join_muc_wait collects it), subjects, presence, errors, other spellings of an
         address.
         """
@@ -149,14 +152,18 @@ class FastPath:
         if not self._receiver.takes_from(room_jid, nick):
             return False
         has_body = xml.find(BODY) is not None
-        if not has_body and chat_state(xml) is None:
+        # A line's stanza is never looked at for markers: it has a body.
+        marker = not has_body and xml.find(DISPLAYED) is not None
+        if not has_body and not marker and chat_state(xml) is None:
             return False
         self.count_handled()
         try:
             if has_body:
                 self._receiver.room_line(xml, room_jid, nick)
             else:
-                self._receiver.room_chat_state(xml, room_jid, nick)
+                if marker:
+                    self._receiver.room_marker(xml, room_jid, nick)
+                self._receiver.room_chat_state(xml, room_jid, nick)  # one may come along
         except Exception:
             # Raised from here, it would abort slixmpp's read of the stream.
             log.exception("xmpp: handling a stanza from %s failed", xml.get("from"))

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from slixmpp import JID, ClientXMPP, Message, Presence
+from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -22,6 +23,7 @@ from bridge.backends.base import (
     AgentFile,
     AgentMessage,
     AgentPresence,
+    AgentRead,
     AgentTyping,
     BackendUnavailable,
     InboundEvent,
@@ -31,10 +33,13 @@ from bridge.backends.base import (
 from bridge.backends.xmpp.archive import RESULT, ArchivedLine, ArchivePage, archived_line
 from bridge.backends.xmpp.connection import Connection
 from bridge.backends.xmpp.departures import Departures
+from bridge.backends.xmpp.drafts import PREVIEW_KEY
+from bridge.backends.xmpp.markers import ReadMarks, displayed_marker
 from bridge.backends.xmpp.oob import name_from_url, oob_url
 from bridge.backends.xmpp.stanzas import (
     BODY,
     DELAY,
+    DISPLAYED,
     MESSAGE,
     SUBJECT,
     chat_state,
@@ -85,7 +90,8 @@ class Receiver:
 
     def __init__(self, link: Connection, bot_jid: str, agents: set[str],
                  queue_event: Callable[[InboundEvent], None], departures: Departures,
-                 is_upload_url: Callable[[str], bool] = lambda _url: False) -> None:
+                 is_upload_url: Callable[[str], bool] = lambda _url: False,
+                 read_marks: ReadMarks | None = None) -> None:
         self._link = link
         self._is_upload_url = is_upload_url
         self._bot_jid = bot_jid  # bare
@@ -93,6 +99,7 @@ class Receiver:
         self._queue_event = queue_event
         self._departures = departures
         self._resends = Resends()
+        self._read_marks = read_marks if read_marks is not None else ReadMarks()
         self.rooms: dict[str, Room] = {}
         self.archive_pages: dict[str, ArchivePage] = {}  # query id -> page being read
         self.reflections: dict[str, asyncio.Future[str]] = {}  # our message id -> waiter
@@ -110,6 +117,9 @@ class Receiver:
         client.register_handler(Callback(
             "livechat archive results", MatchXPath(f"{MESSAGE}/{RESULT}"),
             lambda message: self.archive_result(message.xml)))
+        # Markers have no body, so slixmpp's group chat events pass them by.
+        client.register_handler(Callback(
+            "livechat read markers", MatchXPath(f"{MESSAGE}/{DISPLAYED}"), self._on_marker))
 
     def fail_reflections(self) -> None:
         """The stream is gone: whoever waits for a line to come back stops waiting."""
@@ -136,9 +146,13 @@ class Receiver:
         if not text or xml.find(SUBJECT) is not None:
             return
         line_id = event_id(room_jid, xml)
-        if self._resends.is_resend(room_jid, sender, sent_key(xml), line_id):
+        sent_id = sent_key(xml)
+        if self._resends.is_resend(room_jid, sender, sent_id, line_id):
             log.info("xmpp: %s: %s sent %s again; relayed once", room_jid, sender, line_id)
             return
+        self._read_marks.note_line(room_jid, line_id, sent_id)
+        if state is not None:
+            state.latest_line = line_id
         stamp = delay_stamp(xml)  # history
         self._queue_event(self._line_event(RoomRef(room_jid), sender, nick, xml, text, line_id,
                                            stamp if stamp is not None else time.time()))
@@ -156,10 +170,40 @@ class Receiver:
                             event_id=line_id, ts=ts,
                             edited=is_correction(xml))  # XEP-0308
 
+    def room_marker(self, xml: ET.Element, room_jid: str, nick: str) -> None:
+        """A displayed marker (XEP-0333) from an occupant: the agent's client has shown the
+        room up to the line it names. Only live ones count (history and the archive replay
+        old ones), and not the bot's own coming back."""
+        state = self.rooms.get(room_jid)
+        if state is None or nick == state.nick or xml.find(BODY) is not None \
+                or xml.find(DELAY) is not None:
+            return
+        if state.catching_up:  # after the archive's lines, or the line it names is unknown
+            state.held.append((xml, nick))
+            return
+        marker = displayed_marker(xml)
+        sender = state.real_jids.get(nick)
+        if marker is None or sender is None or sender == self._bot_jid:
+            return
+        line_id = state.previews.get(marker[0]) \
+            or self._read_marks.line_for(room_jid, *marker, state.delivered)
+        log.debug("xmpp: %s: %s displayed up to %s", room_jid, sender, line_id)
+        self._queue_event(AgentRead(RoomRef(room_jid), sender, line_id))
+
+    def release_held(self, xml: ET.Element, room_jid: str, nick: str) -> None:
+        """A live stanza held while the archive was read: a line or a marker."""
+        if xml.find(BODY) is None:
+            self.room_marker(xml, room_jid, nick)
+        else:
+            self.room_line(xml, room_jid, nick)
+
     def room_chat_state(self, xml: ET.Element, room_jid: str, nick: str) -> None:
         state = chat_state(xml)
         if state is None or xml.find(BODY) is not None:
             return  # a line with a state attached: the line itself says enough
+        room = self.rooms.get(room_jid)
+        if room is None or nick == room.nick:
+            return  # ours coming back: no line, nothing to note
         sender = self._occupant_address(room_jid, nick, xml)
         if sender is not None:
             self._queue_event(AgentTyping(RoomRef(room_jid), sender, nick, state == "composing"))
@@ -188,6 +232,10 @@ class Receiver:
         if not key:
             return
         state.note_delivered(key, reflected_id)
+        if key.startswith(PREVIEW_KEY):
+            state.note_preview(reflected_id)
+        else:
+            state.latest_line = reflected_id
         future = self.reflections.get(key)
         if future is not None and not future.done():
             future.set_result(reflected_id)
@@ -210,13 +258,16 @@ class Receiver:
     def archived_line(self, room: RoomRef, state: Room, line: ArchivedLine) -> None:
         message = line.message
         nick = (message.get("from") or "").partition("/")[2]
+        text = clean_text(message.findtext(BODY) or "")
         if nick == state.nick or line.real_jid == self._bot_jid:
-            self.note_reflection(state, message, line.archive_id)
+            if text:  # not a marker of ours: those have ids that are no line's
+                self.note_reflection(state, message, line.archive_id)
             return
         sender = line.real_jid or state.real_jids.get(nick)
-        text = clean_text(message.findtext(BODY) or "")
         if sender is None or not text or message.find(SUBJECT) is not None:
             return
+        self._read_marks.note_line(room, line.archive_id, sent_key(message))
+        state.latest_line = line.archive_id
         self._queue_event(self._line_event(
             room, sender, nick, message, text, line.archive_id,
             line.stamp if line.stamp is not None else time.time()))
@@ -228,6 +279,12 @@ class Receiver:
         is off."""
         address = message["from"]
         self.room_line(message.xml, address.bare, address.resource)
+
+    def _on_marker(self, message: StanzaBase) -> None:
+        """Markers the fast path left (history, and everything when it is off)."""
+        if message.xml.get("type") == "groupchat":  # in a direct chat they are about nothing
+            address = message["from"]
+            self.room_marker(message.xml, address.bare, address.resource)
 
     def _on_chat_state(self, message: Message) -> None:
         """Chat states the fast path left."""

@@ -59,7 +59,7 @@ class Receiver(Protocol):
 
     def archived_line(self, room: RoomRef, state: Room, line: ArchivedLine) -> None: ...
 
-    def room_line(self, xml: ET.Element, room_jid: str, nick: str) -> None: ...
+    def release_held(self, xml: ET.Element, room_jid: str, nick: str) -> None: ...
 
 
 class Rooms:
@@ -202,12 +202,12 @@ class Rooms:
         return page
 
     def _release_held(self, room: RoomRef, state: Room) -> None:
-        """Live lines that came while the archive was read, after it (those the archive
-        had already are dropped by the hub, by event id)."""
+        """Live lines (and markers) that came while the archive was read, after it (those
+        the archive had already are dropped by the hub, by event id)."""
         state.catching_up = False
         held, state.held = state.held, []
         for xml, nick in held:
-            self._receiver.room_line(xml, room, nick)
+            self._receiver.release_held(xml, room, nick)
 
     # -- joining -------------------------------------------------------------------------
 

@@ -17,6 +17,14 @@ DELAY = "{urn:xmpp:delay}delay"
 STANZA_ID = "{urn:xmpp:sid:0}stanza-id"
 ORIGIN_ID = "{urn:xmpp:sid:0}origin-id"
 REPLACE = "{urn:xmpp:message-correct:0}replace"
+STORE_HINT = "{urn:xmpp:hints}store"  # XEP-0334: archive a message that has no body
+# Chat markers (XEP-0333): read states in the group chats (markers.py).
+CHAT_MARKERS = "urn:xmpp:chat-markers:0"
+DISPLAYED = f"{{{CHAT_MARKERS}}}displayed"
+MARKABLE = f"{{{CHAT_MARKERS}}}markable"
+# In every line the bot writes: it asks agents' clients to mark it, and clients may mark
+# only the lines that ask.
+_MARKABLE_XML = f'<markable xmlns="{CHAT_MARKERS}"/>'
 MUC_USER_ITEM = ("{http://jabber.org/protocol/muc#user}x/"
                  "{http://jabber.org/protocol/muc#user}item")
 _CHAT_STATES = tuple((f"{{http://jabber.org/protocol/chatstates}}{state}", state)
@@ -101,9 +109,10 @@ def line_head(room_jid: str, lang: str | None) -> str:
 
 def group_line(head: str, key: str, text: str, oob: str | None = None) -> str:
     """A group chat line whose id and origin-id (XEP-0359) are `key`, after `line_head`;
-    with `oob`, the URL of a file (XEP-0066) that clients show inline."""
+    with `oob`, the URL of a file (XEP-0066) that clients show inline; markable (XEP-0333),
+    so that agents' clients tell when they displayed it."""
     quoted = xml_escape(key)
     attached = (f'<x xmlns="jabber:x:oob"><url>{xml_escape(oob)}</url></x>'
                 if oob is not None else "")
     return (f'{head}{quoted}"><body>{xml_escape(text)}</body>{attached}'
-            f'<origin-id xmlns="urn:xmpp:sid:0" id="{quoted}"/></message>')
+            f'<origin-id xmlns="urn:xmpp:sid:0" id="{quoted}"/>{_MARKABLE_XML}</message>')

@@ -23,12 +23,25 @@ class Room:
     joined: bool = False
     delivered: dict[str, str] = field(default_factory=dict)  # our message id -> event id
     real_jids: dict[str, str] = field(default_factory=dict)  # occupant nick -> bare JID
-    # While the archive is read after a join, live lines wait here to come after it.
+    # While the archive is read after a join, live lines (and markers) wait here to come
+    # after it.
     catching_up: bool = False
     held: list[tuple[ET.Element, str]] = field(default_factory=list)
+    # For read markers (markers.py): the newest line (ours or an agent's), and for each of
+    # the visitor's draft previews the newest line before it. A client marks the newest
+    # line it shows, which while the visitor types is the preview, a line the hub never
+    # hears of: it stands for the line before it.
+    latest_line: str | None = None
+    previews: dict[str, str] = field(default_factory=dict)  # preview's event id -> line's
 
     def note_delivered(self, key: str, event_id: str) -> None:
         self.delivered.pop(key, None)
         self.delivered[key] = event_id
         while len(self.delivered) > DELIVERED_MEMORY:
             del self.delivered[next(iter(self.delivered))]
+
+    def note_preview(self, event_id: str) -> None:
+        if self.latest_line is not None:
+            self.previews[event_id] = self.latest_line
+            while len(self.previews) > DELIVERED_MEMORY:
+                del self.previews[next(iter(self.previews))]

@@ -15,6 +15,8 @@ REPOSITORIES = [
     ("reports", contracts.ReportRepository),
     ("audit", contracts.EventRepository),
     ("kv", contracts.KeyValueRepository),
+    ("files", contracts.FileRepository),
+    ("retention", contracts.RetentionRepository),
 ]
 
 
