@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from bridge.config import AgentConfig, Config, site_of
 from bridge.core.models import Conversation, ConversationId, FileInfo, ItemKind, Sender, Status
@@ -122,17 +123,32 @@ class Aftercare:
         # Held while the relay answers, so requests at the same moment cannot all pass.
         held = Counter((chat, to))
         self._sending += held
+        asked_by = "an agent" if agent_id is not None else conversation.visitor.name
         try:
-            await self._send_transcript(conversation, recipient, by_agent=agent_id is not None)
+            answer = await self._send_transcript(conversation, recipient,
+                                                 by_agent=agent_id is not None)
             self._store.add_event(conversation.id, agent_id, "transcript_mailed", to[1],
                                      self._clock())
+        except ProtocolError as exc:
+            await self._record_mail(conversation, f"📧 The transcript for {recipient} (asked "
+                                    f"by {asked_by}) was not sent: {exc.message}")
+            raise
         finally:
             self._sending -= held  # drops the keys that reach zero
         log.info("conversation %s: transcript emailed", conversation.id)
+        await self._record_mail(conversation, f"📧 Transcript emailed to {recipient} at "
+                                f"{_clock_time(self._clock())} UTC (asked by {asked_by}); the "
+                                f"mail server answered: {answer}")
         return recipient
 
+    async def _record_mail(self, conversation: Conversation, text: str) -> None:
+        """What happened to a transcript mail, in the room: agents see the visitor's
+        requests and the relay's answer without asking the admin for logs."""
+        await self._notices.to_agents(conversation, text,
+                                      key=f"mail-{conversation.id}-{self._clock():.6f}")
+
     async def _send_transcript(self, conversation: Conversation, recipient: str, *,
-                               by_agent: bool) -> None:
+                               by_agent: bool) -> str:
         assert self._mailer is not None
         site = site_of(conversation.page.url, self._config.server)
         try:
@@ -140,7 +156,7 @@ class Aftercare:
                 self._mailer.cfg, recipient, mail_subject(site),
                 mail_body(site, self.transcript_text(conversation), by_agent=by_agent),
                 automatic=True)
-            await self._mailer.send(message)
+            return await self._mailer.send(message)
         except BadAddress:
             raise ProtocolError("bad_email", "that email address cannot be used") from None
         except MailError as exc:
@@ -169,3 +185,7 @@ class Aftercare:
     def transcript_for_token(self, token: str) -> str | None:
         conversation = self._store.conversation_by_token(hash_token(token))
         return None if conversation is None else self.transcript_text(conversation)
+
+
+def _clock_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M")

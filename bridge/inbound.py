@@ -165,6 +165,10 @@ class Inbound:
             return
         conversation, agent = found
         name = agent_name(agent, event.sender_name)
+        if event.thread:  # a thread is the agents' side conversation: a note
+            await self._run_command(Command("note", (), rest=event.text), event, agent,
+                                    conversation)
+            return
         if event.edited:
             # The widget has no edits yet: the corrected line comes as a new, marked line
             # (and a corrected command is not run again).

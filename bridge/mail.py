@@ -204,11 +204,13 @@ class Mailer:
     def __init__(self, cfg: SmtpConfig) -> None:
         self.cfg = cfg
 
-    async def send(self, message: EmailMessage) -> None:
-        """Deliver to the relay; raises `MailError` on any SMTP, TLS or network failure."""
-        await asyncio.to_thread(self._send, message)
+    async def send(self, message: EmailMessage) -> str:
+        """Deliver to the relay; returns the relay's answer to the message ("250 2.0.0 Ok:
+        queued as …"), for the record agents see. Raises `MailError` on any SMTP, TLS or
+        network failure."""
+        return await asyncio.to_thread(self._send, message)
 
-    def _send(self, message: EmailMessage) -> None:
+    def _send(self, message: EmailMessage) -> str:
         cfg = self.cfg
         try:
             context = ssl.create_default_context()
@@ -222,15 +224,36 @@ class Mailer:
                     smtp.starttls(context=context)
                 if cfg.username:
                     smtp.login(cfg.username, cfg.password or "")
-                refused = smtp.sendmail(*_envelope(message), _wire_bytes(message))
+                answer = _deliver(smtp, *_envelope(message), _wire_bytes(message))
         except (smtplib.SMTPException, OSError, UnicodeError) as exc:
             log.warning(
                 "sending email %s via %s:%d failed: %s",
                 message.get("Message-ID", "?"), cfg.host, cfg.port, _reason(exc),
             )
             raise MailError(SEND_FAILED) from exc
-        if refused:
-            log.warning("email %s refused for %s", message.get("Message-ID", "?"), refused)
+        return answer
+
+
+def _deliver(smtp: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> str:
+    """One message through an open connection, step by step (smtplib's sendmail drops the
+    relay's answer to DATA, which is the record of the mail being taken)."""
+    smtp.ehlo_or_helo_if_needed()
+    code, reply = smtp.mail(sender)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    refused = {}
+    for recipient in recipients:
+        code, reply = smtp.rcpt(recipient)
+        if code not in (250, 251):
+            refused[recipient] = (code, reply)
+    if len(refused) == len(recipients):
+        raise smtplib.SMTPRecipientsRefused(refused)
+    code, reply = smtp.data(data)
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
+    if refused:
+        log.warning("email refused for %s", sorted(refused))
+    return f"{code} {reply.decode('utf-8', 'replace')}"[:200]
 
 
 def _envelope(message: EmailMessage) -> tuple[str, list[str]]:

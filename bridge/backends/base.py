@@ -69,6 +69,9 @@ class AgentMessage:
     event_id: str
     ts: float
     edited: bool = False  # a correction of an earlier line (the hub decides how it shows)
+    # Written in a thread (Matrix): a side conversation among agents, kept as a note and
+    # never sent to the visitor.
+    thread: bool = False
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from bridge.backends.matrix_wire import (
     FIRST_SYNC_FILTER,
     SYNC_FILTER,
     DraftPreviews,
+    Threads,
     error_of,
     plain_body,
 )
@@ -89,6 +90,7 @@ class MatrixBackend(DirectChats):
         self._tasks = TaskGroup()
         self._typing: dict[str, set[str]] = {}
         self._drafts = DraftPreviews(self._send_draft, self._redact)
+        self._threads = Threads()  # agents' side conversations: notes, never relayed
         # read_markers, not /receipt: its m.read is unthreaded (nio's /receipt call always
         # names the "main" thread), and it moves the bot's fully-read marker along.
         self._read = ReadMarkers(lambda room, event_id: self._call(
@@ -361,6 +363,7 @@ class MatrixBackend(DirectChats):
                 event_id=event.event_id,
                 ts=event.server_timestamp / 1000,
                 edited=edited,
+                thread=self._threads.in_thread(event),
             )
         if isinstance(event, RoomMessageMedia | BadEvent):  # BadEvent: e.g. encrypted media
             return media_event(room, event.source, self._name(room, event.sender))

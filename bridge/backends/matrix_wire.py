@@ -5,6 +5,7 @@ place."""
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +33,9 @@ SYNC_FILTER: dict[str, Any] = {
 FIRST_SYNC_FILTER: dict[str, Any] = {**SYNC_FILTER, "room": {"timeline": {"limit": 0}}}
 
 
+THREAD_MEMORY = 10_000
+
+
 def plain_body(event: Any) -> tuple[str, bool]:
     """The text an agent wrote: `body` (never the HTML), without a quoted reply fallback;
     and whether it corrects an earlier line (then it is the corrected text)."""
@@ -43,6 +47,26 @@ def plain_body(event: Any) -> tuple[str, bool]:
     if relates.get("rel_type") == "m.replace" and isinstance(new_content, dict):
         return clean_text(str(new_content.get("body", ""))), True
     return clean_text(body), False
+
+
+class Threads:
+    """Which messages were written in a thread (Matrix 1.4 `m.thread`), and edits of them:
+    an edit carries no thread relation of its own, so the threads' event ids are kept
+    (the newest THREAD_MEMORY) to keep an edited note from reaching the visitor."""
+
+    def __init__(self) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def in_thread(self, event: Any) -> bool:
+        relates = (event.source.get("content") or {}).get("m.relates_to") or {}
+        if relates.get("rel_type") == "m.replace":
+            return relates.get("event_id") in self._ids
+        if relates.get("rel_type") != "m.thread":
+            return False
+        self._ids[event.event_id] = None
+        if len(self._ids) > THREAD_MEMORY:
+            self._ids.popitem(last=False)
+        return True
 
 
 def error_of(response: ErrorResponse) -> BackendError:

@@ -198,6 +198,14 @@ class MatrixAgent:
             room, "m.room.message", {"msgtype": "m.text", "body": text})
         return response.event_id
 
+    async def say_in_thread(self, room: str, root: str, text: str) -> str:
+        """A reply in a thread (Element's "Reply in thread")."""
+        response = await self.client.room_send(room, "m.room.message", {
+            "msgtype": "m.text", "body": text,
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root, "is_falling_back": True,
+                             "m.in_reply_to": {"event_id": root}}})
+        return response.event_id
+
     async def send_file(self, room: str, name: str, content: bytes, mimetype: str) -> str:
         """What Element does: the bytes to the media repository, then an m.image/m.file."""
         uploaded, _keys = await self.client.upload(

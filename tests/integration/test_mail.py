@@ -385,6 +385,16 @@ async def test_an_agent_may_mail_any_address(make_bridge, agent: TestAgent, visi
     await visitor.wait("transcript")
     assert smtp.handler.received[-1].envelope.rcpt_tos == ["anna@example.com"]
     assert len(smtp.handler.received) == 5
+    # The room keeps the record: to whom, when, asked by whom, what the mail server said.
+    def mail_records() -> list[str]:
+        return [t for t in agent.texts(room, notice=True) if t.startswith("📧 ")]
+
+    await agent.until(lambda: len(mail_records()) >= 2)
+    records = mail_records()
+    assert records[0].startswith("📧 Transcript emailed to Boss@example.org at ")
+    assert "(asked by an agent); the mail server answered: 250 " in records[0]
+    assert records[1].startswith("📧 Transcript emailed to anna@example.com at ")
+    assert "(asked by Anna); the mail server answered: 250 " in records[1]
 
 
 async def test_the_mail_is_plainly_a_transcript_from_the_site(make_matrix_bridge, visitors,
