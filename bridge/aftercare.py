@@ -54,8 +54,9 @@ class Aftercare:
 
     def transcript_text(self, conversation: Conversation, *, audit: bool = False) -> str:
         """The transcript; `audit`: the agents' view, with when each line was seen."""
+        changes = self._store.item_changes(conversation.id) if audit else None
         return render_transcript(conversation, self._store.items_after(conversation.id, 0),
-                                 self._file_link, audit=audit)
+                                 self._file_link, audit=changes)
 
     async def visitor_survey(self, conversation_id: ConversationId, frame: SurveyFrame) -> None:
         """The visitor's rating, once per conversation, after it ended; agents see it."""

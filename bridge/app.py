@@ -18,6 +18,7 @@ from bridge.chat_actions import ChatActions
 from bridge.command_tools import CommandTools
 from bridge.commands import Commands
 from bridge.config import Config
+from bridge.corrections import Corrections
 from bridge.files import Files
 from bridge.hub import Hub, HubParts
 from bridge.i18n import visitor_strings
@@ -98,7 +99,8 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
     commands = Commands(CommandTools(config, store, actions, aftercare, assignment,
                                      availability, clock))
     inbound = Inbound(config, store, backend, sinks, timeline, notices, actions, assignment,
-                      lobbies, commands, outbox.wake, opening, files, reads, clock)
+                      lobbies, commands, outbox.wake, opening, files, reads,
+                      Corrections(store, timeline, clock), clock)
     idle = IdleChats(config.server.idle_timeout_minutes * 60, store, sinks, actions.end, clock)
     peeks = Peeks(config, store, backend, spawn)
     parts = HubParts(sinks=sinks, timeline=timeline, outbox=outbox, availability=availability,

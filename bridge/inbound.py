@@ -14,6 +14,7 @@ from bridge.backends.base import (
     AgentMessage,
     AgentPresence,
     AgentRead,
+    AgentRetracted,
     AgentTyping,
     BackendError,
     BackendUnavailable,
@@ -32,6 +33,7 @@ from bridge.core.commands import Command, CommandError, Literal, parse_line
 from bridge.core.models import Conversation, FileInfo, ItemKind, RoomRef, Sender, Status
 from bridge.core.names import agent_name
 from bridge.core.states import Happening
+from bridge.corrections import Corrections
 from bridge.notices import NoticeBackend, Notices
 from bridge.opening_rooms import OpeningRooms
 from bridge.routing.assignment import Assignment
@@ -71,7 +73,8 @@ class Inbound:
                  sinks: Sinks, timeline: Timeline, notices: Notices, actions: ChatActions,
                  assignment: Assignment, lobbies: Lobbies, commands: Commands,
                  reconnected: Callable[[], None], opening: OpeningRooms,
-                 files: AgentFiles, reads: AgentReads, clock: Callable[[], float]) -> None:
+                 files: AgentFiles, reads: AgentReads, corrections: Corrections,
+                 clock: Callable[[], float]) -> None:
         self._config = config
         self._store = store
         self._backend = backend
@@ -86,6 +89,7 @@ class Inbound:
         self._opening = opening
         self._files = files
         self._reads = reads
+        self._corrections = corrections
         self._clock = clock
         # One event at a time, the backend's and the replayed ones alike, in order.
         self._turn = asyncio.Lock()
@@ -122,6 +126,10 @@ class Inbound:
                 await self._on_agent_message(event)
             elif isinstance(event, AgentFile):
                 await self._on_agent_file(event)
+            elif isinstance(event, AgentRetracted):
+                found = self._agent_in_room(event.room, event.sender, "retraction")
+                if found is not None:
+                    await self._corrections.retracted(found[0], found[1], event.event_id)
             elif isinstance(event, AgentRead):
                 found = self._agent_in_room(event.room, event.sender, "read receipt")
                 if found is not None:
@@ -170,12 +178,7 @@ class Inbound:
                                     conversation)
             return
         if event.edited:
-            # The widget has no edits yet: the corrected line comes as a new, marked line
-            # (and a corrected command is not run again).
-            if conversation.status is not Status.ENDED:
-                await self._actions.agent_said(conversation, agent, name,
-                                               f"{EDIT_MARK}{event.text}", event.event_id,
-                                               event.ts)
+            await self._on_correction(event, conversation, agent, name)
             return
         try:
             parsed = parse_line(event.text, self._commands.registry.prefix)
@@ -218,6 +221,22 @@ class Inbound:
         if file is not None:
             await self._actions.agent_said(conversation, agent, agent_name(
                 agent, event.sender_name), file.name, event.event_id, event.ts, file=file)
+
+    async def _on_correction(self, event: AgentMessage, conversation: Conversation,
+                             agent: AgentConfig, name: str) -> None:
+        """A line the visitor has changes in place. A corrected command is neither run
+        again nor shown; a correction of anything else the visitor never got comes as a
+        new, marked line."""
+        line = self._corrections.line(conversation, event.replaces)
+        if line is not None:
+            await self._corrections.corrected(conversation, agent, line, event.text)
+            return
+        if (event.replaces is not None and self._store.command_handled(event.replaces)) \
+                or event.text.startswith(self._commands.registry.prefix) \
+                or conversation.status is Status.ENDED:
+            return
+        await self._actions.agent_said(conversation, agent, name, f"{EDIT_MARK}{event.text}",
+                                       event.event_id, event.ts)
 
     async def _run_command(self, command: Command, event: AgentMessage, agent: AgentConfig,
                            conversation: Conversation) -> None:

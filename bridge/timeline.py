@@ -34,6 +34,9 @@ class TimelineStore(Protocol):
 
     async def flush(self) -> None: ...
 
+    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float
+                    ) -> Item: ...
+
 
 # Deliver the conversation's undelivered items (the outbox's kick); `item` is the one just
 # stored when the caller has it.
@@ -111,6 +114,15 @@ class Timeline:
         if created:
             await self._sinks.push(conversation_id, self.frame(item), skip=origin)
         return item.seq
+
+    async def change(self, item: Item, kind: str, text: str, by: str | None, now: float
+                     ) -> None:
+        """An agent's line corrected ("edit") or taken back ("delete"): stored with what it
+        was, then shown in place on the visitor's connections."""
+        changed = self._store.change_item(item, kind, text, by, now)
+        frame = frames.edit_frame(changed, now) if kind == "edit" else \
+            frames.delete_frame(changed.seq)
+        await self._sinks.push(item.conversation_id, frame)
 
     async def replay(self, conversation_id: ConversationId, after: int, sink: VisitorSink
                      ) -> None:

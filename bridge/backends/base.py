@@ -69,6 +69,7 @@ class AgentMessage:
     event_id: str
     ts: float
     edited: bool = False  # a correction of an earlier line (the hub decides how it shows)
+    replaces: str | None = None  # for a correction: the event id of the line it corrects
     # Written in a thread (Matrix): a side conversation among agents, kept as a note and
     # never sent to the visitor.
     thread: bool = False
@@ -115,6 +116,16 @@ class AgentTyping:
 
 
 @dataclass(frozen=True)
+class AgentRetracted:
+    """An agent (or a moderator) took back the line `event_id` (Matrix redaction; XMPP
+    retraction, XEP-0424, or moderation, XEP-0425)."""
+
+    room: RoomRef
+    sender: str
+    event_id: str
+
+
+@dataclass(frozen=True)
 class AgentRead:
     """An agent's client marked the room read up to `event_id` (a line the bot posted, or
     an agent's line): every visitor line up to it counts as seen by the agents."""
@@ -154,8 +165,8 @@ class Connected:
 
 
 InboundEvent = (
-    AgentMessage | AgentFile | AgentTyping | AgentRead | MemberJoined | MemberLeft
-    | AgentPresence | Connected
+    AgentMessage | AgentFile | AgentTyping | AgentRead | AgentRetracted | MemberJoined
+    | MemberLeft | AgentPresence | Connected
 )
 InboundCallback = Callable[[InboundEvent], Awaitable[None]]
 # From when a room's lines must be read again after the bridge was away from it (seconds

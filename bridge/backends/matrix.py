@@ -15,17 +15,11 @@ import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
-    BadEvent,
     ErrorResponse,
     LoginResponse,
     PresenceEvent,
     ReceiptEvent,
     RoomCreateResponse,
-    RoomMemberEvent,
-    RoomMessageEmote,
-    RoomMessageMedia,
-    RoomMessageNotice,
-    RoomMessageText,
     RoomPreset,
     RoomVisibility,
     SyncResponse,
@@ -34,33 +28,23 @@ from nio import (
 )
 
 from bridge.backends.base import (
-    AgentMessage,
     AgentPresence,
-    AgentTyping,
     BackendError,
     BackendState,
     BackendUnavailable,
     Connected,
     InboundCallback,
     InboundEvent,
-    MemberJoined,
-    MemberLeft,
     OutgoingFile,
     RateLimited,
     RoomGone,
     RoomSpec,
 )
 from bridge.backends.matrix_direct import DirectChats
-from bridge.backends.matrix_media import MediaRepository, file_content, media_event
+from bridge.backends.matrix_media import MediaRepository, file_content
 from bridge.backends.matrix_receipts import ReadMarkers, agent_reads
-from bridge.backends.matrix_wire import (
-    FIRST_SYNC_FILTER,
-    SYNC_FILTER,
-    DraftPreviews,
-    Threads,
-    error_of,
-    plain_body,
-)
+from bridge.backends.matrix_timeline import Timeline
+from bridge.backends.matrix_wire import FIRST_SYNC_FILTER, SYNC_FILTER, DraftPreviews, error_of
 from bridge.config import MatrixConfig
 from bridge.core.models import RoomRef
 from bridge.startup import first_contact, refusal
@@ -88,9 +72,8 @@ class MatrixBackend(DirectChats):
         self._client: AsyncClient | None = None
         self._inbound: InboundCallback | None = None
         self._tasks = TaskGroup()
-        self._typing: dict[str, set[str]] = {}
+        self._timeline = Timeline(self.user_id, self._name)
         self._drafts = DraftPreviews(self._send_draft, self._redact)
-        self._threads = Threads()  # agents' side conversations: notes, never relayed
         # read_markers, not /receipt: its m.read is unthreaded (nio's /receipt call always
         # names the "main" thread), and it moves the bot's fully-read marker along.
         self._read = ReadMarkers(lambda room, event_id: self._call(
@@ -330,15 +313,11 @@ class MatrixBackend(DirectChats):
             await self.answer_invite(RoomRef(room_id), invited.invite_state)
         for room_id, joined in response.rooms.join.items():
             room = RoomRef(room_id)
-            for event in joined.timeline.events:
-                if getattr(event, "sender", None) == self.user_id:
-                    continue  # our own echo
-                inbound = self._translate(room, event)
-                if inbound is not None:
-                    await self._emit(inbound)
+            for inbound in self._timeline.translate_batch(room, joined.timeline.events):
+                await self._emit(inbound)
             for event in joined.ephemeral:
                 if isinstance(event, TypingNoticeEvent):
-                    for typing in self._typing_changes(room, set(event.users)):
+                    for typing in self._timeline.typing_changes(room, set(event.users)):
                         await self._emit(typing)
                 elif isinstance(event, ReceiptEvent):
                     for read in agent_reads(room, event.receipts, self.user_id):
@@ -347,45 +326,6 @@ class MatrixBackend(DirectChats):
             if isinstance(presence, PresenceEvent) and presence.user_id != self.user_id:
                 # "unavailable" is away/idle; only "online" takes new chats.
                 await self._emit(AgentPresence(presence.user_id, presence.presence == "online"))
-
-    def _translate(self, room: RoomRef, event: Any) -> InboundEvent | None:
-        if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):
-            text, edited = plain_body(event)
-            if not text:
-                return None
-            if isinstance(event, RoomMessageEmote):
-                text = f"* {self._name(room, event.sender)} {text}"
-            return AgentMessage(
-                room=room,
-                sender=event.sender,
-                sender_name=self._name(room, event.sender),
-                text=text,
-                event_id=event.event_id,
-                ts=event.server_timestamp / 1000,
-                edited=edited,
-                thread=self._threads.in_thread(event),
-            )
-        if isinstance(event, RoomMessageMedia | BadEvent):  # BadEvent: e.g. encrypted media
-            return media_event(room, event.source, self._name(room, event.sender))
-        if isinstance(event, RoomMemberEvent) and event.state_key != self.user_id:
-            was_in = event.prev_membership == "join"
-            name = (event.content or {}).get("displayname") or event.state_key
-            if event.membership == "join" and not was_in:
-                return MemberJoined(room, event.state_key, name, event.event_id)
-            # A rejected (or withdrawn) invitation counts as leaving: routing must know.
-            if event.membership in ("leave", "ban") and event.prev_membership in ("join",
-                                                                                  "invite"):
-                return MemberLeft(room, event.state_key, name, event.event_id)
-        return None
-
-    def _typing_changes(self, room: RoomRef, typing_now: set[str]) -> list[AgentTyping]:
-        """Matrix sends the whole set of typing users; the hub wants per-person changes."""
-        typing_now.discard(self.user_id)
-        before = self._typing.get(room, set())
-        self._typing[room] = typing_now
-        started = [AgentTyping(room, u, self._name(room, u), True) for u in typing_now - before]
-        stopped = [AgentTyping(room, u, self._name(room, u), False) for u in before - typing_now]
-        return started + stopped
 
     def _name(self, room: RoomRef, user_id: str) -> str:
         client = self._client

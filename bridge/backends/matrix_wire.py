@@ -1,6 +1,6 @@
-"""Pure pieces of the Matrix backend: the sync filters, an agent's text out of an event, an
-error answer as the backend's exception, and the visitor's draft as one notice edited in
-place."""
+"""Pure pieces of the Matrix backend: the sync filters, an agent's text out of an event (and
+the line it corrects), the line a redaction takes back, an error answer as the backend's
+exception, and the visitor's draft as one notice edited in place."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ _REPLY_FALLBACK = re.compile(r"^(> .*\n)+\n", re.MULTILINE)
 DRAFT_MARK = "✍ "
 # Only what the bridge reads: smaller syncs, less parsing, lower latency. Agents' files are
 # m.room.message events too (msgtype m.image, m.file, ...): no field is filtered out.
-# m.receipt: agents' read receipts (which visitor lines were seen).
+# m.receipt: agents' read receipts (which visitor lines were seen). m.room.redaction: agents
+# (or moderators) taking a line back.
 SYNC_FILTER: dict[str, Any] = {
     "account_data": {"not_types": ["*"]},
     "presence": {"types": ["m.presence"]},
@@ -27,26 +28,55 @@ SYNC_FILTER: dict[str, Any] = {
         "account_data": {"not_types": ["*"]},
         "ephemeral": {"types": ["m.typing", "m.receipt"]},
         "state": {"types": ["m.room.member"]},
-        "timeline": {"types": ["m.room.message", "m.room.member"], "limit": 100},
+        "timeline": {"types": ["m.room.message", "m.room.member", "m.room.redaction"],
+                     "limit": 100},
     },
 }
+# No timeline at all: neither old lines nor old redactions are replayed on a first start.
 FIRST_SYNC_FILTER: dict[str, Any] = {**SYNC_FILTER, "room": {"timeline": {"limit": 0}}}
 
 
 THREAD_MEMORY = 10_000
 
 
-def plain_body(event: Any) -> tuple[str, bool]:
+def plain_body(event: Any) -> tuple[str, str | None]:
     """The text an agent wrote: `body` (never the HTML), without a quoted reply fallback;
-    and whether it corrects an earlier line (then it is the corrected text)."""
+    and, for a correction (`m.replace` with `m.new_content`), the event id of the line it
+    corrects (the text is then the corrected one). A replacement that names no line is no
+    correction: its plain body is shown as written."""
+    content = event.source.get("content") or {}
     body = event.body if isinstance(event.body, str) else ""
-    relates = (event.source.get("content") or {}).get("m.relates_to") or {}
+    relates = _relation(content)
     if "m.in_reply_to" in relates:
         body = _REPLY_FALLBACK.sub("", body, count=1)
-    new_content = (event.source.get("content") or {}).get("m.new_content")
-    if relates.get("rel_type") == "m.replace" and isinstance(new_content, dict):
-        return clean_text(str(new_content.get("body", ""))), True
-    return clean_text(body), False
+    new_content = content.get("m.new_content")
+    target = relates.get("event_id")
+    if (relates.get("rel_type") == "m.replace" and isinstance(new_content, dict)
+            and isinstance(target, str) and target):
+        return clean_text(str(new_content.get("body", ""))), target
+    return clean_text(body), None
+
+
+def _relation(content: dict[str, Any]) -> dict[str, Any]:
+    """`m.relates_to`, or {} when it is missing or no object (anyone can send anything: one
+    odd event must not fail the whole sync batch, again and again)."""
+    relates = content.get("m.relates_to")
+    return relates if isinstance(relates, dict) else {}
+
+
+def redacted_id(source: dict[str, Any]) -> str | None:
+    """The event an `m.room.redaction` takes back, else None. Before room version 11 the
+    server's top-level `redacts` says it (a `content.redacts` there is only what a client
+    wrote); from 11 on it is `content.redacts`, and a server need not copy it to the top
+    (Synapse does). nio 0.26 makes a redaction without the top-level key a BadEvent: so
+    the raw event is read, both places."""
+    if source.get("type") != "m.room.redaction":
+        return None
+    redacts = source.get("redacts")
+    if not isinstance(redacts, str) or not redacts:
+        content = source.get("content")
+        redacts = content.get("redacts") if isinstance(content, dict) else None
+    return redacts if isinstance(redacts, str) and redacts else None
 
 
 class Threads:
@@ -58,7 +88,7 @@ class Threads:
         self._ids: OrderedDict[str, None] = OrderedDict()
 
     def in_thread(self, event: Any) -> bool:
-        relates = (event.source.get("content") or {}).get("m.relates_to") or {}
+        relates = _relation(event.source.get("content") or {})
         if relates.get("rel_type") == "m.replace":
             return relates.get("event_id") in self._ids
         if relates.get("rel_type") != "m.thread":

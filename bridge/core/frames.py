@@ -24,8 +24,13 @@ def item_frame(item: Item, survey_question: str = "") -> Frame:
         }
         if item.client_id is not None:
             frame["client_id"] = item.client_id
-        if item.file is not None:
+        if item.deleted_at is not None:
+            frame["deleted"] = True
+            frame["text"] = ""
+        elif item.file is not None:
             frame["file"] = file_fields(item.file)
+        if item.edited_at is not None and item.deleted_at is None:
+            frame["edited"] = True
         return frame
     if item.kind is ItemKind.CALLBACK:
         return {"type": "callback", "seq": item.seq, "name": item.name, "ts": item.ts}
@@ -65,6 +70,16 @@ def resumed_frame(conversation: Conversation, seen: int = 0) -> Frame:
         "rated": conversation.rating is not None,
         "read": seen,
     }
+
+
+def edit_frame(item: Item, ts: float) -> Frame:
+    """An agent corrected the line `item.seq`: its new text, shown in place."""
+    return {"type": "edit", "seq": item.seq, "text": item.text, "ts": ts}
+
+
+def delete_frame(seq: int) -> Frame:
+    """An agent took back the line `seq`."""
+    return {"type": "delete", "seq": seq}
 
 
 def read_frame(seq: int) -> Frame:

@@ -103,12 +103,25 @@ class Item:
     delivered: bool = False
     file: FileInfo | None = None  # for ItemKind.FILE
     read_at: float | None = None  # seen on the other side (by an agent, or by the visitor)
+    edited_at: float | None = None  # corrected by its author (the text is the final one)
+    deleted_at: float | None = None  # taken back: the visitor no longer sees it
 
     @property
     def goes_to_room(self) -> bool:
         """Visitor and system lines (and visitors' files) are posted into the agents' room;
         agent lines come from it."""
         return self.kind in (ItemKind.TEXT, ItemKind.FILE) and self.sender is not Sender.AGENT
+
+
+@dataclass(frozen=True)
+class ItemChange:
+    """What happened to a line after it was written, for the agents' audit view."""
+
+    seq: int
+    at: float
+    by: str | None  # the agent's id
+    kind: str  # "edit" or "delete"
+    previous: str  # the text before
 
 
 @dataclass(frozen=True)

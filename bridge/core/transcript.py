@@ -7,27 +7,42 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bridge.core.files import human_size
-from bridge.core.models import Conversation, FileInfo, Item, ItemKind, Sender
+from bridge.core.models import Conversation, FileInfo, Item, ItemChange, ItemKind, Sender
 from bridge.core.protocol import ProtocolError
 
 
 def render_transcript(conversation: Conversation, items: list[Item],
                       link: Callable[[FileInfo], str] | None = None, *,
-                      audit: bool = False) -> str:
+                      audit: list[ItemChange] | None = None) -> str:
     """Plain text, one line per item, times in UTC; internal notes are never in it. A file
-    is listed with its size and, given `link`, the address it is served at. The agents'
-    view (`audit`) marks each line with when the other side saw it."""
+    is listed with its size and, given `link`, the address it is served at. Lines taken
+    back are left out, corrected ones show their final text. The agents' view (`audit`:
+    the changes of the lines) marks each line with when the other side saw it and what it
+    was before a correction or retraction."""
     started = _stamp(conversation.created_at, with_date=True)
     lines = [f"Chat with {conversation.visitor.name} <{conversation.visitor.email}>",
              f"Started {started} UTC", ""]
+    changes: dict[int, list[ItemChange]] = {}
+    for change in audit or ():
+        changes.setdefault(change.seq, []).append(change)
     for item in items:
+        if item.deleted_at is not None and audit is None:
+            continue
         # Continuation lines are indented, so no one can write a line that looks like
         # another speaker's.
         line = f"[{_stamp(item.ts)}] {_line(item, link)}"
-        if audit and item.read_at is not None:
-            line += f" [seen {_stamp(item.read_at)}]"
+        if audit is not None:
+            line += _audit_marks(item, changes.get(item.seq, []))
         lines.append(line.replace("\n", "\n    "))
     return "\n".join(lines) + "\n"
+
+
+def _audit_marks(item: Item, changes: list[ItemChange]) -> str:
+    marks = [f" [{'edited' if c.kind == 'edit' else 'taken back'} {_stamp(c.at)} by "
+             f"{c.by or '?'}, was: {c.previous!r}]" for c in changes]
+    if item.read_at is not None:
+        marks.append(f" [seen {_stamp(item.read_at)}]")
+    return "".join(marks)
 
 
 def _line(item: Item, link: Callable[[FileInfo], str] | None = None) -> str:

@@ -24,6 +24,7 @@ from bridge.core.models import (
     ConversationId,
     FileInfo,
     Item,
+    ItemChange,
     ItemKind,
     Page,
     QueueId,
@@ -94,6 +95,11 @@ class TimelineRepository(Protocol):
         """Marks `sender`'s lines and files up to the seq as seen on the other side (not
         waited for on disk); the newest newly marked, or None."""
     def read_up_to(self, conversation_id: str, sender: Sender) -> int: ...
+    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float
+                    ) -> Item:
+        """An "edit" (new text) or a "delete" ("" as text) of a line, the text before kept;
+        a deleted file is no longer served. Durable when it returns."""
+    def item_changes(self, conversation_id: str) -> list[ItemChange]: ...
     def unread_lines(self, conversation_id: str, sender: Sender) -> list[Item]: ...
     def message_count(self, conversation_id: str) -> int: ...
     def undelivered(self, conversation_id: str) -> list[Item]: ...

@@ -20,6 +20,7 @@ from bridge.core.models import (
     ConversationId,
     FileInfo,
     Item,
+    ItemChange,
     ItemKind,
     Page,
     QueueId,
@@ -176,6 +177,13 @@ class Store:
 
     def read_up_to(self, conversation_id: str, sender: Sender) -> int:
         return self.timeline.read_up_to(conversation_id, sender)
+
+    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float
+                    ) -> Item:
+        return self.timeline.change_item(item, kind, text, by, now)
+
+    def item_changes(self, conversation_id: str) -> list[ItemChange]:
+        return self.timeline.item_changes(conversation_id)
 
     def unread_lines(self, conversation_id: str, sender: Sender) -> list[Item]:
         return self.timeline.unread_lines(conversation_id, sender)

@@ -105,6 +105,8 @@ class SqliteRetention:
                     " RETURNING sha256, size", ids).fetchall()
                 self._conn.execute(f"DELETE FROM events WHERE conversation_id IN ({marks})", ids)
                 self._conn.execute(
+                    f"DELETE FROM item_changes WHERE conversation_id IN ({marks})", ids)
+                self._conn.execute(
                     f"DELETE FROM routing_marks WHERE conversation_id IN ({marks})", ids)
                 gone = self._conn.execute(
                     f"DELETE FROM conversations WHERE id IN ({marks})"

@@ -276,6 +276,27 @@ def m015_purge_indexes(db: Database) -> None:
     )
 
 
+@migrations()
+def m016_item_changes(db: Database) -> None:
+    # An agent's line corrected or taken back: the visitor sees the final state, the agents'
+    # audit view what happened (who, when, the text before).
+    db.executescript(
+        """
+        ALTER TABLE items ADD COLUMN edited_at REAL;
+        ALTER TABLE items ADD COLUMN deleted_at REAL;
+        CREATE TABLE item_changes (
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            seq INTEGER NOT NULL,
+            at REAL NOT NULL,
+            by TEXT,
+            kind TEXT NOT NULL,
+            previous TEXT NOT NULL
+        );
+        CREATE INDEX item_changes_item ON item_changes(conversation_id, seq);
+        """
+    )
+
+
 def refuse_newer_schema(db: Database) -> None:
     """Refuse a database touched by a newer version rather than damage it."""
     known = {m.name for m in migrations._migrations}

@@ -6,7 +6,15 @@ import sqlite3
 from dataclasses import replace
 from typing import Any
 
-from bridge.core.models import ConversationId, FileInfo, Item, ItemKind, Sender, Status
+from bridge.core.models import (
+    ConversationId,
+    FileInfo,
+    Item,
+    ItemChange,
+    ItemKind,
+    Sender,
+    Status,
+)
 from bridge.store.conversations import SqliteConversations
 from bridge.store.db import SqliteDatabase
 from bridge.store.schema import StoreError
@@ -155,6 +163,34 @@ class SqliteTimeline:
                            " AND read_at IS NULL", conversation_id, sender.value,
                            ItemKind.TEXT.value, ItemKind.FILE.value)
 
+    # -- corrections and retractions -------------------------------------------------------
+
+    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float
+                    ) -> Item:
+        """An `edit` (the new text) or a `delete` of a line, with what it was before kept in
+        `item_changes`; durable when it returns."""
+        column = "edited_at" if kind == "edit" else "deleted_at"
+        with self._transaction(durable=True):
+            self._db.execute(
+                "INSERT INTO item_changes (conversation_id, seq, at, by, kind, previous)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (item.conversation_id, item.seq, now, by, kind, item.text))
+            self._db.execute(
+                f"UPDATE items SET text = ?, {column} = ? WHERE conversation_id = ? AND seq = ?",
+                (text, now, item.conversation_id, item.seq))
+            if kind == "delete" and item.file is not None:  # no longer served to anyone
+                self._db.execute("UPDATE items SET file_id = NULL WHERE conversation_id = ?"
+                                 " AND seq = ?", (item.conversation_id, item.seq))
+                self._db.execute("DELETE FROM files WHERE id = ?", (item.file.id,))
+        return self._items("conversation_id = ? AND seq = ?", item.conversation_id,
+                           item.seq)[0]
+
+    def item_changes(self, conversation_id: str) -> list[ItemChange]:
+        rows = self._rows("SELECT * FROM item_changes WHERE conversation_id = ?"
+                          " ORDER BY seq, at", (conversation_id,))
+        return [ItemChange(row["seq"], row["at"], row["by"], row["kind"], row["previous"])
+                for row in rows]
+
     def agent_present(self, conversation_id: str, agent_id: str) -> bool:
         """Whether the agent's last membership item in this timeline is a join."""
         row = self._db.execute(
@@ -262,4 +298,6 @@ def item_from_row(row: dict[str, Any], file: FileInfo | None = None) -> Item:
         delivered=bool(row["delivered"]),
         file=file,
         read_at=row.get("read_at"),
+        edited_at=row.get("edited_at"),
+        deleted_at=row.get("deleted_at"),
     )

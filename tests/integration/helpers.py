@@ -233,6 +233,11 @@ class MatrixAgent:
             "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
         })
 
+    async def retract(self, room: str, event_id: str, body: str) -> None:
+        """Take a line back (Element's "Remove"): a redaction."""
+        response = await self.client.room_redact(room, event_id, "sent by mistake")
+        assert not hasattr(response, "status_code"), response
+
     async def set_typing(self, room: str, active: bool) -> None:
         await self.client.room_typing(room, active, timeout=10_000)
 

@@ -39,16 +39,32 @@ async def test_presence_decides_availability(make_bridge, agent: TestAgent, visi
     await wait_available(bridge.base_url, True)
 
 
-async def test_agent_corrections_reach_the_visitor_marked(make_bridge, agent: TestAgent,
-                                                          visitors) -> None:
+async def test_agent_corrections_and_retractions_change_the_line_in_place(
+        make_bridge, agent: TestAgent, visitors) -> None:
     bridge = await make_bridge()
     visitor = await visitors(bridge.base_url)
     started = await visitor.start()
     room = await room_of(bridge, started["conversation"])
     await agent.join(room)
     first = await agent.say(room, "Your order ships on Mondya")
-    await visitor.wait("message", lambda f: f["text"] == "Your order ships on Mondya")
+    line = await visitor.wait("message", lambda f: f["text"] == "Your order ships on Mondya")
     await agent.correct(room, first, "Your order ships on Monday")
-    fixed = await visitor.wait("message", lambda f: f["text"].startswith("✎"))
-    assert fixed["text"] == "✎ Your order ships on Monday"
-    assert fixed["from"] == "agent"
+    fixed = await visitor.wait("edit")
+    assert (fixed["seq"], fixed["text"]) == (line["seq"], "Your order ships on Monday")
+    slip = await agent.say(room, "Meant for another chat")
+    gone = await visitor.wait("message", lambda f: f["text"] == "Meant for another chat")
+    await agent.retract(room, slip, "Meant for another chat")
+    assert (await visitor.wait("delete"))["seq"] == gone["seq"]
+
+    # A widget coming back gets the final state, and no "✎" line was ever added.
+    again = await visitors(bridge.base_url)
+    await again.send({"type": "resume", "token": started["token"], "after": 0})
+    await again.wait("message", lambda f: f["seq"] == gone["seq"])
+    replayed = {f["seq"]: f for f in again.of("message")}
+    assert replayed[line["seq"]]["text"] == "Your order ships on Monday"
+    assert replayed[line["seq"]]["edited"] is True
+    assert (replayed[gone["seq"]]["deleted"], replayed[gone["seq"]]["text"]) == (True, "")
+    assert not [f for f in again.of("message") if f["text"].startswith("✎")]
+    transcript = bridge.hub.parts.aftercare.transcript_for_token(started["token"]) or ""
+    assert "Monday" in transcript and "Mondya" not in transcript
+    assert "another chat" not in transcript

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,16 @@ class XmppAgent:
     async def correct(self, room: str, message_id: str, text: str) -> None:
         message = self.client.make_message(mto=JID(room), mbody=text, mtype="groupchat")
         message["replace"]["id"] = message_id
+        message.send()
+
+    async def retract(self, room: str, message_id: str, body: str) -> None:
+        """Take a line back (XEP-0424), naming it by the id the room gave it, as clients do
+        in group chats."""
+        stanza_id = await self.until(lambda: self.archive_ids.get((room, body)))
+        message = self.client.make_message(mto=JID(room), mtype="groupchat")
+        retract = ET.SubElement(message.xml, RETRACT, {"id": stanza_id})
+        assert retract is not None
+        ET.SubElement(message.xml, "{urn:xmpp:hints}store")
         message.send()
 
     async def set_typing(self, room: str, active: bool) -> None:

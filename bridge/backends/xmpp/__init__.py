@@ -2,9 +2,10 @@
 
 The bot joins each conversation's group chat with the nick "{visitor} (visitor)", makes the
 queue's agents members and invites them (XEP-0249). Typing travels as chat states (XEP-0085),
-read states as displayed markers (XEP-0333), availability as presence, files as URLs of the
-server's upload service (XEP-0363) with an out-of-band element (XEP-0066). No slixmpp type or
-exception leaves this package.
+read states as displayed markers (XEP-0333), agents' edits and deletes as corrections
+(XEP-0308) and retractions (XEP-0424, XEP-0425), availability as presence, files as URLs of
+the server's upload service (XEP-0363) with an out-of-band element (XEP-0066). No slixmpp
+type or exception leaves this package.
 
 XMPP has no server-side idempotency for messages, so a line counts as delivered only when
 the group chat reflects it back with our id. After a restart or a new stream the bot reads
@@ -18,6 +19,7 @@ without an archive gets the join history since that time instead (docs/configura
     archive.py     the archive's (XEP-0313) queries and answers
     inbound.py     stanzas that reach the bot, turned into the hub's events
     markers.py     read states: the bot's displayed markers, agents' mapped to line ids
+    corrections.py agents' corrections and retractions, moderations, mapped to line ids
     departures.py  agents' clients that drop out of a group chat, held back for a grace
     files.py       files both ways: uploads (XEP-0363) and fetching agents' files
     oob.py         pure helpers on files: OOB URLs (XEP-0066), upload slots, URL prefixes

@@ -11,12 +11,12 @@ import xml.etree.ElementTree as ET
 from slixmpp import JID
 
 from bridge.backends.xmpp.connection import Connection
+from bridge.backends.xmpp.corrections import RETRACT
 from bridge.backends.xmpp.stanzas import STORE_HINT
 from bridge.backends.xmpp.state import Room
 from bridge.core.models import RoomRef
 
 DRAFT_MARK = "✍ "
-RETRACT = "{urn:xmpp:message-retract:1}retract"
 PREVIEW_KEY = "draft-"  # how the ids of preview lines start, to tell them from lines
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import slixmpp
 from slixmpp import JID, ClientXMPP
 
+from bridge.backends.xmpp.corrections import is_retraction
 from bridge.backends.xmpp.stanzas import (
     ACK_REQUEST,
     BODY,
@@ -79,6 +80,8 @@ class LiveStanzas(Protocol):
 
     def room_marker(self, xml: ET.Element, room_jid: str, nick: str) -> None: ...
 
+    def room_retraction(self, xml: ET.Element, room_jid: str, nick: str) -> None: ...
+
     def archive_result(self, xml: ET.Element) -> bool:
         """Collect a result of an archive query of ours; False when it is none."""
 
@@ -130,10 +133,10 @@ class FastPath:
         """Handle a parsed stanza here; True when it was, False to leave it to slixmpp.
 
         Taken: the server's ack requests, results of our archive queries, and live lines,
-        chat states and displayed markers from occupants we know, in rooms we are in, whose
-        addresses come exactly as we keep them. Left: room history (it has a delay stamp, and
-        join_muc_wait collects it), subjects, presence, errors, other spellings of an
-        address.
+        chat states, displayed markers and retractions from occupants we know, in rooms we
+        are in, whose addresses come exactly as we keep them. Left: room history (it has a
+        delay stamp, and join_muc_wait collects it), subjects, the room's own messages
+        (moderations), presence, errors, other spellings of an address.
         """
         if xml.tag == ACK_REQUEST:
             self._schedule_ack_answer()
@@ -152,9 +155,11 @@ class FastPath:
         if not self._receiver.takes_from(room_jid, nick):
             return False
         has_body = xml.find(BODY) is not None
-        # A line's stanza is never looked at for markers: it has a body.
+        # A line's stanza is never looked at for markers or retractions here: it has a body
+        # (room_line tells a retraction's fallback text from a line).
         marker = not has_body and xml.find(DISPLAYED) is not None
-        if not has_body and not marker and chat_state(xml) is None:
+        retracts = not has_body and not marker and is_retraction(xml)
+        if not has_body and not marker and not retracts and chat_state(xml) is None:
             return False
         self.count_handled()
         try:
@@ -163,6 +168,8 @@ class FastPath:
             else:
                 if marker:
                     self._receiver.room_marker(xml, room_jid, nick)
+                elif retracts:
+                    self._receiver.room_retraction(xml, room_jid, nick)
                 self._receiver.room_chat_state(xml, room_jid, nick)  # one may come along
         except Exception:
             # Raised from here, it would abort slixmpp's read of the stream.

@@ -32,6 +32,7 @@ from bridge.backends.base import (
 )
 from bridge.backends.xmpp.archive import RESULT, ArchivedLine, ArchivePage, archived_line
 from bridge.backends.xmpp.connection import Connection
+from bridge.backends.xmpp.corrections import Corrections, is_retraction
 from bridge.backends.xmpp.departures import Departures
 from bridge.backends.xmpp.drafts import PREVIEW_KEY
 from bridge.backends.xmpp.markers import ReadMarks, displayed_marker
@@ -101,6 +102,7 @@ class Receiver:
         self._resends = Resends()
         self._read_marks = read_marks if read_marks is not None else ReadMarks()
         self.rooms: dict[str, Room] = {}
+        self._edits = Corrections(self.rooms, bot_jid, self._read_marks, queue_event)
         self.archive_pages: dict[str, ArchivePage] = {}  # query id -> page being read
         self.reflections: dict[str, asyncio.Future[str]] = {}  # our message id -> waiter
 
@@ -120,6 +122,7 @@ class Receiver:
         # Markers have no body, so slixmpp's group chat events pass them by.
         client.register_handler(Callback(
             "livechat read markers", MatchXPath(f"{MESSAGE}/{DISPLAYED}"), self._on_marker))
+        self._edits.register(client, self.room_retraction)
 
     def fail_reflections(self) -> None:
         """The stream is gone: whoever waits for a line to come back stops waiting."""
@@ -139,6 +142,9 @@ class Receiver:
         if state is not None and state.catching_up:
             state.held.append((xml, nick))
             return
+        if is_retraction(xml):  # with a fallback text for clients that know none
+            self.room_retraction(xml, room_jid, nick)
+            return
         sender = self._occupant_address(room_jid, nick, xml)
         if sender is None:
             return
@@ -150,7 +156,7 @@ class Receiver:
         if self._resends.is_resend(room_jid, sender, sent_id, line_id):
             log.info("xmpp: %s: %s sent %s again; relayed once", room_jid, sender, line_id)
             return
-        self._read_marks.note_line(room_jid, line_id, sent_id)
+        self._read_marks.note_line(room_jid, line_id, sent_id, sender)
         if state is not None:
             state.latest_line = line_id
         stamp = delay_stamp(xml)  # history
@@ -166,9 +172,11 @@ class Receiver:
             return AgentFile(room=room, sender=sender, sender_name=nick,
                              name=name_from_url(url), url=url, mimetype="", size=None,
                              event_id=line_id, ts=ts)
+        edited = is_correction(xml)  # XEP-0308
         return AgentMessage(room=room, sender=sender, sender_name=nick, text=text,
-                            event_id=line_id, ts=ts,
-                            edited=is_correction(xml))  # XEP-0308
+                            event_id=line_id, ts=ts, edited=edited,
+                            replaces=self._edits.replaces(room, sender, xml, line_id)
+                            if edited else None)
 
     def room_marker(self, xml: ET.Element, room_jid: str, nick: str) -> None:
         """A displayed marker (XEP-0333) from an occupant: the agent's client has shown the
@@ -190,12 +198,25 @@ class Receiver:
         log.debug("xmpp: %s: %s displayed up to %s", room_jid, sender, line_id)
         self._queue_event(AgentRead(RoomRef(room_jid), sender, line_id))
 
+    def room_retraction(self, xml: ET.Element, room_jid: str, nick: str) -> None:
+        """A retraction (XEP-0424) or a moderation (XEP-0425), live or from the join
+        history; after the archive's lines, like the lines it may name."""
+        state = self.rooms.get(room_jid)
+        if state is not None and state.catching_up:
+            state.held.append((xml, nick))
+            return
+        history = history_address(xml) if xml.find(DELAY) is not None else None
+        self._edits.retraction(xml, room_jid, nick, history)
+
     def release_held(self, xml: ET.Element, room_jid: str, nick: str) -> None:
-        """A live stanza held while the archive was read: a line or a marker."""
-        if xml.find(BODY) is None:
-            self.room_marker(xml, room_jid, nick)
-        else:
+        """A live stanza held while the archive was read: a line, a retraction or a
+        marker."""
+        if xml.find(BODY) is not None:
             self.room_line(xml, room_jid, nick)
+        elif is_retraction(xml):
+            self.room_retraction(xml, room_jid, nick)
+        else:
+            self.room_marker(xml, room_jid, nick)
 
     def room_chat_state(self, xml: ET.Element, room_jid: str, nick: str) -> None:
         state = chat_state(xml)
@@ -258,6 +279,9 @@ class Receiver:
     def archived_line(self, room: RoomRef, state: Room, line: ArchivedLine) -> None:
         message = line.message
         nick = (message.get("from") or "").partition("/")[2]
+        if is_retraction(message):
+            self._edits.retraction(message, room, nick, line.real_jid)
+            return
         text = clean_text(message.findtext(BODY) or "")
         if nick == state.nick or line.real_jid == self._bot_jid:
             if text:  # not a marker of ours: those have ids that are no line's
@@ -266,7 +290,7 @@ class Receiver:
         sender = line.real_jid or state.real_jids.get(nick)
         if sender is None or not text or message.find(SUBJECT) is not None:
             return
-        self._read_marks.note_line(room, line.archive_id, sent_key(message))
+        self._read_marks.note_line(room, line.archive_id, sent_key(message), sender)
         state.latest_line = line.archive_id
         self._queue_event(self._line_event(
             room, sender, nick, message, text, line.archive_id,

@@ -60,28 +60,47 @@ def displayed_element(marker_id: str, sender: str | None = None) -> ET.Element:
 
 
 class ReadMarks:
-    """What the markers need to know of the lines: agents' lines in the order they came and
-    the ids their clients gave them, and the last line the bot marked in each room."""
+    """What the markers need to know of the lines: agents' lines in the order they came, who
+    wrote them and the ids their clients gave them, and the last line the bot marked in each
+    room. Corrections and retractions (corrections.py) name lines by the same ids."""
 
     def __init__(self, memory: int = LINE_MEMORY) -> None:
         self._memory = memory
         # Oldest first; an OrderedDict forgets its oldest in constant time, where a dict
         # would scan past every slot it freed before.
-        self._order: OrderedDict[tuple[str, str], int] = OrderedDict()  # (room, id) -> place
-        self._by_sent: OrderedDict[tuple[str, str], str] = OrderedDict()  # client id -> id
+        # (room, id) -> (place, sender)
+        self._order: OrderedDict[tuple[str, str], tuple[int, str | None]] = OrderedDict()
+        # (room, client id) -> (id, sender)
+        self._by_sent: OrderedDict[tuple[str, str], tuple[str, str | None]] = OrderedDict()
         self._count = 0
         self._marked: dict[str, str] = {}  # room -> the last line the bot marked displayed
 
-    def note_line(self, room_jid: str, line_id: str, sent_id: str | None) -> None:
+    def note_line(self, room_jid: str, line_id: str, sent_id: str | None,
+                  sender: str | None = None) -> None:
         """An agent's line as the hub gets it (live, held or from the archive)."""
         self._count += 1
-        self._order[(room_jid, line_id)] = self._count
+        self._order[(room_jid, line_id)] = (self._count, sender)
         if len(self._order) > self._memory:
             self._order.popitem(last=False)
         if sent_id:
-            self._by_sent[(room_jid, sent_id)] = line_id
+            self._by_sent[(room_jid, sent_id)] = (line_id, sender)
             if len(self._by_sent) > self._memory:
                 self._by_sent.popitem(last=False)
+
+    def sent(self, room_jid: str, sent_id: str) -> tuple[str, str | None] | None:
+        """The event id and the sender of the line whose client gave it `sent_id`."""
+        return self._by_sent.get((room_jid, sent_id))
+
+    def sent_by(self, room_jid: str, sender: str, sent_id: str) -> str | None:
+        """The event id of `sender`'s line their client gave `sent_id`; None when unknown
+        (or another's: a correction only ever names the sender's own)."""
+        known = self._by_sent.get((room_jid, sent_id))
+        return known[0] if known is not None and known[1] == sender else None
+
+    def owner(self, room_jid: str, line_id: str) -> str | None:
+        """Who wrote the agent's line with this event id; None when it is not remembered."""
+        known = self._order.get((room_jid, line_id))
+        return known[1] if known is not None else None
 
     def line_for(self, room_jid: str, marker_id: str, sender: str | None,
                  delivered: dict[str, str]) -> str:
@@ -94,7 +113,7 @@ class ReadMarks:
             return ours
         theirs = self._by_sent.get((room_jid, marker_id))
         if theirs is not None:
-            return theirs
+            return theirs[0]
         return f"{sender}#{marker_id}" if sender else marker_id
 
     def forward(self, room_jid: str, line_id: str) -> bool:
@@ -107,7 +126,7 @@ class ReadMarks:
         if last is not None:
             position = self._order.get((room_jid, line_id))
             previous = self._order.get((room_jid, last))
-            if position is not None and previous is not None and position < previous:
+            if position is not None and previous is not None and position[0] < previous[0]:
                 return False
         self._marked[room_jid] = line_id
         return True

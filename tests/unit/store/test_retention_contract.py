@@ -300,10 +300,22 @@ def test_no_row_of_a_purged_chat_is_left_and_no_reference_dangles(store: Store) 
     chat(store, "kept", created=NOW - 2 * DAY, ended=NOW - DAY)
     store.tickets.add_ticket(ticket("T", NOW - 40 * DAY, conversation_id="old"), mail=False,
                              webhook=False)
+    for cid in ("old", "kept"):  # a corrected line: its text before is kept for agents
+        line = store.timeline.items_after(cid, 0)[0]
+        store.timeline.change_item(line, "edit", "corrected", "alice", NOW - DAY)
     assert rows(store, "visitors") == 2
 
     purge_all(store, OLD)
     assert [rows(store, table, "old") for table in TABLES_BY_CONVERSATION] == [0] * 6
+    # Every table that names a conversation, whether listed above or added since.
+    tables = [name for (name,) in store.db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")
+        if "conversation_id" in {row[1] for row in store.db.execute(
+            f"PRAGMA table_info({name})")}]
+    assert "item_changes" in tables
+    assert {t: rows(store, f"{t} WHERE conversation_id = ?", "old") for t in tables} == \
+        dict.fromkeys(tables, 0)
+    assert rows(store, "item_changes WHERE conversation_id = ?", "kept") == 1
     assert [rows(store, table, "kept") for table in TABLES_BY_CONVERSATION] == [1, 3, 1, 1, 1, 0]
     assert rows(store, "visitors") == 1
     assert rows(store, "handled_commands WHERE room = ?", "!room-old:hs.example") == 0
