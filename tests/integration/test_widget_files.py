@@ -250,7 +250,7 @@ async def test_an_upload_shows_its_thumbnail_and_can_be_cancelled(shop: Shop) ->
     await expect(pending).to_have_count(0)
     await expect(page.locator("form.lcb-compose textarea")).to_be_focused()
     release.set()
-    await page.unroute("**/v1/uploads")
+    await page.unroute_all(behavior="wait")  # the held upload is dropped, not sent on
 
     posted: list[str] = []
     page.on("request", lambda request: posted.append(

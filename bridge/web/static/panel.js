@@ -26,6 +26,7 @@ label{display:grid;gap:4px;font-size:13px;color:var(--mute)}
 .lcb-text a{color:inherit}
 .lcb-visitor{align-self:flex-end}
 .lcb-visitor .lcb-text{background:var(--c);color:var(--t);border-radius:16px;border-end-end-radius:4px}
+.lcb-del{color:var(--mute)}
 .lcb-pending .lcb-time{visibility:hidden}
 .lcb-name,.lcb-time{margin:2px 6px;font-size:12px;color:var(--mute)}
 .lcb-visitor .lcb-time{align-self:flex-end}
@@ -104,21 +105,23 @@ const [panel, form, offF, log, typingEl, statusEl, compose, endBtn, newBtn, minB
   end new min tx transcript download mail instead confirm off consent extend bar att peek to-chat`.split(/\s+/).map(c => $('.lcb-' + c));
 const ta = compose.text, picker = att.nextSibling, offNote = offF.firstChild, mailIn = mailF.mail, sel = form.topic, O = offF.elements, leaveBtn = O[O.length - 2];
 
-const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch { return null } };
+const load = () => { try { return JSON.parse(localStorage.getItem(KEY)) } catch {} };
 const put = o => { try { o ? localStorage.setItem(KEY, JSON.stringify(o)) : localStorage.removeItem(KEY) } catch {} };
 const upd = f => { const o = load(); if (o && tok && o.token == tok) { f(o); put(o) } };
 let S = {}, LANG, FILES;
 const fmt = (k, o) => (S[k] || '').replace(/\{(\w+)\}/g, (m, x) => o[x] ?? m);
-const uid = () => crypto.randomUUID?.() || Date.now().toString(16) + Math.random().toString(16).slice(2);
+const uid = () => Date.now().toString(36) + Math.random().toString(36).slice(2); // unique in the chat, not secret
 const status = t => { statusEl.textContent = t || wline }; // the place in line stays until an agent answers
 const est = w => w ? ' · ' + fmt('wait', { minutes: Math.max(1, Math.round(w / 60)) }) : '';
 const qOf = id => QA.find(q => q.id == id) || QA[0];
 const note = q => !q || q.state == 'available' ? '' : q.state == 'busy' ? fmt('busy', { position: q.waiting + 1 }) + est(q.wait_s) : S[q.state == 'full' ? 'full' : 'offline'];
 
 let tok, who = '', mail = '', avail, QA = [], wline = '', done, offl, cfgP, isOpen, active, ended;
-let ws, ready, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, startMsg, unread = 0, sound, clock;
+let ws, ready, tries = 0, timer, pinger, lastRx, lastSeq = 0, readSeq = 0, seenTo = 0, startMsg, unread = 0, sound, clock;
 let typT = 0, typOn, idle, typTimer, readTimer, cbF, tkt, peeks = new Set(), peekQ = '', draftT = 0, draftTimer;
 const seen = new Set(), lines = new Map(), pend = new Map(), q = [];
+// "Seen": one mark, under the newest visitor line an agent has seen; never announced
+const seenE = Object.assign(el('span'), { ariaLive: 'off' });
 
 function fill(r) {
   for (const e of r.querySelectorAll('[data-s]')) e.textContent = S[e.dataset.s];
@@ -220,8 +223,18 @@ function line(kind, text, m = {}) {
   if (kind == 'agent') d.append(el('div', 'lcb-name', m.name));
   d.append(m.file ? shown(m.file) : linked(text));
   if (kind != 'system' && clock) d.append(Object.assign(el('time', 'lcb-time', clock.format(when)), { dateTime: when.toISOString() }));
+  if (m.edited || m.deleted) redo(d, m);
   place(d, m.seq);
   return d;
+}
+
+// A line corrected (its new text, shown like any line, then "edited" after the time) or
+// taken back (text, image or button gone)
+function redo(d, m) {
+  const t = d?.querySelector('time');
+  if (!t || d.querySelector('.lcb-del')) return;
+  d.querySelector('.lcb-text').replaceWith(m.deleted ? el('i', 'lcb-text lcb-del', S.deleted) : linked(m.text));
+  t.replaceChildren(t.firstChild, m.deleted ? '' : ' · ' + S.edited);
 }
 
 function saw(n) {
@@ -266,7 +279,11 @@ function typing(name) {
   if (name) typTimer = setTimeout(typing, 1e4);
 }
 
+// Read states both ways: the server learns what the visitor saw (a second after it shows),
+// and "Seen" goes under the newest visitor line an agent has seen
 function markRead() {
+  seenE.textContent = ' · ' + S.seen;
+  for (const d of log.querySelectorAll('.lcb-visitor')) if (d.dataset.seq && d.dataset.seq <= seenTo) d.querySelector('time')?.append(seenE); // the last one keeps it
   clearTimeout(readTimer);
   if (isOpen && ready && !document.hidden && lastSeq > readSeq) readTimer = setTimeout(() => tx({ type: 'read', seq: readSeq = lastSeq }), 1e3);
 }
@@ -317,6 +334,7 @@ function onFrame(m) {
         pending: Object.fromEntries(pend), queue: peekQ });
       view();
     case 'resumed':
+      seenTo = m.read | 0;
       ready = true;
       status(tries ? S.back : '');
       tries = 0;
@@ -335,6 +353,14 @@ function onFrame(m) {
         if (k == 'agent') typing(), wline && status(wline = ''), arrived();
         emit('message', { from: m.from, name: m.name, text: m.text });
       }
+      break;
+    case 'read':
+      seenTo = m.seq;
+      break;
+    case 'delete':
+      m.deleted = 1;
+    case 'edit':
+      redo(log.querySelector(`.lcb-agent[data-seq="${+m.seq}"]`), m);
       break;
     case 'typing':
       typing(!ended && m.active && m.name);
@@ -485,7 +511,7 @@ function reset() {
   hang();
   put(tok = null);
   active = ended = false;
-  lastSeq = readSeq = 0;
+  lastSeq = readSeq = seenTo = 0;
   q.length = 0;
   log.before(txP);
   toggleTx();

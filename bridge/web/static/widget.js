@@ -5,7 +5,7 @@ if (!me || window.LiveChat) return;
 const D = me.dataset, OPT = window.LivechatBridge || {};
 const BASE = new URL('.', me.src).href.slice(0, -1);
 const KEY = 'lcb:' + BASE;
-const QL = '?lang=' + [D.lang, OPT.lang, ...navigator.languages || [navigator.language]].filter(l => l && /^[\w-]+$/.test(l)).join();
+const QL = '?lang=' + [D.lang, OPT.lang, ...navigator.languages].filter(l => l && /^[\w-]+$/.test(l)).join();
 if (D.hash) OPT.identity = { id: D.id, name: D.name, email: D.email, hash: D.hash };
 OPT.queue ||= D.queue;
 let st, P, loading, status = {}, S = {}, invited;
