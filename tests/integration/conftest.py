@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,11 +15,15 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from bridge.app import Bridge
-from bridge.config import Config, parse_config
+from bridge.backends.base import InboundEvent, RoomSpec
+from bridge.backends.matrix import MatrixBackend
+from bridge.config import Config, MatrixConfig, parse_config
 from bridge.core.models import RoomRef
 from bridge.devserver.ports import free_port
+from bridge.store import Store, StoreBackendState
 from tests.conftest import Homeserver, XmppServer
 from tests.integration.helpers import MatrixAgent, Visitor
+from tests.integration.matrix_bot import Bot, StartBot
 from tests.integration.smtp_server import start_server  # noqa: F401  (a fixture)
 from tests.integration.xmpp_agent import XmppAgent
 
@@ -304,3 +309,47 @@ async def browser(require_chromium: str) -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+# -- the Matrix backend alone (tests/integration/matrix_bot.py) -----------------------------
+
+@pytest.fixture
+async def start_bot(homeserver: Homeserver) -> AsyncIterator[StartBot]:
+    """Starts the Matrix backend as the bot with its state in the store at a path (a fresh path
+    is a first start: the first sync skips the history); all stopped at the end."""
+    started: list[Bot] = []
+
+    async def start(db: Path) -> Bot:
+        store = Store(db)
+        state = StoreBackendState(store, "matrix")
+        backend = MatrixBackend(MatrixConfig(homeserver=homeserver.url,
+                                             user_id=homeserver.bot_id,
+                                             password=homeserver.bot_password), state)
+        bot = Bot(backend, store, state)
+
+        async def inbound(event: InboundEvent) -> None:
+            bot.events.append(event)
+
+        started.append(bot)
+        await backend.start(inbound)
+        return bot
+
+    yield start
+    for bot in started:
+        await bot.stop()
+
+
+@pytest.fixture
+async def bot(start_bot: StartBot, tmp_path: Path) -> Bot:
+    """The Matrix backend alone, logged in as the bot, its events recorded."""
+    return await start_bot(tmp_path / "livechat.sqlite3")
+
+
+@pytest.fixture
+async def room(bot: Bot, matrix_agent: TestAgent, homeserver: Homeserver) -> RoomRef:
+    """A conversation room `bot` opened (Synapse's default room version), the agent in."""
+    room = await bot.backend.open_room(RoomSpec(
+        name="💬 Anna · Support", topic="", visitor_nick="Anna (visitor)",
+        invite=(homeserver.agent_id,), key=os.urandom(4).hex()))
+    await matrix_agent.join(room)
+    return room

@@ -8,105 +8,19 @@ redacted while the bot was away never comes in."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from nio import RoomCreateResponse, RoomRedactResponse
 
-from bridge.backends.base import AgentMessage, AgentRetracted, InboundEvent, RoomSpec
-from bridge.backends.matrix import MatrixBackend
-from bridge.config import MatrixConfig
+from bridge.backends.base import AgentRetracted
 from bridge.core.models import RoomRef
-from bridge.store import Store, StoreBackendState
 from tests.conftest import Homeserver
 from tests.integration.conftest import TestAgent
-from tests.integration.helpers import MatrixAgent
+from tests.integration.matrix_bot import Bot, StartBot, agent_client
 
 pytestmark = pytest.mark.usefixtures("require_synapse")
 
-
-@dataclass
-class Bot:
-    backend: MatrixBackend
-    store: Store
-    events: list[InboundEvent] = field(default_factory=list)
-    running: bool = True
-
-    async def stop(self) -> None:
-        """The bridge goes away, its state closed as on a clean shutdown (once)."""
-        if self.running:
-            self.running = False
-            await self.backend.stop()
-            self.store.close()
-
-    async def until(self, check: Callable[[], Any], timeout: float = 15.0) -> Any:
-        async with asyncio.timeout(timeout):
-            while not (found := check()):
-                await asyncio.sleep(0.05)
-            return found
-
-    def messages(self) -> list[AgentMessage]:
-        return [e for e in self.events if isinstance(e, AgentMessage)]
-
-    def retractions(self) -> list[AgentRetracted]:
-        return [e for e in self.events if isinstance(e, AgentRetracted)]
-
-    async def line(self, event_id: str) -> AgentMessage:
-        return await self.until(lambda: next(
-            (m for m in self.messages() if m.event_id == event_id), None))
-
-
-StartBot = Callable[[Path], Awaitable[Bot]]
-
-
-@pytest.fixture
-async def start_bot(homeserver: Homeserver) -> AsyncIterator[StartBot]:
-    """Starts the backend as the bot with its state in the store at a path (a fresh path
-    is a first start: the first sync skips the history); all stopped at the end."""
-    started: list[Bot] = []
-
-    async def start(db: Path) -> Bot:
-        store = Store(db)
-        backend = MatrixBackend(MatrixConfig(homeserver=homeserver.url,
-                                             user_id=homeserver.bot_id,
-                                             password=homeserver.bot_password),
-                                StoreBackendState(store, "matrix"))
-        bot = Bot(backend, store)
-
-        async def inbound(event: InboundEvent) -> None:
-            bot.events.append(event)
-
-        started.append(bot)
-        await backend.start(inbound)
-        return bot
-
-    yield start
-    for bot in started:
-        await bot.stop()
-
-
-@pytest.fixture
-async def bot(start_bot: StartBot, tmp_path: Path) -> Bot:
-    return await start_bot(tmp_path / "livechat.sqlite3")
-
-
-@pytest.fixture
-async def room(bot: Bot, matrix_agent: TestAgent, homeserver: Homeserver) -> RoomRef:
-    """A conversation room the bot opened (Synapse's default room version), the agent in."""
-    room = await bot.backend.open_room(RoomSpec(
-        name="💬 Anna · Support", topic="", visitor_nick="Anna (visitor)",
-        invite=(homeserver.agent_id,), key=os.urandom(4).hex()))
-    await matrix_agent.join(room)
-    return room
-
-
-def agent_client(agent: TestAgent) -> MatrixAgent:
-    assert isinstance(agent, MatrixAgent)
-    return agent
 
 
 async def redact(agent: TestAgent, room: RoomRef, event_id: str) -> str:

@@ -5,13 +5,10 @@ through authenticated media, and the downloads the backend refuses."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -25,19 +22,15 @@ from bridge.backends.base import (
     AgentFile,
     AgentMessage,
     FileRefused,
-    InboundEvent,
     OutgoingFile,
-    RoomSpec,
 )
-from bridge.backends.matrix import MatrixBackend
-from bridge.config import MatrixConfig
 from bridge.core.models import RoomRef
-from bridge.store import Store, StoreBackendState
 from tests.conftest import Homeserver
 from tests.integration.conftest import TestAgent
-from tests.integration.helpers import MatrixAgent
+from tests.integration.matrix_bot import Bot, agent_client
 
 pytestmark = pytest.mark.usefixtures("require_synapse")
+
 
 
 def png(width: int, height: int) -> bytes:
@@ -49,54 +42,6 @@ def png(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
             + chunk(b"IEND", b""))
-
-
-@dataclass
-class Bot:
-    backend: MatrixBackend
-    state: StoreBackendState
-    events: list[InboundEvent] = field(default_factory=list)
-
-    async def until(self, check: Callable[[], Any], timeout: float = 15.0) -> Any:
-        async with asyncio.timeout(timeout):
-            while not (found := check()):
-                await asyncio.sleep(0.05)
-            return found
-
-
-@pytest.fixture
-async def bot(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[Bot]:
-    """The backend logged in as the bot, its state in a real store, its events recorded."""
-    store = Store(tmp_path / "livechat.sqlite3")
-    state = StoreBackendState(store, "matrix")
-    backend = MatrixBackend(MatrixConfig(homeserver=homeserver.url, user_id=homeserver.bot_id,
-                                         password=homeserver.bot_password), state)
-    started = Bot(backend, state)
-
-    async def inbound(event: InboundEvent) -> None:
-        started.events.append(event)
-
-    try:
-        await backend.start(inbound)
-        yield started
-    finally:
-        await backend.stop()
-        store.close()
-
-
-@pytest.fixture
-async def room(bot: Bot, matrix_agent: TestAgent, homeserver: Homeserver) -> RoomRef:
-    """A conversation room the bot opened, with the agent in it."""
-    room = await bot.backend.open_room(RoomSpec(
-        name="💬 Anna · Support", topic="", visitor_nick="Anna (visitor)",
-        invite=(homeserver.agent_id,), key=os.urandom(4).hex()))
-    await matrix_agent.join(room)
-    return room
-
-
-def agent_client(agent: TestAgent) -> MatrixAgent:
-    assert isinstance(agent, MatrixAgent)
-    return agent
 
 
 async def http_get(homeserver: Homeserver, path: str, token: str | None

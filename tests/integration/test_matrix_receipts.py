@@ -5,12 +5,7 @@ one is only logged, and a private receipt tells nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -18,66 +13,14 @@ import aiohttp
 import pytest
 from nio import ReceiptType
 
-from bridge.backends.base import AgentMessage, AgentRead, InboundEvent, RoomSpec
-from bridge.backends.matrix import MatrixBackend
-from bridge.config import MatrixConfig
+from bridge.backends.base import AgentMessage, AgentRead
 from bridge.core.models import RoomRef
-from bridge.store import Store, StoreBackendState
 from tests.conftest import Homeserver
 from tests.integration.conftest import TestAgent
-from tests.integration.helpers import MatrixAgent
+from tests.integration.matrix_bot import Bot, agent_client
 
 pytestmark = pytest.mark.usefixtures("require_synapse")
 
-
-@dataclass
-class Bot:
-    backend: MatrixBackend
-    events: list[InboundEvent] = field(default_factory=list)
-
-    async def until(self, check: Callable[[], Any], timeout: float = 15.0) -> Any:
-        async with asyncio.timeout(timeout):
-            while not (found := check()):
-                await asyncio.sleep(0.05)
-            return found
-
-    def reads(self) -> list[AgentRead]:
-        return [e for e in self.events if isinstance(e, AgentRead)]
-
-
-@pytest.fixture
-async def bot(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[Bot]:
-    """The backend logged in as the bot, its state in a real store, its events recorded."""
-    store = Store(tmp_path / "livechat.sqlite3")
-    backend = MatrixBackend(MatrixConfig(homeserver=homeserver.url, user_id=homeserver.bot_id,
-                                         password=homeserver.bot_password),
-                            StoreBackendState(store, "matrix"))
-    started = Bot(backend)
-
-    async def inbound(event: InboundEvent) -> None:
-        started.events.append(event)
-
-    try:
-        await backend.start(inbound)
-        yield started
-    finally:
-        await backend.stop()
-        store.close()
-
-
-@pytest.fixture
-async def room(bot: Bot, matrix_agent: TestAgent, homeserver: Homeserver) -> RoomRef:
-    """A conversation room the bot opened, with the agent in it."""
-    room = await bot.backend.open_room(RoomSpec(
-        name="💬 Anna · Support", topic="", visitor_nick="Anna (visitor)",
-        invite=(homeserver.agent_id,), key=os.urandom(4).hex()))
-    await matrix_agent.join(room)
-    return room
-
-
-def agent_client(agent: TestAgent) -> MatrixAgent:
-    assert isinstance(agent, MatrixAgent)
-    return agent
 
 
 async def receipts_seen(homeserver: Homeserver, room: RoomRef) -> dict[str, Any]:
