@@ -210,10 +210,11 @@ def _bridges(messenger_fixture: str) -> Any:
                         identity: str | None = None,
                         agents: dict[str, dict[str, Any]] | None = None,
                         widget: dict[str, Any] | None = None,
-                        files: dict[str, Any] | None = None,
+                        files: dict[str, Any] | None = None, db: str = "livechat.sqlite3",
                         **server: Any) -> Bridge:
-            bridge = Bridge(bridge_config(messenger, tmp_path / "livechat.sqlite3", smtp,
-                                          queues, identity, agents, widget, files, **server))
+            # `db`: another file for a second bridge of another network in the same test.
+            bridge = Bridge(bridge_config(messenger, tmp_path / db, smtp, queues, identity,
+                                          agents, widget, files, **server))
             await bridge.start()
             running.append(bridge)
             return bridge

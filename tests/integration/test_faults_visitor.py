@@ -3,9 +3,10 @@ conversation, a line re-sent with the same `client_id`. Each test ends by compar
 visitor saw with what the agent's client shows in the room, line by line.
 
 The visitor is away for 30 s in `make test` and for 5 minutes in `make soak`, the agent's 20
-lines spread over the absence. The bridge has nothing timed that a disconnected visitor
-would trip within 5 minutes (the keepalive only watches open sockets; chats end after
-`idle_timeout_minutes` without a line from anyone, and the agent keeps writing).
+lines spread over the absence, on Matrix and XMPP at the same time (two bridges). The bridge
+has nothing timed that a disconnected visitor would trip within 5 minutes (the keepalive only
+watches open sockets; chats end after `idle_timeout_minutes` without a line from anyone, and
+the agent keeps writing).
 """
 
 from __future__ import annotations
@@ -33,8 +34,19 @@ async def stored(bridge: Bridge, conversation: str, after: int, text: str) -> No
 
 @pytest.mark.parametrize("offline_s", [
     OFFLINE_S, pytest.param(300.0, marks=[pytest.mark.soak, pytest.mark.timeout(600)])])
-async def test_visitor_away_while_the_agent_writes(make_bridge, agent: TestAgent, visitors,
+async def test_visitor_away_while_the_agent_writes(make_matrix_bridge, make_xmpp_bridge,
+                                                   matrix_agent: TestAgent,
+                                                   xmpp_agent: TestAgent, visitors,
                                                    offline_s: float) -> None:
+    """Both networks at once, each with its own bridge: the absence is waited out once."""
+    await asyncio.gather(
+        away_while_the_agent_writes(make_matrix_bridge, matrix_agent, visitors, offline_s),
+        away_while_the_agent_writes(
+            lambda: make_xmpp_bridge(db="xmpp.sqlite3"), xmpp_agent, visitors, offline_s))
+
+
+async def away_while_the_agent_writes(make_bridge, agent: TestAgent, visitors,
+                                      offline_s: float) -> None:
     bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
     sent = {"before-1": "before I go"}
     await visitor.say(sent["before-1"], client_id="before-1")
