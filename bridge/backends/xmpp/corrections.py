@@ -23,7 +23,6 @@ import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from slixmpp import ClientXMPP
 from slixmpp.xmlstream import StanzaBase
@@ -31,12 +30,10 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from bridge.backends.base import AgentRetracted, InboundEvent
+from bridge.backends.xmpp.markers import ReadMarks
 from bridge.backends.xmpp.stanzas import BODY, MESSAGE, REPLACE, occupant
 from bridge.backends.xmpp.state import Room
 from bridge.core.models import RoomRef
-
-if TYPE_CHECKING:  # markers.py needs the connection, which needs the fast path, which this
-    from bridge.backends.xmpp.markers import ReadMarks
 
 log = logging.getLogger(__name__)
 

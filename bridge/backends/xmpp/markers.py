@@ -15,11 +15,11 @@ import logging
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from slixmpp import JID
+from slixmpp import JID, ClientXMPP
 
 from bridge.backends.base import BackendError, BackendUnavailable
-from bridge.backends.xmpp.connection import Connection
 from bridge.backends.xmpp.stanzas import DISPLAYED, STORE_HINT
 from bridge.core.models import RoomRef
 
@@ -132,10 +132,17 @@ class ReadMarks:
         return True
 
 
+class ClientLink(Protocol):
+    """The one thing the markers need of the connection: its current client."""
+
+    @property
+    def client(self) -> ClientXMPP: ...
+
+
 class Markers:
     """Sends the bot's displayed markers."""
 
-    def __init__(self, link: Connection, read_marks: ReadMarks, ensure_joined: EnsureJoined
+    def __init__(self, link: ClientLink, read_marks: ReadMarks, ensure_joined: EnsureJoined
                  ) -> None:
         self._link = link
         self._read_marks = read_marks
