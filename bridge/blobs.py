@@ -156,8 +156,17 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-async def read_chunks(path: Path) -> AsyncIterator[bytes]:
-    """A stored file in CHUNK-sized pieces, read off the event loop."""
-    with path.open("rb") as source:
-        while chunk := await asyncio.to_thread(source.read, CHUNK):
+async def read_chunks(path: Path, size: int) -> AsyncIterator[bytes]:
+    """The first `size` bytes of a stored file in CHUNK-sized pieces, read off the event
+    loop (what a backend uploads; `size` is what it declared as Content-Length)."""
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        left = size
+        while left > 0:
+            chunk = await asyncio.to_thread(handle.read, min(CHUNK, left))
+            if not chunk:
+                raise OSError(f"{path} is shorter than {size} bytes")
+            left -= len(chunk)
             yield chunk
+    finally:
+        handle.close()

@@ -15,7 +15,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -30,14 +30,14 @@ from bridge.backends.base import (
     OutgoingFile,
     RateLimited,
 )
+from bridge.blobs import read_chunks
+from bridge.core.files import RASTER
 from bridge.core.models import RoomRef
 from bridge.core.protocol import clean_text
 
 log = logging.getLogger(__name__)
 
 MEDIA_MSGTYPES = frozenset({"m.image", "m.file", "m.video", "m.audio"})
-# Raster types every client shows inline; anything else goes as a download (m.file).
-INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 CHUNK = 64 * 1024
 ANSWER_MAX = 4096  # an upload's or error's answer is a small JSON object: never read more
 # The spec's server_name (hostname: IPv4, [IPv6] or DNS name; optional port) and the
@@ -60,7 +60,7 @@ def file_content(file: OutgoingFile, mxc: str) -> dict[str, Any]:
     """The `m.room.message` content for a visitor's uploaded file: an image clients show
     inline, else a file to download. `body` is the name alone (a different body would be a
     caption under the spec's newer rules)."""
-    image = file.mimetype in INLINE_TYPES
+    image = file.mimetype in RASTER  # shown inline; anything else is a download (m.file)
     info: dict[str, Any] = {"mimetype": file.mimetype, "size": file.size}
     if image and file.width and file.height:
         info["w"], info["h"] = file.width, file.height
@@ -140,25 +140,23 @@ class MediaRepository:
     async def upload(self, file: OutgoingFile) -> str:
         """Upload the file, read from disk in chunks; returns its mxc URI."""
         try:
-            stream = file.path.open("rb")
+            size = (await asyncio.to_thread(file.path.stat)).st_size
         except OSError as exc:
             raise FileRefused(f"the stored file cannot be read ({exc})") from None
         query = urlencode({"filename": file.name})
-        with stream:
-            size = (await asyncio.to_thread(file.path.stat)).st_size
-            headers = {"Content-Type": file.mimetype, "Content-Length": str(size)}
-            try:
-                async with self._request("POST", f"/_matrix/media/v3/upload?{query}",
-                                         headers, _chunks(stream)) as response:
-                    answer = await _answer(response)
-                    if response.status == 413 or answer.get("errcode") == "M_TOO_LARGE":
-                        raise FileRefused(f"the homeserver does not take files of {size} "
-                                          "bytes (its max_upload_size)")
-                    if response.status != 200:
-                        raise http_error(response.status, answer,
-                                         response.headers.get("Retry-After"))
-            except _NETWORK_ERRORS as exc:
-                raise BackendUnavailable(f"matrix: upload: {type(exc).__name__}: {exc}") from None
+        headers = {"Content-Type": file.mimetype, "Content-Length": str(size)}
+        try:
+            async with self._request("POST", f"/_matrix/media/v3/upload?{query}",
+                                     headers, read_chunks(file.path, size)) as response:
+                answer = await _answer(response)
+                if response.status == 413 or answer.get("errcode") == "M_TOO_LARGE":
+                    raise FileRefused(f"the homeserver does not take files of {size} "
+                                      "bytes (its max_upload_size)")
+                if response.status != 200:
+                    raise http_error(response.status, answer,
+                                     response.headers.get("Retry-After"))
+        except _NETWORK_ERRORS as exc:
+            raise BackendUnavailable(f"matrix: upload: {type(exc).__name__}: {exc}") from None
         mxc = answer.get("content_uri")
         if not isinstance(mxc, str) or parse_mxc(mxc) is None:
             raise BackendError(f"matrix: upload answered no usable content_uri: {answer!r:.200}")
@@ -216,12 +214,6 @@ class MediaRepository:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-async def _chunks(stream: IO[bytes]) -> AsyncIterator[bytes]:
-    # Disk reads in a thread: a slow disk never holds up the event loop.
-    while chunk := await asyncio.to_thread(stream.read, CHUNK):
-        yield chunk
 
 
 async def _answer(response: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 from slixmpp import JID
@@ -47,6 +46,7 @@ from bridge.backends.xmpp.oob import (
     slot_request,
     under_prefix,
 )
+from bridge.blobs import read_chunks
 from bridge.config import XmppConfig
 from bridge.tasks import TaskGroup
 
@@ -283,21 +283,6 @@ class Files:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
-
-
-async def read_chunks(path: Path, size: int) -> AsyncIterator[bytes]:
-    """The first `size` bytes of a file, a chunk at a time, read off the event loop."""
-    handle = await asyncio.to_thread(path.open, "rb")
-    try:
-        left = size
-        while left > 0:
-            chunk = await asyncio.to_thread(handle.read, min(CHUNK_BYTES, left))
-            if not chunk:
-                raise OSError(f"{path} is shorter than {size} bytes")
-            left -= len(chunk)
-            yield chunk
-    finally:
-        handle.close()
 
 
 async def fetch_capped(session: aiohttp.ClientSession, url: str,
