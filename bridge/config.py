@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.config_agents import AgentConfig, parse_agents
+from bridge.config_chats import ChatsConfig, parse_chats
 from bridge.config_files import FilesConfig, parse_files
 from bridge.config_limits import LimitsConfig, parse_limits, parse_trusted_proxies
 from bridge.config_queues import QueueConfig, parse_queues
@@ -147,6 +148,7 @@ class Config:
     identity_secret: str = ""  # [identity] secret: HMAC key shared with the host site
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
+    chats: ChatsConfig = field(default_factory=ChatsConfig)
 
     def agent(self, agent_id: str) -> AgentConfig | None:
         return next((a for a in self.agents if a.id == agent_id), None)
@@ -176,7 +178,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     r.unknown_keys(
         raw,
         {"server", "storage", "backend", "matrix", "xmpp", "agents", "queues", "canned", "widget",
-         "smtp", "identity", "limits", "files"},
+         "smtp", "identity", "limits", "files", "chats"},
         "",
     )
     server = _server(r, r.table(raw, "server", "server", False))
@@ -202,6 +204,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     identity_secret = r.get(identity_t, "secret", "identity", str, "", check=check_secret)
     limits = parse_limits(r, r.table(raw, "limits", "limits", False))
     files = parse_files(r, r.table(raw, "files", "files", False))
+    chats = parse_chats(r, r.table(raw, "chats", "chats", False))
     if r.problems:
         raise ConfigError(r.problems)
     return Config(
@@ -219,6 +222,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path = Path(".")) -> Config:
         identity_secret=identity_secret,
         limits=limits,
         files=files,
+        chats=chats,
     )
 
 

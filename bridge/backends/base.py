@@ -73,6 +73,9 @@ class AgentMessage:
     # Written in a thread (Matrix): a side conversation among agents, kept as a note and
     # never sent to the visitor.
     thread: bool = False
+    # The line it answers, when the client marked it as a reply (XMPP XEP-0461; Matrix
+    # m.in_reply_to): the event id of that line.
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,17 @@ class AgentRetracted:
 
 
 @dataclass(frozen=True)
+class AgentReaction:
+    """An agent reacted to the line `event_id` with `key` (Matrix m.annotation, e.g. "✅";
+    XMPP XEP-0444). Variation selectors are removed from `key`."""
+
+    room: RoomRef
+    sender: str
+    event_id: str
+    key: str
+
+
+@dataclass(frozen=True)
 class AgentRead:
     """An agent's client marked the room read up to `event_id` (a line the bot posted, or
     an agent's line): every visitor line up to it counts as seen by the agents."""
@@ -165,8 +179,8 @@ class Connected:
 
 
 InboundEvent = (
-    AgentMessage | AgentFile | AgentTyping | AgentRead | AgentRetracted | MemberJoined
-    | MemberLeft | AgentPresence | Connected
+    AgentMessage | AgentFile | AgentTyping | AgentRead | AgentRetracted | AgentReaction
+    | MemberJoined | MemberLeft | AgentPresence | Connected
 )
 InboundCallback = Callable[[InboundEvent], Awaitable[None]]
 # From when a room's lines must be read again after the bridge was away from it (seconds
