@@ -24,6 +24,7 @@ from bridge.hub import Hub, HubParts
 from bridge.i18n import visitor_strings
 from bridge.idle import IdleChats
 from bridge.inbound import Inbound
+from bridge.lobby_claims import LobbyClaims
 from bridge.mail import Mailer
 from bridge.notices import Notices
 from bridge.opening_rooms import OpeningRooms
@@ -40,6 +41,7 @@ from bridge.store import Store, StoreBackendState
 from bridge.tasks import TaskGroup
 from bridge.tickets import Tickets
 from bridge.timeline import Timeline
+from bridge.transfers import TransferOffers
 from bridge.unanswered import UnansweredTickets
 from bridge.web.app import VisitorSide, create_app
 
@@ -96,17 +98,19 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
                           unanswered, clock, reads.chat_ended)
     aftercare = Aftercare(config, store, timeline, notices, mailer, clock,
                           lambda file: files.link(file.id))
+    offers = TransferOffers(config, store, store.offers, actions, notices, backend, clock)
     commands = Commands(CommandTools(config, store, actions, aftercare, assignment,
-                                     availability, clock))
+                                     availability, offers, clock))
     inbound = Inbound(config, store, backend, sinks, timeline, notices, actions, assignment,
                       lobbies, commands, outbox.wake, opening, files, reads,
-                      Corrections(store, timeline, clock), clock)
+                      Corrections(store, timeline, clock), offers,
+                      LobbyClaims(lobbies, store, actions, clock), clock)
     idle = IdleChats(config.server.idle_timeout_minutes * 60, store, sinks, actions.end, clock)
     peeks = Peeks(config, store, backend, spawn)
     parts = HubParts(sinks=sinks, timeline=timeline, outbox=outbox, availability=availability,
                      assignment=assignment, line=line, lobbies=lobbies, actions=actions,
                      aftercare=aftercare, idle=idle, peeks=peeks, inbound=inbound,
-                     files=files, reads=reads, tasks=tasks)
+                     files=files, reads=reads, offers=offers, tasks=tasks)
     return Hub(config, store, backend, parts, clock=clock)
 
 

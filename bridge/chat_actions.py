@@ -135,10 +135,16 @@ class ChatActions:
         except BackendError as exc:
             raise CommandError(f"Could not invite {agent.id}: {exc}") from None
 
-    async def transfer(self, conversation: Conversation, current: AgentConfig,
-                       target: AgentConfig, queue: QueueConfig | None, *, stay: bool) -> None:
-        """Hand the chat to `target`: invite, tell the visitor, let the previous agent go."""
-        await self.invite_agent(conversation, target)
+    async def claim_waiting(self, conversation: Conversation, agent: AgentConfig) -> None:
+        """A waiting chat taken from the line (`!claim N`, a ✅ in the lobby): the agent is
+        invited and owns it."""
+        await self.invite_agent(conversation, agent)
+        await self._assignment.take(conversation, agent)
+
+    async def hand_over(self, conversation: Conversation, current: AgentConfig,
+                        target: AgentConfig, queue: QueueConfig | None, *, stay: bool) -> None:
+        """`target`, in the room, has the chat now: the visitor is told, and the previous
+        agent goes unless they stay."""
         self._store.set_agent(conversation.id, AgentId(target.id))
         if queue is not None:
             self._store.set_queue(conversation.id, QueueId(queue.id))

@@ -11,6 +11,7 @@ from bridge.config import Config
 from bridge.routing.assignment import Assignment
 from bridge.routing.availability import Availability
 from bridge.store import Store
+from bridge.transfers import TransferOffers
 
 
 @dataclass(frozen=True)
@@ -21,4 +22,5 @@ class CommandTools:
     aftercare: Aftercare  # transcripts, callbacks, the summary
     assignment: Assignment  # who owns a chat
     availability: Availability  # who can take one
+    offers: TransferOffers  # `!transfer` as an offer the colleague takes by joining
     clock: Callable[[], float]

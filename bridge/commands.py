@@ -64,7 +64,8 @@ class Commands:
                   "the visitor's earlier chats, or the transcript of number N"), self.history),
             (Spec("invite", "invite AGENT", "bring another agent into this chat"), self.invite),
             (Spec("transfer", "transfer AGENT|QUEUE [note] [--stay]",
-                  "hand the chat over; --stay keeps you in the room"), self.transfer),
+                  "offer the chat; it is theirs once they join (--stay: you stay in)"),
+             self.transfer),
             (Spec("end", "end", "end the chat; the visitor gets the survey"), self.end),
             (Spec("transcript", "transcript [EMAIL]",
                   "email the transcript to the visitor (or to EMAIL)"), self.transcript),
@@ -244,11 +245,10 @@ class Commands:
             raise CommandError(f"{target.name or target.id} already has this chat; "
                                "nothing changed.")
         self._check_can_take(target)
-        await self.tools.actions.transfer(conversation, ctx.agent, target, queue,
-                                stay="stay" in ctx.command.flags)
+        reply = await self.tools.offers.offer(conversation, ctx.agent, target, queue, note,
+                                              stay="stay" in ctx.command.flags)
         self._event(ctx, "transfer", f"{target.id} {note}".strip())
-        who = target.name or target.id
-        return Reply(f"Transferred to {who}." + (f" Note: {note}" if note else ""))
+        return Reply(reply)
 
     async def end(self, ctx: Context) -> Reply:
         conversation = self._open(ctx)
@@ -312,8 +312,7 @@ class Commands:
         if not choice.isdigit() or not 1 <= int(choice) <= len(waiting):
             raise CommandError(f"No waiting chat number {choice}; see !queue.")
         conversation = waiting[int(choice) - 1]
-        await self.tools.actions.invite_agent(conversation, ctx.agent)
-        await self.tools.assignment.take(conversation, ctx.agent)
+        await self.tools.actions.claim_waiting(conversation, ctx.agent)
         self.tools.store.add_event(conversation.id, ctx.agent.id, "claim", "", ctx.now)
         return Reply(f"Invited you to the chat with {conversation.visitor.name}.")
 

@@ -52,6 +52,7 @@ from bridge.sinks import Sinks, VisitorSink
 from bridge.store import Store
 from bridge.tasks import TaskGroup
 from bridge.timeline import Timeline
+from bridge.transfers import TransferOffers
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class HubParts:
     inbound: Inbound
     files: Files
     reads: ReadStates
+    offers: TransferOffers
     tasks: TaskGroup
 
 
@@ -119,6 +121,7 @@ class Hub:
         whoever can take them (a safety net behind the events that normally do it)."""
         parts = self.parts
         limits = [q.offer_message_after_minutes * 60 for q in self.config.queues]
+        limits.append(self.config.chats.transfer_offer_seconds)
         idle_every = parts.idle.check_every()
         interval = min([SWEEP_S] + [max(s / 4, 0.2) for s in limits if s]
                        + ([idle_every] if idle_every else []))
@@ -129,6 +132,7 @@ class Hub:
                     await parts.idle.check()
                 await parts.assignment.assign_waiting()
                 await parts.line.offer_messages()
+                await parts.offers.expire()
             except Exception:
                 log.exception("sweep failed; next one in %.0fs", interval)
 

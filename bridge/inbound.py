@@ -13,6 +13,7 @@ from bridge.backends.base import (
     AgentFile,
     AgentMessage,
     AgentPresence,
+    AgentReaction,
     AgentRead,
     AgentRetracted,
     AgentTyping,
@@ -32,8 +33,10 @@ from bridge.core import frames
 from bridge.core.commands import Command, CommandError, Literal, parse_line
 from bridge.core.models import Conversation, FileInfo, ItemKind, RoomRef, Sender, Status
 from bridge.core.names import agent_name
+from bridge.core.offers import answer
 from bridge.core.states import Happening
 from bridge.corrections import Corrections
+from bridge.lobby_claims import LobbyClaims
 from bridge.notices import NoticeBackend, Notices
 from bridge.opening_rooms import OpeningRooms
 from bridge.routing.assignment import Assignment
@@ -66,6 +69,16 @@ class AgentReads(Protocol):
     async def agent_read(self, conversation: Conversation, event_id: str) -> None: ...
 
 
+class OfferAnswers(Protocol):
+    """What settles a chat offered with `!transfer` (bridge.transfers)."""
+
+    async def joined(self, conversation: Conversation, agent: AgentConfig) -> None: ...
+
+    async def declined(self, conversation: Conversation, agent: AgentConfig) -> bool: ...
+
+    async def answered(self, agent: AgentConfig, yes: bool) -> str | None: ...
+
+
 class Inbound:
     """Turns backend events into effects; the backend's one callback."""
 
@@ -74,7 +87,8 @@ class Inbound:
                  assignment: Assignment, lobbies: Lobbies, commands: Commands,
                  reconnected: Callable[[], None], opening: OpeningRooms,
                  files: AgentFiles, reads: AgentReads, corrections: Corrections,
-                 clock: Callable[[], float]) -> None:
+                 offers: OfferAnswers, claims: LobbyClaims, clock: Callable[[], float]
+                 ) -> None:
         self._config = config
         self._store = store
         self._backend = backend
@@ -90,6 +104,8 @@ class Inbound:
         self._files = files
         self._reads = reads
         self._corrections = corrections
+        self._offers = offers
+        self._claims = claims
         self._clock = clock
         # One event at a time, the backend's and the replayed ones alike, in order.
         self._turn = asyncio.Lock()
@@ -136,6 +152,8 @@ class Inbound:
                     await self._reads.agent_read(found[0], event.event_id)
             elif isinstance(event, AgentTyping):
                 await self._on_agent_typing(event)
+            elif isinstance(event, AgentReaction):
+                await self._on_reaction(event)
             elif isinstance(event, MemberJoined | MemberLeft):
                 await self._on_membership(event)
             elif isinstance(event, AgentPresence):
@@ -271,12 +289,35 @@ class Inbound:
             if isinstance(parsed, Command):
                 reply = await self._run_once(parsed, event, agent, None)
             else:
-                reply = "Only commands work here; try !help."
+                reply = await self._answer_once(event, agent)
         if reply:
             try:
                 await self._backend.post_notice(event.room, reply, key=f"cmd-{event.event_id}")
             except BackendError as exc:
                 log.warning("agent %s: command reply not posted (%s)", agent.id, exc)
+
+    async def _answer_once(self, event: AgentMessage, agent: AgentConfig) -> str:
+        """A line to the bot that is no command: a "yes" taking a waiting chat in a lobby,
+        or a "yes"/"no" to a chat offered to the agent; once per event id."""
+        if self._store.command_handled(event.event_id):
+            return ""
+        if self._claims.is_lobby(event.room):
+            reply = await self._claims.answered(event.room, event.text, event.reply_to, agent)
+        else:
+            yes = answer(event.text)
+            reply = None if yes is None else await self._offers.answered(agent, yes)
+        self._store.mark_command_handled(event.event_id, self._clock(), event.room)
+        return reply or "Only commands work here; try !help."
+
+    async def _on_reaction(self, event: AgentReaction) -> None:
+        """A ✅ on a waiting chat's line in a lobby claims it (once per reaction)."""
+        agent = self._config.agent_by_address(event.sender)
+        if agent is None or self._store.command_handled(event.reaction_id):
+            return
+        reply = await self._claims.reacted(event.room, event.event_id, event.key, agent)
+        self._store.mark_command_handled(event.reaction_id, self._clock(), event.room)
+        if reply:
+            await self._backend.post_notice(event.room, reply, key=f"cmd-{event.reaction_id}")
 
     async def _on_agent_typing(self, event: AgentTyping) -> None:
         found = self._agent_in_room(event.room, event.sender, "typing")
@@ -298,6 +339,7 @@ class Inbound:
         joined = isinstance(event, MemberJoined)
         if self._store.agent_present(conversation.id, agent.id) == joined:
             if not joined:  # an invitation turned down: not news, but routing must know
+                await self._offers.declined(conversation, agent)
                 await self._assignment.on_agent_left(conversation, agent)
             return  # or a rejoin after a reconnect, not news for the visitor
         _, created = await self._timeline.record(
@@ -310,5 +352,6 @@ class Inbound:
                  "joined" if joined else "left")
         if joined:
             await self._actions.engaged(conversation, agent, Happening.AGENT_JOINED)
+            await self._offers.joined(conversation, agent)
         else:
             await self._assignment.on_agent_left(conversation, agent)

@@ -130,13 +130,14 @@ class AgentRetracted:
 
 @dataclass(frozen=True)
 class AgentReaction:
-    """An agent reacted to the line `event_id` with `key` (Matrix m.annotation, e.g. "✅";
-    XMPP XEP-0444). Variation selectors are removed from `key`."""
+    """An agent reacted to the line `event_id` with `key` (Matrix m.annotation, e.g. "✅").
+    `reaction_id` is the reaction's own event id (a repeat of it is the same reaction)."""
 
     room: RoomRef
     sender: str
     event_id: str
     key: str
+    reaction_id: str
 
 
 @dataclass(frozen=True)

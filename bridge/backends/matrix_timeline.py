@@ -21,6 +21,7 @@ from nio import (
 from bridge.backends.base import (
     AgentFile,
     AgentMessage,
+    AgentReaction,
     AgentRetracted,
     AgentTyping,
     InboundEvent,
@@ -28,7 +29,13 @@ from bridge.backends.base import (
     MemberLeft,
 )
 from bridge.backends.matrix_media import media_event
-from bridge.backends.matrix_wire import Threads, plain_body, redacted_id
+from bridge.backends.matrix_wire import (
+    Threads,
+    plain_body,
+    reaction_of,
+    redacted_id,
+    reply_target,
+)
 from bridge.core.models import RoomRef
 
 _NIO_OLD_REDACTION = "'redacts' is a required property"
@@ -90,6 +97,11 @@ class Timeline:
             return None
         if isinstance(event, RoomMessageText | RoomMessageNotice | RoomMessageEmote):
             return self._message(room, event)
+        reaction = reaction_of(event.source)
+        if reaction is not None:
+            sender = event.source.get("sender")
+            return AgentReaction(room, sender, *reaction, str(event.event_id)) \
+                if isinstance(sender, str) else None
         retracted = redacted_id(event.source)
         if retracted is not None:
             sender = event.source.get("sender")
@@ -125,6 +137,7 @@ class Timeline:
             edited=replaces is not None,
             replaces=replaces,
             thread=self._threads.in_thread(event),
+            reply_to=reply_target(event),
         )
 
     def typing_changes(self, room: RoomRef, typing_now: set[str]) -> list[AgentTyping]:

@@ -28,7 +28,8 @@ SYNC_FILTER: dict[str, Any] = {
         "account_data": {"not_types": ["*"]},
         "ephemeral": {"types": ["m.typing", "m.receipt"]},
         "state": {"types": ["m.room.member"]},
-        "timeline": {"types": ["m.room.message", "m.room.member", "m.room.redaction"],
+        "timeline": {"types": ["m.room.message", "m.room.member", "m.room.redaction",
+                               "m.reaction"],
                      "limit": 100},
     },
 }
@@ -55,6 +56,25 @@ def plain_body(event: Any) -> tuple[str, str | None]:
             and isinstance(target, str) and target):
         return clean_text(str(new_content.get("body", ""))), target
     return clean_text(body), None
+
+
+def reply_target(event: Any) -> str | None:
+    """The event id of the line a message answers (`m.in_reply_to`), if it is a reply."""
+    reply = _relation(event.source.get("content") or {}).get("m.in_reply_to")
+    target = reply.get("event_id") if isinstance(reply, dict) else None
+    return target if isinstance(target, str) and target else None
+
+
+def reaction_of(source: dict[str, Any]) -> tuple[str, str] | None:
+    """(the line reacted to, the reaction's key) of an `m.reaction` annotation."""
+    if source.get("type") != "m.reaction":
+        return None
+    relates = _relation(source.get("content") or {})
+    target, key = relates.get("event_id"), relates.get("key")
+    if relates.get("rel_type") != "m.annotation" or not isinstance(target, str) \
+            or not isinstance(key, str) or not target:
+        return None
+    return target, key
 
 
 def _relation(content: dict[str, Any]) -> dict[str, Any]:

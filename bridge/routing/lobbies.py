@@ -45,6 +45,9 @@ class Lobbies:
         self._clock = clock
         self._rooms: dict[RoomRef, str] = {}  # lobby room → queue id
         self._announced: set[ConversationId] = set()
+        # The waiting lines posted (their event ids and keys), for a ✅ or a "yes" in
+        # answer to one of them.
+        self._lines: dict[str, ConversationId] = {}
 
     async def open(self) -> dict[RoomRef, RoomSpec]:
         """Make sure every queue with `lobby = true` has its room; returns the rooms to
@@ -126,11 +129,23 @@ class Lobbies:
             return
         self._announced.add(conversation.id)
         position = self._store.waiting_position(conversation)
-        await self.post(queue.id,
-                        f"⏳ {conversation.visitor.name} <{conversation.visitor.email}> "
-                        f"is waiting, number {position} in line. !queue lists the "
-                        f"line; !claim {position} takes this chat.",
-                        key=f"waiting-{conversation.id}")
+        key = f"waiting-{conversation.id}"
+        event_id = await self.post(
+            queue.id, f"⏳ {conversation.visitor.name} <{conversation.visitor.email}> is "
+            f"waiting, number {position} in line. !queue lists the line; !claim {position}, "
+            "a ✅ reaction or a \"yes\" in reply to this line takes this chat.", key=key)
+        self._lines[key] = conversation.id
+        if event_id:
+            self._lines[event_id] = conversation.id
+
+    def waiting_line(self, event_id: str) -> ConversationId | None:
+        """The chat whose waiting line `event_id` is (by event id, or by the id the bot
+        gave it: XMPP clients may name either)."""
+        return self._lines.get(event_id)
+
+    def announced(self) -> list[ConversationId]:
+        """The chats whose waiting line is up, in the order they came."""
+        return [c for c in dict.fromkeys(self._lines.values()) if c in self._announced]
 
     async def taken(self, conversation: Conversation, agent_name: str, key: str) -> None:
         """The chat announced in the lobby has an agent now."""
@@ -142,14 +157,17 @@ class Lobbies:
     def forget(self, conversation_id: ConversationId) -> None:
         """The chat is back in line (to be announced again) or over."""
         self._announced.discard(conversation_id)
+        for line in [e for e, c in self._lines.items() if c == conversation_id]:
+            del self._lines[line]
 
-    async def post(self, queue_id: str, text: str, *, key: str) -> None:
+    async def post(self, queue_id: str, text: str, *, key: str) -> str | None:
+        """Post in the queue's lobby; the line's event id, None when not posted."""
         room = next((r for r, q in self._rooms.items() if q == queue_id), None)
         queue = self._config.queue(queue_id)
         if room is None or queue is None:
-            return
+            return None
         try:
-            await self._backend.post_notice(room, text, key=key)
+            return await self._backend.post_notice(room, text, key=key)
         except RoomGone:
             # An admin deleted the lobby: make a new one and say it there.
             log.warning("queue %s: lobby %s is gone; opening a new one", queue_id, room)
@@ -161,8 +179,9 @@ class Lobbies:
                 new_room = await self._open(
                     queue, replace(spec, key=f"{spec.key}-{int(self._clock())}"))
                 self._rooms[new_room] = queue_id
-                await self._backend.post_notice(new_room, text, key=key)
+                return await self._backend.post_notice(new_room, text, key=key)
             except BackendError as exc:
                 log.warning("queue %s: lobby line not posted (%s)", queue_id, exc)
         except BackendError as exc:
             log.warning("queue %s: lobby line not posted (%s)", queue_id, exc)
+        return None

@@ -34,6 +34,7 @@ from bridge.core.models import (
     Ticket,
     VisitorInfo,
 )
+from bridge.core.offers import Offer
 from bridge.report import ChatRecord
 
 
@@ -256,6 +257,15 @@ class RetentionRepository(Protocol):
         """The visitor's conversations not ended yet, which an erasure leaves alone."""
 
 
+class OfferRepository(Protocol):
+    """Chats offered to a colleague who has not answered yet (`!transfer`)."""
+
+    def put_offer(self, offer: Offer) -> None: ...
+    def drop_offer(self, conversation_id: str) -> None: ...
+    def offer(self, conversation_id: str) -> Offer | None: ...
+    def open_offers(self) -> list[Offer]: ...
+
+
 class StoreRepositories(Protocol):
     """A whole store: what a second engine provides, and what contract tests are given."""
 
@@ -277,6 +287,8 @@ class StoreRepositories(Protocol):
     def files(self) -> FileRepository: ...
     @property
     def retention(self) -> RetentionRepository: ...
+    @property
+    def offers(self) -> OfferRepository: ...
     def flush(self) -> Coroutine[Any, Any, None]:
         """Done once every write made so far is durable; StoreUnavailable if the disk
         refused."""

@@ -37,6 +37,7 @@ from bridge.store.db import SqliteDatabase
 from bridge.store.events import SqliteEvents
 from bridge.store.files import SqliteFiles
 from bridge.store.kv import SqliteKeyValue
+from bridge.store.offers import SqliteOffers
 from bridge.store.reports import SqliteReports
 from bridge.store.retention import SqliteRetention
 from bridge.store.tickets import SqliteTickets
@@ -58,6 +59,7 @@ class Store:
         self.kv = SqliteKeyValue(self.database)
         self.files = SqliteFiles(self.database)
         self.retention = SqliteRetention(self.database, self.conversations)
+        self.offers = SqliteOffers(self.database)
 
     def close(self) -> None:
         self.database.close()

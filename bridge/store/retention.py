@@ -108,6 +108,8 @@ class SqliteRetention:
                     f"DELETE FROM item_changes WHERE conversation_id IN ({marks})", ids)
                 self._conn.execute(
                     f"DELETE FROM routing_marks WHERE conversation_id IN ({marks})", ids)
+                self._conn.execute(
+                    f"DELETE FROM transfer_offers WHERE conversation_id IN ({marks})", ids)
                 gone = self._conn.execute(
                     f"DELETE FROM conversations WHERE id IN ({marks})"
                     " RETURNING visitor_id, room", ids).fetchall()

@@ -297,6 +297,25 @@ def m016_item_changes(db: Database) -> None:
     )
 
 
+@migrations()
+def m017_transfer_offers(db: Database) -> None:
+    # A chat offered to a colleague who has not joined yet: kept so that a restart still
+    # hands it over when they join, or gives it back when they decline or time runs out.
+    db.executescript(
+        """
+        CREATE TABLE transfer_offers (
+            conversation_id TEXT PRIMARY KEY REFERENCES conversations(id),
+            from_agent TEXT NOT NULL,
+            to_agent TEXT NOT NULL,
+            queue_id TEXT,
+            note TEXT NOT NULL,
+            stay INTEGER NOT NULL,
+            made_at REAL NOT NULL
+        );
+        """
+    )
+
+
 def refuse_newer_schema(db: Database) -> None:
     """Refuse a database touched by a newer version rather than damage it."""
     known = {m.name for m in migrations._migrations}

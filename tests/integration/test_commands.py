@@ -105,10 +105,12 @@ async def test_transfer_to_an_agent_and_to_a_queue(make_bridge, agent: TestAgent
         bridge, visitor, started, room = await chat_with_agent(make_bridge, visitors, agent)
         await asyncio.sleep(0.3)  # presence settles (XMPP reports it after subscription)
         await agent.say(room, "!transfer sales please check the refund --stay")
-        await notice(agent, room, "Transferred to bob. Note: please check the refund")
+        await notice(agent, room, "Offered to bob (note: please check the refund).")
+        assert not [f for f in visitor.of("agent") if f["event"] == "transferred"]
+        await bob.join(room)  # taking the offer (tests/integration/test_offers.py: the rest)
+        await notice(agent, room, "bob took over the chat from Alice. Note: please check")
         moved = await visitor.wait("agent", lambda f: f["event"] == "transferred")
         assert moved["name"] == "bob"
-        await bob.join(room)
         await bob.say(room, "Bob here")
         answer = await visitor.wait("message", lambda f: f["text"] == "Bob here")
         assert answer["seq"] > moved["seq"]

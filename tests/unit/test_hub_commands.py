@@ -101,23 +101,30 @@ async def test_invite_brings_another_agent_into_the_room(ring: HubHarness) -> No
 
 
 async def test_transfer_hands_the_chat_over_and_tells_the_visitor(ring: HubHarness) -> None:
+    """The offer is the first half (tests/unit/test_hub_offers.py); Bob joining completes it."""
     chat, room = await answered_chat(ring)
-    notices = await ring.command(room, "!transfer bob billing question")
-    assert notices == ["Transferred to Bob. Note: billing question"]
+    [offered] = await ring.command(room, "!transfer bob billing question")
+    assert offered.startswith("Offered to Bob (note: billing question).")
     assert (room, BOB) in ring.backend.invites
+    assert ring.conversation(chat).agent_id == "alice"  # still hers until Bob is in
+    await ring.join(room, BOB)
     assert (room, ALICE) in ring.backend.removals
     assert ring.conversation(chat).agent_id == "bob"
     frame = chat.sink.last("agent")
     assert (frame["event"], frame["name"]) == ("transferred", "Bob")
+    assert ring.backend.notices_in(room)[-1] == (
+        "Bob took over the chat from Alice. Note: billing question")
 
 
 async def test_transfer_to_a_queue_picks_its_free_agent_and_moves_the_chat(
         ring: HubHarness) -> None:
     chat, room = await answered_chat(ring)
-    assert await ring.command(room, "!transfer sales --stay") == ["Transferred to Carol."]
+    [offered] = await ring.command(room, "!transfer sales --stay")
+    assert offered.startswith("Offered to Carol.")
+    assert (room, CAROL) in ring.backend.invites
+    await ring.join(room, CAROL)
     conversation = ring.conversation(chat)
     assert (conversation.agent_id, conversation.queue_id) == ("carol", "sales")
-    assert (room, CAROL) in ring.backend.invites
     assert ring.backend.removals == []  # --stay
     assert await ring.command(room, "!transfer carol", sender=CAROL) == [
         "Carol already has this chat; nothing changed."]
@@ -232,8 +239,8 @@ async def test_help_lists_every_command(ring: HubHarness) -> None:
 
 
 @pytest.mark.parametrize(("line", "reply"), [
-    ("!transfer", "Usage: !transfer AGENT|QUEUE [note] [--stay] — hand the chat over; "
-                  "--stay keeps you in the room"),
+    ("!transfer", "Usage: !transfer AGENT|QUEUE [note] [--stay] — offer the chat; it is "
+                  "theirs once they join (--stay: you stay in)"),
     ("!note", "Usage: !note TEXT — an internal note; the visitor never sees it"),
     ("!c", "Usage: !c NAME — send a canned reply to the visitor"),
     ("!invite a b", "Usage: !invite AGENT — bring another agent into this chat"),

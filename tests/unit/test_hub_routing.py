@@ -49,7 +49,8 @@ async def test_a_chat_nobody_can_take_is_announced_in_the_lobby_and_claimed_ther
     chat = await ring.start_chat("Anna")
     await ring.room_of(chat)
     announced = ("⏳ Anna <anna@example.com> is waiting, number 1 in line. !queue lists the "
-                 "line; !claim 1 takes this chat.")
+                 "line; !claim 1, a ✅ reaction or a \"yes\" in reply to this line takes this "
+                 "chat.")
     await eventually(lambda: announced in ring.backend.notices_in(lobby_room))
     assert await ring.command(lobby_room, "!claim 1") == [
         "✅ Alice took the chat with Anna.", "Invited you to the chat with Anna."]

@@ -111,7 +111,8 @@ def test_migrations_are_recorded_once(db_path: Path) -> None:
                     ("m008_items_last_seq",), ("m009_handled_commands",),
                     ("m010_events_by_detail",), ("m011_ticket_to_agents",),
                     ("m012_extended_at",), ("m013_files",), ("m014_read_at",),
-                    ("m015_purge_indexes",), ("m016_item_changes",)]
+                    ("m015_purge_indexes",), ("m016_item_changes",),
+                    ("m017_transfer_offers",)]
 
 
 def _add_migration_row(path: Path, migration_set: str, name: str) -> None:

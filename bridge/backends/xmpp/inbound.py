@@ -48,6 +48,7 @@ from bridge.backends.xmpp.stanzas import (
     event_id,
     history_address,
     is_correction,
+    reply_id,
     sent_key,
 )
 from bridge.backends.xmpp.state import Room
@@ -176,7 +177,7 @@ class Receiver:
         return AgentMessage(room=room, sender=sender, sender_name=nick, text=text,
                             event_id=line_id, ts=ts, edited=edited,
                             replaces=self._edits.replaces(room, sender, xml, line_id)
-                            if edited else None)
+                            if edited else None, reply_to=reply_id(xml))
 
     def room_marker(self, xml: ET.Element, room_jid: str, nick: str) -> None:
         """A displayed marker (XEP-0333) from an occupant: the agent's client has shown the

@@ -68,6 +68,16 @@ def sent_key(xml: ET.Element) -> str | None:
     return (origin.get("id") if origin is not None else None) or xml.get("id") or None
 
 
+REPLY = "{urn:xmpp:reply:0}reply"  # XEP-0461: the line a message answers
+
+
+def reply_id(xml: ET.Element) -> str | None:
+    """The id of the line a message answers (XEP-0461), if it is a reply."""
+    reply = xml.find(REPLY)
+    named = reply.get("id") if reply is not None else None
+    return named or None
+
+
 def is_correction(xml: ET.Element) -> bool:
     """Whether the message corrects an earlier one (XEP-0308)."""
     replace = xml.find(REPLACE)
