@@ -113,21 +113,8 @@ async def lobby_line_id(agent: TestAgent, lobby: str, fragment: str) -> str:
                                                     limit=30)
         return next(e.event_id for e in response.chunk
                     if fragment in (getattr(e, "body", "") or ""))
-    return await agent.until(lambda: next((i for body, i in agent.line_ids.get(lobby, [])
-                                           if fragment in body), None))
-
-
-def note_line_ids(agent: TestAgent) -> None:
-    """Record each group chat line's stanza-id as the XMPP agent's client receives it."""
-    agent.line_ids = {}  # type: ignore[union-attr]
-
-    def seen(message: Any) -> None:
-        stanza_id = message.xml.find("{urn:xmpp:sid:0}stanza-id")
-        if stanza_id is not None:
-            agent.line_ids.setdefault(message["from"].bare, []).append(  # type: ignore[union-attr]
-                (str(message["body"]), stanza_id.get("id")))
-
-    agent.client.add_event_handler("groupchat_message", seen)  # type: ignore[union-attr]
+    return next(i for (room, body), i in agent.archive_ids.items()
+                if room == lobby and fragment in body)
 
 
 async def claim(agent: TestAgent, lobby: str, line_id: str) -> None:
@@ -143,8 +130,6 @@ async def claim(agent: TestAgent, lobby: str, line_id: str) -> None:
 
 async def test_a_waiting_chat_is_claimed_from_its_lobby_line(
         start_bridge: StartBridge, agent: TestAgent, visitors) -> None:
-    if not isinstance(agent, MatrixAgent):
-        note_line_ids(agent)
     queues = [{"id": "support", "name": "Support", "agents": ["alice"], "lobby": True}]
     bridge = await start_bridge(queues=queues)
     lobby = bridge.store.kv_get("lobby:support:room")
