@@ -53,8 +53,8 @@ def parse_line(text: str, prefix: str = "!") -> Command | Literal | None:
         raise CommandError(f"a command name follows {prefix!r}; try {prefix}help")
     try:
         words = shlex.split(rest)
-    except ValueError as exc:  # unbalanced quotes
-        raise CommandError(f"cannot read the arguments: {exc}") from None
+    except ValueError:  # a lone quote: an apostrophe ("don't") in free text, most often
+        words = rest.split()
     flags = frozenset(w[2:] for w in words if w.startswith("--") and len(w) > 2)
     args = tuple(w for w in words if not (w.startswith("--") and len(w) > 2))
     return Command(name=name.lower(), args=args, flags=flags, rest=rest.strip())

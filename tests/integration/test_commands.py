@@ -24,8 +24,8 @@ async def test_help_and_usage_lines_stay_with_the_agents(make_bridge, agent: Tes
     await notice(agent, room, "Usage: !transfer AGENT|QUEUE [note] [--stay]")
     await agent.say(room, "!c")
     await notice(agent, room, "Usage: !c NAME")
-    await agent.say(room, '!note "unbalanced')
-    await notice(agent, room, "cannot read the arguments")
+    await agent.say(room, "!note don't promise \"next day")  # a lone quote is text
+    await notice(agent, room, "Note saved (agents only): don't promise \"next day")
     await agent.say(room, "!trasnfer bob")
     await notice(agent, room, "Did you mean: !transfer")
     await agent.say(room, "visible line")
