@@ -15,6 +15,7 @@ from bridge.aftercare import Aftercare
 from bridge.backends.base import Backend, BackendError
 from bridge.blobs import Blobs
 from bridge.chat_actions import ChatActions
+from bridge.command_forms import CommandForms, FormsBackend
 from bridge.command_tools import CommandTools
 from bridge.commands import Commands
 from bridge.config import Config
@@ -105,6 +106,9 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
                       lobbies, commands, outbox.wake, opening, files, reads,
                       Corrections(store, timeline, clock), offers,
                       LobbyClaims(lobbies, store, actions, clock), clock)
+    if isinstance(backend, FormsBackend):  # XMPP's ad-hoc commands: the same commands
+        backend.serve_forms(CommandForms(config, store, commands, notices, availability,
+                                         inbound.turn, clock))
     idle = IdleChats(config.server.idle_timeout_minutes * 60, store, sinks, actions.end, clock)
     peeks = Peeks(config, store, backend, spawn)
     parts = HubParts(sinks=sinks, timeline=timeline, outbox=outbox, availability=availability,

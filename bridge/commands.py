@@ -39,6 +39,7 @@ class Context:
 @dataclass(frozen=True)
 class Reply:
     to_agents: str = ""
+    refused: bool = False  # the command changed nothing (a CommandError's text)
 
 
 Handler = Callable[[Context], Awaitable[Reply]]
@@ -95,12 +96,12 @@ class Commands:
             return await self._handlers[spec.name](
                 Context(command, agent, conversation, self.tools.clock(), key, lobby))
         except CommandError as exc:
-            return Reply(str(exc))
+            return Reply(str(exc), refused=True)
         except Exception:
             ref = f"{time.time_ns() & 0xFFFFFF:06x}"
             log.exception("conversation %s: command %s by %s failed (ref %s)",
                           conversation.id if conversation else "-", command.name, agent.id, ref)
-            return Reply(f"internal error (ref {ref})")
+            return Reply(f"internal error (ref {ref})", refused=True)
 
     def _usage(self, name: str) -> CommandError:
         return CommandError(self.registry.usage(name))

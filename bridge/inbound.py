@@ -107,18 +107,19 @@ class Inbound:
         self._offers = offers
         self._claims = claims
         self._clock = clock
-        # One event at a time, the backend's and the replayed ones alike, in order.
-        self._turn = asyncio.Lock()
+        # One event at a time, the backend's and the replayed ones alike, in order (and
+        # the commands agents run from forms, which take the same turn).
+        self.turn = asyncio.Lock()
 
     async def __call__(self, event: InboundEvent) -> None:
-        async with self._turn:
+        async with self.turn:
             if self._opening.has_held():
                 await self._replay()  # held events come before anything newer
             await self._handle(event)
 
     async def replay_held(self) -> None:
         """A new room was stored: the events that waited for it, in their order."""
-        async with self._turn:
+        async with self.turn:
             await self._replay()
 
     async def _replay(self) -> None:

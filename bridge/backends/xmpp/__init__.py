@@ -25,6 +25,7 @@ without an archive gets the join history since that time instead (docs/configura
     oob.py         pure helpers on files: OOB URLs (XEP-0066), upload slots, URL prefixes
     fastpath.py    the short way around slixmpp for live lines, with its version guard
     stanzas.py     pure helpers on stanzas: chat states, stamps, escaping, ids
+    adhoc.py       agents' commands as ad-hoc commands (XEP-0050) and data forms
 """
 
 from bridge.backends.xmpp.backend import DEFERRED_RETRY_S, REFLECTION_TIMEOUT_S, XmppBackend

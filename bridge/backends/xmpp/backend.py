@@ -21,6 +21,7 @@ from bridge.backends.base import (
     OutgoingFile,
     RoomSpec,
 )
+from bridge.backends.xmpp.adhoc import AdhocCommands, CommandDesk
 from bridge.backends.xmpp.connection import Connection, SessionHooks, build_client
 from bridge.backends.xmpp.departures import Departures
 from bridge.backends.xmpp.drafts import DraftPreviews
@@ -74,6 +75,7 @@ class XmppBackend:
         self._drafts = DraftPreviews(self._link, self._rooms.rooms)
         self._sent_in_session: dict[str, int] = {}
         self._direct_sent: set[str] = set()  # keys of post_direct lines handed to the stream
+        self._adhoc = AdhocCommands()
 
     @property
     def sessions_started(self) -> int:
@@ -100,7 +102,12 @@ class XmppBackend:
         self._fast = FastPath(client, self._receiver)
         self._receiver.register(client)
         self._rooms.register(client)
+        self._adhoc.register(client)
         self._link.attach(client)
+
+    def serve_forms(self, desk: CommandDesk) -> None:
+        """Agents' commands as ad-hoc commands (XEP-0050), answered by `desk`."""
+        self._adhoc.serve(desk)
 
     async def stop(self) -> None:
         if self._fast is not None:

@@ -41,7 +41,7 @@ CONNECT_TIMEOUT_S = 15.0
 # bound what a resumed stream sends again.
 SM_ACK_WINDOW = 50
 _PLUGINS = ("xep_0030", "xep_0045", "xep_0085", "xep_0199", "xep_0203", "xep_0249",
-            "xep_0308", "xep_0359")
+            "xep_0308", "xep_0359", "xep_0004", "xep_0050")
 AUTH_FAILED = "authentication failed"
 
 
