@@ -19,6 +19,7 @@ from bridge.command_forms import CommandForms, FormsBackend
 from bridge.command_tools import CommandTools
 from bridge.commands import Commands
 from bridge.config import Config
+from bridge.core.models import Conversation
 from bridge.corrections import Corrections
 from bridge.files import Files
 from bridge.hub import Hub, HubParts
@@ -95,8 +96,13 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
                   store, store.kv, timeline, backend.fetch_file, clock)
     unanswered = UnansweredTickets(config, store, tickets, sinks, notices, clock)
     reads = ReadStates(store, backend.mark_read, sinks, notices, spawn, clock)
+
+    async def chat_ended(conversation: Conversation) -> None:  # what else an end tells
+        await reads.chat_ended(conversation)
+        await offers.chat_ended(conversation)
+
     actions = ChatActions(config, store, backend, timeline, notices, assignment, line,
-                          unanswered, clock, reads.chat_ended)
+                          unanswered, clock, chat_ended)
     aftercare = Aftercare(config, store, timeline, notices, mailer, clock,
                           lambda file: files.link(file.id))
     offers = TransferOffers(config, store, store.offers, actions, notices, backend, clock)

@@ -133,6 +133,12 @@ class TransferOffers:
         await self._give_back(conversation, offer, f"{_name(agent)} declined the chat")
         return f"Declined: the chat with {conversation.visitor.name} stays where it was."
 
+    async def chat_ended(self, conversation: Conversation) -> None:
+        """The chat ended while offered: the invitation is withdrawn, the colleague told."""
+        offer = self._offers.offer(conversation.id)
+        if offer is not None:
+            await self._withdraw(conversation, offer, "the chat has ended")
+
     async def expire(self) -> None:
         """Offers unanswered for too long go back to the agent who made them."""
         for offer in expired(self._offers.open_offers(), self._clock(), self._timeout_s):

@@ -33,17 +33,17 @@ class SqliteOffers:
                              (conversation_id,))
 
     def offer(self, conversation_id: str) -> Offer | None:
+        """The chat's offer, whether the chat is open or has just ended."""
         rows = self._select("o.conversation_id = ?", (conversation_id,))
         return rows[0] if rows else None
 
     def open_offers(self) -> list[Offer]:
         """The offers of chats that have not ended, oldest first."""
-        return self._select("1", ())
+        return self._select("c.status != ?", (Status.ENDED.value,))
 
     def _select(self, where: str, args: tuple[Any, ...]) -> list[Offer]:
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM transfer_offers o JOIN conversations c"
-            f" ON c.id = o.conversation_id WHERE c.status != ? AND {where}"
-            " ORDER BY o.made_at", (Status.ENDED.value, *args))
+            f" ON c.id = o.conversation_id WHERE {where} ORDER BY o.made_at", args)
         return [Offer(ConversationId(row[0]), str(row[1]), str(row[2]), row[3], str(row[4]),
                       bool(row[5]), float(row[6])) for row in rows]

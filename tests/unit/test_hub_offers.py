@@ -126,6 +126,18 @@ async def test_a_new_offer_withdraws_the_earlier_one(ring: HubHarness) -> None:
     assert ring.conversation(chat).agent_id == "carol"
 
 
+async def test_a_chat_that_ends_while_offered_withdraws_the_offer(ring: HubHarness) -> None:
+    chat, room = await offered_to_bob(ring)
+    await ring.hub.visitor_read(chat.id, 10_000)
+    await ring.command(room, "!end")
+    assert (room, BOB) in ring.backend.removals
+    assert ring.backend.texts_in(BOB, "direct")[-1] == (
+        "The offer of the chat with Anna was withdrawn: the chat has ended.")
+    assert ring.store.offers.offer(chat.id) is None
+    await ring.join(room, BOB)  # a late join of an ended chat takes nothing
+    assert ring.conversation(chat).agent_id == "alice"
+
+
 # -- the lobby ---------------------------------------------------------------------------
 
 
