@@ -45,6 +45,7 @@ from bridge.tickets import Tickets
 from bridge.timeline import Timeline
 from bridge.transfers import TransferOffers
 from bridge.unanswered import UnansweredTickets
+from bridge.visitor_edits import VisitorEdits
 from bridge.web.app import VisitorSide, create_app
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ def build_hub(config: Config, store: Store, backend: Backend, *,
     parts = HubParts(sinks=sinks, timeline=timeline, outbox=outbox, availability=availability,
                      assignment=assignment, line=line, lobbies=lobbies, actions=actions,
                      aftercare=aftercare, idle=idle, peeks=peeks, inbound=inbound,
+                     edits=VisitorEdits(store, timeline, config.chats.visitor_edit_seconds,
+                                        clock),
                      files=files, reads=reads, offers=offers, tasks=tasks)
     return Hub(config, store, backend, parts, clock=clock)
 

@@ -28,6 +28,8 @@ from bridge.core.models import (
 )
 from bridge.core.protocol import (
     CallbackFrame,
+    DeleteFrame,
+    EditFrame,
     MessageFrame,
     ProtocolError,
     ResumeFrame,
@@ -53,6 +55,7 @@ from bridge.store import Store
 from bridge.tasks import TaskGroup
 from bridge.timeline import Timeline
 from bridge.transfers import TransferOffers
+from bridge.visitor_edits import VisitorEdits
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class HubParts:
     aftercare: Aftercare
     idle: IdleChats
     peeks: Peeks
+    edits: VisitorEdits
     inbound: Inbound
     files: Files
     reads: ReadStates
@@ -211,6 +215,13 @@ class Hub:
             self.clock(), origin)
         self.parts.peeks.sent(conversation)
         return seq
+
+    async def visitor_change(self, conversation_id: ConversationId,
+                             change: EditFrame | DeleteFrame, origin: VisitorSink) -> None:
+        """The visitor edits or deletes their last line; every connection of the chat gets
+        the `edit` or `delete` frame (a repeat: `origin` alone)."""
+        conversation = await self.parts.edits.change(conversation_id, change, origin)
+        self.parts.peeks.sent(conversation)  # the preview of the new text, if any, goes
 
     async def visitor_typing(self, conversation_id: ConversationId, active: bool) -> None:
         conversation = self._open_conversation(conversation_id)

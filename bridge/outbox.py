@@ -19,13 +19,22 @@ from bridge.backends.base import (
     BackendUnavailable,
     FileRefused,
     OutgoingFile,
+    PostedLine,
     RateLimited,
     RoomGone,
     RoomSpec,
 )
 from bridge.config import Config
 from bridge.core.files import human_size
-from bridge.core.models import Conversation, ConversationId, Item, ItemKind, RoomRef, Sender
+from bridge.core.models import (
+    Conversation,
+    ConversationId,
+    Item,
+    ItemChange,
+    ItemKind,
+    RoomRef,
+    Sender,
+)
 from bridge.opening_rooms import OpeningRooms
 from bridge.store import Store
 from bridge.tasks import TaskGroup, backoff_delays
@@ -36,6 +45,8 @@ T = TypeVar("T")
 COURIER_RESTART_S = 5.0
 # How many drained conversations are remembered (forgetting one only costs a read).
 DRAINED_MEMORY = 10_000
+# What goes out for a visitor line deleted before the room had it (then taken back at once).
+DELETED_LINE = "(deleted by the visitor)"
 
 
 def visitor_nick(conversation: Conversation) -> str:
@@ -90,16 +101,22 @@ class Outbox:
             conversation = self.store.conversation(conversation_id)  # from memory, mostly
             if conversation is None:
                 return
-            room = conversation.room or await self._retrying(
-                conversation_id, "open room", self._open_room, conversation
-            )
+            room = conversation.room
+            if room is None:
+                first = None  # read the lines as they are once the room is there
+                room = await self._retrying(conversation_id, "open room", self._open_room,
+                                            conversation)
             while True:
                 if first is not None:
                     pending, first = [first], None
                 else:
                     pending = self.store.undelivered(conversation_id)
                 if not pending:
-                    # No await since the query: no item can slip in unseen.
+                    changes = self.store.changes_to_send(conversation_id)
+                    if changes:  # after the lines they change, which are all in the room
+                        await self._send_changes(conversation_id, room, changes)
+                        continue
+                    # No await since the queries: no item or change can slip in unseen.
                     if len(self._drained) >= DRAINED_MEMORY:
                         self._drained.clear()
                     self._drained.add(conversation_id)
@@ -107,8 +124,8 @@ class Outbox:
                 for item in pending:
                     try:
                         event_id = await self._retrying(
-                            conversation_id, f"post seq {item.seq}", self._post, room, item
-                        )
+                            conversation_id, f"post seq {item.seq}", self._post_as_now(item),
+                            room)
                     except RoomGone as exc:
                         log.warning("conversation %s: room %s is gone (%s); opening a new one",
                                     conversation_id, room, exc)
@@ -164,8 +181,26 @@ class Outbox:
             key=conversation.id,
         )
 
+    def _post_as_now(self, item: Item) -> Callable[[RoomRef], Awaitable[str]]:
+        """`_post` of the item, and of the item as the store has it now on a retry: the
+        visitor may have changed it meanwhile (the change itself follows the line)."""
+        retry = False
+
+        async def post(room: RoomRef) -> str:
+            nonlocal retry
+            line = (self.store.item_at(item.conversation_id, item.seq) or item) if retry \
+                else item
+            retry = True
+            return await self._post(room, line)
+        return post
+
     async def _post(self, room: RoomRef, item: Item) -> str:
         key = item.txn_id or f"lcb.{item.conversation_id}.{item.seq}"
+        if item.deleted_at is not None:
+            # Taken back before the room confirmed it: the room may have it all the same
+            # (a retry with its key gets that line back), so something goes out with the
+            # key and the retraction that follows takes it away; the text never goes again.
+            return await self.backend.post_text(room, DELETED_LINE, key=key)
         if item.kind is ItemKind.ENDED:
             text = (f"{item.name} ended the chat." if item.name
                     else "The chat ended: nobody wrote for a while.")
@@ -193,6 +228,43 @@ class Outbox:
             return await self.backend.post_notice(
                 room, f"The visitor sent {file.name} ({human_size(file.size)}), which the "
                 f"server did not take ({exc}). It is here: {file.link}", key=key)
+
+    async def _send_changes(self, conversation_id: ConversationId, room: RoomRef,
+                            changes: list[ItemChange]) -> None:
+        """The visitor's edits and deletions, each line's last one only: it carries the
+        line's final state (an edit, its text now), so the ones before it are settled with
+        it. A room that disappeared took the line with it: nothing left to change."""
+        last = {change.seq: change for change in changes}
+        for change in changes:
+            assert change.key is not None
+            line = self.store.item_at(conversation_id, change.seq)
+            # (An edit overtaken by a deletion meanwhile: the deletion, stored since, follows.)
+            if last[change.seq] is change and line is not None and line.event_id \
+                    and not (change.kind == "edit" and line.deleted_at is not None):
+                posted = PostedLine(line.event_id,
+                                    line.txn_id or f"lcb.{conversation_id}.{line.seq}")
+                try:
+                    await self._retrying(conversation_id, f"{change.kind} of seq {line.seq}",
+                                         self._change, room, posted, change, line.text,
+                                         conversation_id)
+                except RoomGone as exc:
+                    log.warning("conversation %s: %s of seq %d not made, the room is gone "
+                                "(%s)", conversation_id, change.kind, line.seq, exc)
+            self.store.change_sent(conversation_id, change.key)
+
+    async def _change(self, room: RoomRef, line: PostedLine, change: ItemChange, text: str,
+                      conversation_id: ConversationId) -> None:
+        assert change.key is not None
+        try:
+            if change.kind == "delete":
+                await self.backend.retract_line(room, line, key=change.key)
+            else:
+                await self.backend.edit_line(room, line, text, key=change.key)
+        except (RoomGone, BackendUnavailable):
+            raise
+        except BackendError as exc:  # refused for good: it would block every line after it
+            log.error("conversation %s: %s %s refused (%s); not retried", conversation_id,
+                      change.kind, change.key, exc)
 
     async def _retrying(
         self, conversation_id: ConversationId, what: str, attempt: Callable[..., Awaitable[T]],

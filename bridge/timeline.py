@@ -34,8 +34,8 @@ class TimelineStore(Protocol):
 
     async def flush(self) -> None: ...
 
-    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float
-                    ) -> Item: ...
+    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float,
+                    *, to_room: bool = False) -> Item: ...
 
 
 # Deliver the conversation's undelivered items (the outbox's kick); `item` is the one just
@@ -115,13 +115,16 @@ class Timeline:
             await self._sinks.push(conversation_id, self.frame(item), skip=origin)
         return item.seq
 
-    async def change(self, item: Item, kind: str, text: str, by: str | None, now: float
-                     ) -> None:
-        """An agent's line corrected ("edit") or taken back ("delete"): stored with what it
-        was, then shown in place on the visitor's connections."""
-        changed = self._store.change_item(item, kind, text, by, now)
+    async def change(self, item: Item, kind: str, text: str, by: str | None, now: float, *,
+                     to_room: bool = False) -> None:
+        """A line corrected ("edit") or taken back ("delete"): stored with what it was, then
+        shown in place on the visitor's connections. `to_room`: the visitor's own line,
+        whose change the outbox then makes in the room (an agent's came from there)."""
+        changed = self._store.change_item(item, kind, text, by, now, to_room=to_room)
         frame = frames.edit_frame(changed, now) if kind == "edit" else \
             frames.delete_frame(changed.seq)
+        if to_room:
+            self._kick(item.conversation_id, None)
         await self._sinks.push(item.conversation_id, frame)
 
     async def replay(self, conversation_id: ConversationId, after: int, sink: VisitorSink

@@ -111,6 +111,15 @@ class OutgoingFile:
 
 
 @dataclass(frozen=True)
+class PostedLine:
+    """A visitor line the bot posted: the event id the backend returned for it, and the key
+    it was posted with (XMPP names a line to correct by the id its sender gave it)."""
+
+    event_id: str
+    key: str
+
+
+@dataclass(frozen=True)
 class AgentTyping:
     room: RoomRef
     sender: str
@@ -239,6 +248,17 @@ class Backend(Protocol):
 
     async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
         """Post a system notice (rendered distinctly from visitor lines); idempotent by key."""
+
+    async def edit_line(self, room: RoomRef, line: PostedLine, text: str, *, key: str
+                        ) -> None:
+        """The visitor corrected a line the bot posted: agents' clients show the new text
+        in its place, marked edited (Matrix: an m.replace edit; XMPP: a correction,
+        XEP-0308). Idempotent by `key` like `post_text`, and raises like it."""
+
+    async def retract_line(self, room: RoomRef, line: PostedLine, *, key: str) -> None:
+        """The visitor took back a line the bot posted: agents' clients remove it (Matrix: a
+        redaction; XMPP: a retraction, XEP-0424, with a fallback text for clients that know
+        none). Idempotent by `key` like `post_text`, and raises like it."""
 
     async def post_file(self, room: RoomRef, file: OutgoingFile, *, key: str) -> str:
         """Post a visitor's file so the agents' clients show it inline (an image) or as a

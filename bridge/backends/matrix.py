@@ -36,6 +36,7 @@ from bridge.backends.base import (
     InboundCallback,
     InboundEvent,
     OutgoingFile,
+    PostedLine,
     RateLimited,
     RoomGone,
     RoomSpec,
@@ -239,6 +240,20 @@ class MatrixBackend(DirectChats):
     async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
         return await self._send(room, {"msgtype": "m.notice", "body": text}, key)
 
+    async def edit_line(self, room: RoomRef, line: PostedLine, text: str, *, key: str
+                        ) -> None:
+        # The "* " fallback is what clients without edits show (the spec's convention).
+        await self._send(room, {
+            "msgtype": "m.text", "body": f"* {text}",
+            "m.new_content": {"msgtype": "m.text", "body": text},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": line.event_id},
+        }, key)
+
+    async def retract_line(self, room: RoomRef, line: PostedLine, *, key: str) -> None:
+        # A redaction's transaction id makes a retry idempotent, as for messages.
+        await self._in_room(room, self._require_client().room_redact(
+            room, line.event_id, "deleted by the visitor", tx_id=key))
+
     async def post_file(self, room: RoomRef, file: OutgoingFile, *, key: str) -> str:
         mxc = await self._media.upload_once(file, key, self.state)
         return await self._send(room, file_content(file, mxc), key)
@@ -266,15 +281,18 @@ class MatrixBackend(DirectChats):
 
     async def _send(self, room: RoomRef, content: dict[str, Any], key: str) -> str:
         # Plain `body` only, never `formatted_body`: visitor text is text in every client.
+        response = await self._in_room(
+            room, self._require_client().room_send(room, "m.room.message", content, tx_id=key))
+        return str(response.event_id)
+
+    async def _in_room(self, room: RoomRef, request: Any) -> Any:
+        """`_call` for a request in a room the bot speaks in: RoomGone when it is gone."""
         try:
-            response = await self._call(
-                self._require_client().room_send(room, "m.room.message", content, tx_id=key)
-            )
+            return await self._call(request)
         except BackendError as exc:
             if exc.status in (403, 404) and not await self._still_joined(room):
                 raise RoomGone(str(exc)) from None  # kicked, banned, or the room is gone
             raise
-        return str(response.event_id)
 
     async def _still_joined(self, room: RoomRef) -> bool:
         """Whether the bot is still in the room (a 403 can also be a refused message)."""

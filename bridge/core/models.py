@@ -119,9 +119,12 @@ class ItemChange:
 
     seq: int
     at: float
-    by: str | None  # the agent's id
+    by: str | None  # the agent's id, or "visitor" for the visitor's own line
     kind: str  # "edit" or "delete"
     previous: str  # the text before
+    # The visitor's changes go to the room with this key (idempotent), after the line
+    # itself; None for agents' changes, which came from the room.
+    key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.core.line_edits import DeleteFrame, EditFrame, parse_delete, parse_edit
 from bridge.core.models import Page, VisitorInfo
-from bridge.core.untrusted import MAX_INT, ProtocolError, is_encodable, load_json
+from bridge.core.untrusted import (
+    ProtocolError,
+    clean_text,
+    is_blank,
+    is_encodable,
+    line_text,
+    load_json,
+)
+from bridge.core.untrusted import field_of as _field
 
-__all__ = ["ProtocolError", "load_json"]  # offered here too: the protocol's error and parser
+# Offered here too: the protocol's error, parser and text cleaning, and the frames that
+# change a line.
+__all__ = ["DeleteFrame", "EditFrame", "ProtocolError", "clean_text", "is_blank",
+           "load_json"]
 
 MAX_NAME = 80
 MAX_EMAIL = 254
@@ -34,12 +45,6 @@ PHONE_RE = re.compile(r"\+?[0-9 ()./\-]+")
 EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
-# Control characters (except tab/newline), surrogates, private-use and unassigned code points,
-# and bidi controls, which can hide or reorder text in an agent's client. Other format
-# characters stay: ZWJ/ZWNJ shape emoji and Persian script, tag characters build flags.
-_DROP_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}
-_BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-                     "\u2066\u2067\u2068\u2069\ufeff")
 
 
 @dataclass(frozen=True)
@@ -165,33 +170,8 @@ class CallbackFrame:
 ClientFrame = (
     StartFrame | ResumeFrame | MessageFrame | TypingFrame | ReadFrame | EndFrame | PingFrame
     | SurveyFrame | TranscriptFrame | CallbackFrame | LeaveMessageFrame | ExtendFrame
-    | DraftFrame
+    | DraftFrame | EditFrame | DeleteFrame
 )
-
-
-def clean_text(text: str, *, multiline: bool = True) -> str:
-    """Normalise untrusted text: NFC, no control characters or bidi controls, trimmed.
-
-    Keeps newlines (and tabs) in multi-line text; other format characters stay.
-    """
-    if text.isprintable():
-        # The common case, checked in C: printable text has no control, format (bidi
-        # controls are format characters), separator, surrogate, private-use or unassigned
-        # character, so there is nothing to drop or turn into a newline.
-        return unicodedata.normalize("NFC", text).strip()
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    kept = []
-    for ch in text:
-        if ch in "\n\t\u2028\u2029":  # line and paragraph separators count as newlines
-            kept.append(("\n" if ch != "\t" else ch) if multiline else " ")
-        elif ch not in _BIDI_CONTROLS and unicodedata.category(ch) not in _DROP_CATEGORIES:
-            kept.append(ch)
-    return "".join(kept).strip()
-
-
-def is_blank(text: str) -> bool:
-    """True when nothing would be visible: only spaces and invisible format characters."""
-    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
 
 
 def parse_frame(raw: str, *, max_text: int, user_agent: str = "") -> ClientFrame:
@@ -206,19 +186,6 @@ def parse_frame(raw: str, *, max_text: int, user_agent: str = "") -> ClientFrame
         raise ProtocolError("unknown_type", f"unknown frame type {kind[:40]!r}"
                             if isinstance(kind, str) else "field 'type' must be a string")
     return parser(data, max_text, user_agent)
-
-
-def _field(data: dict[str, Any], key: str, kind: type, *, required: bool = True) -> Any:
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise ProtocolError("missing_field", f"field {key!r} is required")
-        return None
-    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-        raise ProtocolError("bad_field", f"field {key!r} must be {kind.__name__}")
-    if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
-        raise ProtocolError("bad_field", f"field {key!r} is out of range")
-    return value
 
 
 def _topic(data: dict[str, Any]) -> str | None:
@@ -293,13 +260,7 @@ def _message(data: dict[str, Any], max_text: int, user_agent: str) -> MessageFra
     except ProtocolError as exc:
         exc.client_id = client_id
         raise
-    if len(raw) > max_text:
-        raise ProtocolError("too_long", f"message is longer than {max_text} characters",
-                            client_id)
-    text = clean_text(raw)
-    if is_blank(text):
-        raise ProtocolError("empty", "message is empty", client_id)
-    return MessageFrame(client_id=client_id, text=text)
+    return MessageFrame(client_id=client_id, text=line_text(raw, max_text, client_id))
 
 
 def _typing(data: dict[str, Any], max_text: int, user_agent: str) -> TypingFrame:
@@ -364,6 +325,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any], int, str], ClientFrame]] = {
     "leave_message": _bare(LeaveMessageFrame),
     "extend": _bare(ExtendFrame),
     "draft": _draft,
+    "edit": parse_edit,
+    "delete": parse_delete,
 }
 
 
@@ -385,11 +348,6 @@ def parse_offline(data: Any, *, max_text: int) -> OfflineMessage:
     email = _bounded(_field(data, "email", str), MAX_EMAIL, "email")
     if not EMAIL_RE.fullmatch(email):
         raise ProtocolError("bad_email", "field 'email' is not an email address")
-    raw = _field(data, "text", str)
-    if len(raw) > max_text:
-        raise ProtocolError("too_long", f"message is longer than {max_text} characters")
-    text = clean_text(raw)
-    if is_blank(text):
-        raise ProtocolError("empty", "message is empty")
+    text = line_text(_field(data, "text", str), max_text)
     topic = _topic(data)
     return OfflineMessage(name=name, email=email, topic=topic or None, text=text)

@@ -39,10 +39,17 @@ def render_transcript(conversation: Conversation, items: list[Item],
 
 def _audit_marks(item: Item, changes: list[ItemChange]) -> str:
     marks = [f" [{'edited' if c.kind == 'edit' else 'taken back'} {_stamp(c.at)} by "
-             f"{c.by or '?'}, was: {c.previous!r}]" for c in changes]
+             f"{_changed_by(item, c)}, was: {c.previous!r}]" for c in changes]
     if item.read_at is not None:
         marks.append(f" [seen {_stamp(item.read_at)}]")
     return "".join(marks)
+
+
+def _changed_by(item: Item, change: ItemChange) -> str:
+    """The agent's id, or "the visitor" for their own line (whatever an agent is called)."""
+    if item.sender is Sender.VISITOR and change.key is not None:
+        return "the visitor"
+    return change.by or "?"
 
 
 def _line(item: Item, link: Callable[[FileInfo], str] | None = None) -> str:

@@ -8,6 +8,7 @@ surrogates (valid JSON escapes that UTF-8, SQLite and hashing refuse). Pure: no 
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 # A real frame nests 3 levels; deeper JSON is refused before anything walks it recursively.
@@ -17,6 +18,12 @@ MAX_INT = 2**63 - 1
 # An integer literal this long is far beyond 64 bits: it is not converted digit by digit
 # (Python refuses to convert more than 4300 digits, and converting is quadratic).
 _MAX_INT_CHARS = 30
+# Control characters (except tab/newline), surrogates, private-use and unassigned code points,
+# and bidi controls, which can hide or reorder text in an agent's client. Other format
+# characters stay: ZWJ/ZWNJ shape emoji and Persian script, tag characters build flags.
+_DROP_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}
+_BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                     "\u2066\u2067\u2068\u2069\ufeff")
 
 
 class ProtocolError(ValueError):
@@ -38,6 +45,58 @@ def is_encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def clean_text(text: str, *, multiline: bool = True) -> str:
+    """Normalise untrusted text: NFC, no control characters or bidi controls, trimmed.
+
+    Keeps newlines (and tabs) in multi-line text; other format characters stay.
+    """
+    if text.isprintable():
+        # The common case, checked in C: printable text has no control, format (bidi
+        # controls are format characters), separator, surrogate, private-use or unassigned
+        # character, so there is nothing to drop or turn into a newline.
+        return unicodedata.normalize("NFC", text).strip()
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    kept = []
+    for ch in text:
+        if ch in "\n\t\u2028\u2029":  # line and paragraph separators count as newlines
+            kept.append(("\n" if ch != "\t" else ch) if multiline else " ")
+        elif ch not in _BIDI_CONTROLS and unicodedata.category(ch) not in _DROP_CATEGORIES:
+            kept.append(ch)
+    return "".join(kept).strip()
+
+
+def is_blank(text: str) -> bool:
+    """True when nothing would be visible: only spaces and invisible format characters."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
+
+
+def field_of(data: dict[str, Any], key: str, kind: type, *, required: bool = True) -> Any:
+    """`data[key]` if it is a `kind` (`missing_field`, `bad_field` otherwise; integers
+    within SQLite's range). A `null` counts as absent."""
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ProtocolError("missing_field", f"field {key!r} is required")
+        return None
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise ProtocolError("bad_field", f"field {key!r} must be {kind.__name__}")
+    if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
+        raise ProtocolError("bad_field", f"field {key!r} is out of range")
+    return value
+
+
+def line_text(raw: str, max_text: int, client_id: str | None = None) -> str:
+    """A chat line as the visitor sent it (a message, or the new text of one): at most
+    `max_text` characters (`too_long`), cleaned, not blank (`empty`)."""
+    if len(raw) > max_text:
+        raise ProtocolError("too_long", f"message is longer than {max_text} characters",
+                            client_id)
+    text = clean_text(raw)
+    if is_blank(text):
+        raise ProtocolError("empty", "message is empty", client_id)
+    return text
 
 
 def load_json(raw: str | bytes, what: str = "frame") -> Any:

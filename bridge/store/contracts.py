@@ -96,15 +96,24 @@ class TimelineRepository(Protocol):
         """Marks `sender`'s lines and files up to the seq as seen on the other side (not
         waited for on disk); the newest newly marked, or None."""
     def read_up_to(self, conversation_id: str, sender: Sender) -> int: ...
-    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float
-                    ) -> Item:
+    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float,
+                    *, to_room: bool = False) -> Item:
         """An "edit" (new text) or a "delete" ("" as text) of a line, the text before kept;
-        a deleted file is no longer served. Durable when it returns."""
+        a deleted file is no longer served. Durable when it returns. `to_room`: the change
+        waits to be made in the room (`changes_to_send`), with a key of its own."""
     def item_changes(self, conversation_id: str) -> list[ItemChange]: ...
+    def changes_to_send(self, conversation_id: str) -> list[ItemChange]:
+        """Changes made `to_room` and not marked sent, oldest first."""
+    def change_sent(self, conversation_id: str, key: str) -> None:
+        """Not durable until flushed: a lost mark only makes the change go out again."""
+    def item_at(self, conversation_id: str, seq: int) -> Item | None: ...
+    def newest_line(self, conversation_id: str, sender: Sender) -> Item | None:
+        """`sender`'s newest line or file, deleted or not."""
     def unread_lines(self, conversation_id: str, sender: Sender) -> list[Item]: ...
     def message_count(self, conversation_id: str) -> int: ...
     def undelivered(self, conversation_id: str) -> list[Item]: ...
-    def conversations_with_outbox(self) -> list[ConversationId]: ...
+    def conversations_with_outbox(self) -> list[ConversationId]:
+        """Those with undelivered items or changes to send."""
     def mark_delivered(self, conversation_id: str, seq: int, event_id: str) -> None:
         """Not durable until flushed: a lost mark only makes the line go out again."""
     def catch_up_since(self, room: str) -> float | None: ...

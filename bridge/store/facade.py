@@ -180,12 +180,24 @@ class Store:
     def read_up_to(self, conversation_id: str, sender: Sender) -> int:
         return self.timeline.read_up_to(conversation_id, sender)
 
-    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float
-                    ) -> Item:
-        return self.timeline.change_item(item, kind, text, by, now)
+    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float,
+                    *, to_room: bool = False) -> Item:
+        return self.timeline.change_item(item, kind, text, by, now, to_room=to_room)
 
     def item_changes(self, conversation_id: str) -> list[ItemChange]:
         return self.timeline.item_changes(conversation_id)
+
+    def changes_to_send(self, conversation_id: str) -> list[ItemChange]:
+        return self.timeline.changes_to_send(conversation_id)
+
+    def change_sent(self, conversation_id: str, key: str) -> None:
+        self.timeline.change_sent(conversation_id, key)
+
+    def item_at(self, conversation_id: str, seq: int) -> Item | None:
+        return self.timeline.item_at(conversation_id, seq)
+
+    def newest_line(self, conversation_id: str, sender: Sender) -> Item | None:
+        return self.timeline.newest_line(conversation_id, sender)
 
     def unread_lines(self, conversation_id: str, sender: Sender) -> list[Item]:
         return self.timeline.unread_lines(conversation_id, sender)

@@ -316,6 +316,20 @@ def m017_transfer_offers(db: Database) -> None:
     )
 
 
+@migrations()
+def m018_visitor_line_changes(db: Database) -> None:
+    # The visitor edits or deletes their last line: the change goes to the room after the
+    # line, by the outbox, with a key of its own (`delivered` 0 until it went; agents'
+    # changes came from the room and have nothing to send).
+    db.executescript(
+        """
+        ALTER TABLE item_changes ADD COLUMN key TEXT;
+        ALTER TABLE item_changes ADD COLUMN delivered INTEGER NOT NULL DEFAULT 1;
+        CREATE INDEX item_changes_outbox ON item_changes(conversation_id) WHERE delivered = 0;
+        """
+    )
+
+
 def refuse_newer_schema(db: Database) -> None:
     """Refuse a database touched by a newer version rather than damage it."""
     known = {m.name for m in migrations._migrations}

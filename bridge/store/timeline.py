@@ -165,16 +165,26 @@ class SqliteTimeline:
 
     # -- corrections and retractions -------------------------------------------------------
 
-    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float
-                    ) -> Item:
+    def change_item(self, item: Item, kind: str, text: str, by: str | None, now: float,
+                    *, to_room: bool = False) -> Item:
         """An `edit` (the new text) or a `delete` of a line, with what it was before kept in
-        `item_changes`; durable when it returns."""
+        `item_changes`; durable when it returns. `to_room`: the change is still to be made
+        in the room (the visitor's own line): it waits in the outbox with a key of its
+        own."""
         column = "edited_at" if kind == "edit" else "deleted_at"
         with self._transaction(durable=True):
+            key = None
+            if to_room:
+                done = self._db.execute(
+                    "SELECT count(*) FROM item_changes WHERE conversation_id = ? AND seq = ?",
+                    (item.conversation_id, item.seq)).fetchone()[0]
+                line_key = item.txn_id or f"lcb.{item.conversation_id}.{item.seq}"
+                key = f"{line_key}.{kind}{done + 1}"
             self._db.execute(
-                "INSERT INTO item_changes (conversation_id, seq, at, by, kind, previous)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (item.conversation_id, item.seq, now, by, kind, item.text))
+                "INSERT INTO item_changes (conversation_id, seq, at, by, kind, previous, key,"
+                " delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (item.conversation_id, item.seq, now, by, kind, item.text, key,
+                 int(not to_room)))
             self._db.execute(
                 f"UPDATE items SET text = ?, {column} = ? WHERE conversation_id = ? AND seq = ?",
                 (text, now, item.conversation_id, item.seq))
@@ -186,10 +196,36 @@ class SqliteTimeline:
                            item.seq)[0]
 
     def item_changes(self, conversation_id: str) -> list[ItemChange]:
-        rows = self._rows("SELECT * FROM item_changes WHERE conversation_id = ?"
-                          " ORDER BY seq, at", (conversation_id,))
-        return [ItemChange(row["seq"], row["at"], row["by"], row["kind"], row["previous"])
-                for row in rows]
+        return self._changes("conversation_id = ? ORDER BY seq, at", conversation_id)
+
+    def changes_to_send(self, conversation_id: str) -> list[ItemChange]:
+        """The visitor's changes not made in the room yet, in the order they were made."""
+        return self._changes("conversation_id = ? AND delivered = 0 ORDER BY rowid",
+                             conversation_id)
+
+    def change_sent(self, conversation_id: str, key: str) -> None:
+        """Not waiting for the disk, like `mark_delivered`: a mark a power cut takes back
+        only makes the change go out again with its key."""
+        with self._transaction(durable=False):
+            self._db.execute("UPDATE item_changes SET delivered = 1"
+                             " WHERE conversation_id = ? AND key = ?", (conversation_id, key))
+
+    def _changes(self, where: str, *args: Any) -> list[ItemChange]:
+        rows = self._rows(f"SELECT * FROM item_changes WHERE {where}", args)
+        return [ItemChange(row["seq"], row["at"], row["by"], row["kind"], row["previous"],
+                           row["key"]) for row in rows]
+
+    def item_at(self, conversation_id: str, seq: int) -> Item | None:
+        found = self._items("conversation_id = ? AND seq = ?", conversation_id, seq)
+        return found[0] if found else None
+
+    def newest_line(self, conversation_id: str, sender: Sender) -> Item | None:
+        """`sender`'s newest line or file (deleted or not)."""
+        found = self._items("conversation_id = ? AND seq = (SELECT max(seq) FROM items"
+                            " WHERE conversation_id = ? AND sender = ? AND kind IN (?, ?))",
+                            conversation_id, conversation_id, sender.value,
+                            ItemKind.TEXT.value, ItemKind.FILE.value)
+        return found[0] if found else None
 
     def agent_present(self, conversation_id: str, agent_id: str) -> bool:
         """Whether the agent's last membership item in this timeline is a join."""
@@ -212,7 +248,8 @@ class SqliteTimeline:
         return self._items("conversation_id = ? AND delivered = 0", conversation_id)
 
     def conversations_with_outbox(self) -> list[ConversationId]:
-        rows = self._db.execute("SELECT DISTINCT conversation_id FROM items WHERE delivered = 0")
+        rows = self._db.execute("SELECT conversation_id FROM items WHERE delivered = 0 UNION"
+                                " SELECT conversation_id FROM item_changes WHERE delivered = 0")
         return [ConversationId(row[0]) for row in rows]
 
     def mark_delivered(self, conversation_id: str, seq: int, event_id: str) -> None:

@@ -117,6 +117,8 @@ async def _widget_config(request: web.Request) -> web.Response:
         "dir": text_direction(lang),
         "title": strings["title"],
         "max_text": config.server.max_text,
+        # How long the visitor may edit or delete their last line (0: never).
+        "edit_seconds": config.chats.visitor_edit_seconds,
         "mail": config.smtp is not None,  # whether "Email it to me" can work at all
         "sound": config.widget.sound,
         "consent": strings.get("consent", ""),  # a required checkbox in the pre-chat form

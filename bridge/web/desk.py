@@ -8,6 +8,8 @@ from typing import Protocol
 from bridge.core.models import Conversation, ConversationId
 from bridge.core.protocol import (
     CallbackFrame,
+    DeleteFrame,
+    EditFrame,
     MessageFrame,
     ResumeFrame,
     StartFrame,
@@ -29,6 +31,10 @@ class VisitorDesk(Protocol):
 
     async def visitor_message(self, conversation_id: ConversationId, frame: MessageFrame,
                               origin: VisitorSink) -> int: ...
+
+    async def visitor_change(self, conversation_id: ConversationId,
+                             change: EditFrame | DeleteFrame, origin: VisitorSink
+                             ) -> None: ...
 
     async def visitor_typing(self, conversation_id: ConversationId, active: bool) -> None: ...
 

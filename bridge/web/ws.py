@@ -18,7 +18,9 @@ from bridge.core import frames
 from bridge.core.models import Conversation, ConversationId
 from bridge.core.protocol import (
     CallbackFrame,
+    DeleteFrame,
     DraftFrame,
+    EditFrame,
     EndFrame,
     ExtendFrame,
     LeaveMessageFrame,
@@ -244,6 +246,8 @@ class VisitorConnection:
                     exc.client_id = frame.client_id
                     raise
                 await self.sink.send(frames.ack_frame(frame.client_id, seq))
+            case EditFrame() | DeleteFrame():
+                await self.hub.visitor_change(self._current(), frame, self.sink)
             case TypingFrame():
                 await self.hub.visitor_typing(self._current(), frame.active)
             case ReadFrame():

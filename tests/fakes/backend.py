@@ -23,6 +23,7 @@ from bridge.backends.base import (
     InboundCallback,
     InboundEvent,
     OutgoingFile,
+    PostedLine,
     RoomSpec,
 )
 from bridge.core.models import RoomRef
@@ -30,7 +31,7 @@ from bridge.core.models import RoomRef
 # The calls a test can make fail; the others (start, stop, attach_rooms) never do.
 FAILABLE = ("open_room", "invite", "remove", "post_text", "post_notice", "post_direct",
             "post_file", "fetch_file", "mark_read",
-            "set_typing")
+            "set_typing", "edit_line", "retract_line")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,18 @@ class Post:
     key: str  # the idempotency key the bridge gave
     event_id: str
     at: float  # time.monotonic() when the backend got it
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """A visitor line the bridge edited ("edit", with its new text) or took back
+    ("retract") in a room."""
+
+    room: str
+    kind: str
+    line: PostedLine
+    text: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ class RecordingBackend:
         self.typing: list[tuple[RoomRef, bool]] = []
         self.drafts: list[tuple[RoomRef, str]] = []
         self.read_marks: list[tuple[RoomRef, str]] = []  # (room, event id) the bot marked read
+        self.line_changes: list[LineChange] = []  # visitor lines edited or taken back
         # Files the hub posted, as (room, the file, its bytes read at posting, key).
         self.files: list[tuple[RoomRef, OutgoingFile, bytes, str]] = []
         # What agents "uploaded": fetch_file serves these by URL.
@@ -161,6 +175,19 @@ class RecordingBackend:
     async def post_notice(self, room: RoomRef, text: str, *, key: str) -> str:
         self._call("post_notice", room, key)
         return self._record(room, "notice", text, key)
+
+    async def edit_line(self, room: RoomRef, line: PostedLine, text: str, *, key: str
+                        ) -> None:
+        self._call("edit_line", room, key)
+        if self.keep:
+            self.line_changes.append(LineChange(room, "edit", line, text, key))
+            self._wake()
+
+    async def retract_line(self, room: RoomRef, line: PostedLine, *, key: str) -> None:
+        self._call("retract_line", room, key)
+        if self.keep:
+            self.line_changes.append(LineChange(room, "retract", line, "", key))
+            self._wake()
 
     async def post_file(self, room: RoomRef, file: OutgoingFile, *, key: str) -> str:
         self._call("post_file", room, key)

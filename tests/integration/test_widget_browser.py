@@ -151,8 +151,13 @@ async def test_callback_and_transfer_notice_in_chromium(make_bridge, agent: Test
         await bob.set_away(False)
         await asyncio.sleep(0.3)  # XMPP reports presence once subscribed
         await agent.say(room, "!transfer bob")
-        await expect(page.locator(".lcb-msg.lcb-system").filter(
-            has_text="You are now talking with bob")).to_have_count(1)
+        await agent.until(lambda: any(t.startswith("Offered to bob")
+                                      for t in agent.texts(room, notice=True)))
+        talking = page.locator(".lcb-msg.lcb-system").filter(
+            has_text="You are now talking with bob")
+        await expect(talking).to_have_count(0)  # an offer: not yet, and maybe never
+        await bob.join(room)
+        await expect(talking).to_have_count(1)
     finally:
         await bob.close()
 

@@ -63,6 +63,8 @@ FIELDS: dict[str, dict[str, Any]] = {
     "survey": {"rating": 5, "comment": "Quick."},
     "transcript": {"email": "ann@example.com"},
     "callback": {"phone": "+44 20 7946 0958", "time": "after 5 pm"},
+    "edit": {"seq": 3, "text": "Hello again"},
+    "delete": {"seq": 3},
 }
 OFFLINE_FIELDS: dict[str, Any] = {"name": "Ann", "email": "ann@example.com",
                                   "topic": "support", "text": "Please call me."}

@@ -112,7 +112,7 @@ def test_migrations_are_recorded_once(db_path: Path) -> None:
                     ("m010_events_by_detail",), ("m011_ticket_to_agents",),
                     ("m012_extended_at",), ("m013_files",), ("m014_read_at",),
                     ("m015_purge_indexes",), ("m016_item_changes",),
-                    ("m017_transfer_offers",)]
+                    ("m017_transfer_offers",), ("m018_visitor_line_changes",)]
 
 
 def _add_migration_row(path: Path, migration_set: str, name: str) -> None:

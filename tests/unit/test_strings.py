@@ -44,7 +44,7 @@ def test_every_text_the_widget_asks_for_exists(english: dict[str, str]) -> None:
     static = STRINGS.parent / "static"
     code = "".join((static / name).read_text("utf-8") for name in ("widget.js", "panel.js"))
     asked = set(re.findall(r"\bS\.(\w+)", code))
-    asked |= set(re.findall(r"data-[sa]=\"(\w+)\"", code))
+    asked |= set(re.findall(r"data-[sa]=\"?(\w+)", code))  # quoted or not
     asked |= set(re.findall(r"\bfmt\('(\w+)'", code))
     asked |= set(LOADER_STRINGS)
     missing = sorted(asked - english.keys())

@@ -2,10 +2,10 @@
 
 The bot joins each conversation's group chat with the nick "{visitor} (visitor)", makes the
 queue's agents members and invites them (XEP-0249). Typing travels as chat states (XEP-0085),
-read states as displayed markers (XEP-0333), agents' edits and deletes as corrections
-(XEP-0308) and retractions (XEP-0424, XEP-0425), availability as presence, files as URLs of
-the server's upload service (XEP-0363) with an out-of-band element (XEP-0066). No slixmpp
-type or exception leaves this package.
+read states as displayed markers (XEP-0333), edits and deletes (agents' and the visitor's) as
+corrections (XEP-0308) and retractions (XEP-0424, XEP-0425), availability as presence, files
+as URLs of the server's upload service (XEP-0363) with an out-of-band element (XEP-0066). No
+slixmpp type or exception leaves this package.
 
 XMPP has no server-side idempotency for messages, so a line counts as delivered only when
 the group chat reflects it back with our id. After a restart or a new stream the bot reads

@@ -19,10 +19,12 @@ from bridge.backends.base import (
     InboundCallback,
     InboundEvent,
     OutgoingFile,
+    PostedLine,
     RoomSpec,
 )
 from bridge.backends.xmpp.adhoc import AdhocCommands, CommandDesk
 from bridge.backends.xmpp.connection import Connection, SessionHooks, build_client
+from bridge.backends.xmpp.corrections import RETRACTION_FALLBACK, retract_elements
 from bridge.backends.xmpp.departures import Departures
 from bridge.backends.xmpp.drafts import DraftPreviews
 from bridge.backends.xmpp.fastpath import BotClient, FastPath
@@ -135,6 +137,10 @@ class XmppBackend:
     def _on_session_lost(self) -> None:
         self._rooms.left_all()
         self._receiver.fail_reflections()
+        for state in self._rooms.rooms.values():  # retractions waiting to come back
+            for waiter in state.awaited.values():
+                if not waiter.done():
+                    waiter.set_exception(BackendUnavailable("xmpp: disconnected"))
 
     # -- rooms ---------------------------------------------------------------------------
 
@@ -195,8 +201,45 @@ class XmppBackend:
     def fetch_file(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
         return self._files.fetch(url, max_bytes)
 
-    async def _post(self, room: RoomRef, text: str, key: str, *, oob: str | None = None
-                    ) -> str:
+    async def edit_line(self, room: RoomRef, line: PostedLine, text: str, *, key: str
+                        ) -> None:
+        """A correction (XEP-0308) naming the line by the id the bot gave it, as clients
+        match corrections; delivered, like a line, once the room reflects it."""
+        await self._post(room, text, key, replaces=line.key)
+
+    async def retract_line(self, room: RoomRef, line: PostedLine, *, key: str) -> None:
+        """A retraction (XEP-0424) with its fallback text; delivered once the room reflects
+        it (corrections.py notes it), sent again only in a new session that did not see
+        it come back."""
+        state = await self._rooms.ensure_joined(room)
+        if key in state.delivered:
+            return
+        waiter = state.awaited.get(key)
+        if waiter is None or waiter.done():
+            waiter = state.awaited[key] = asyncio.get_running_loop().create_future()
+        session = self._link.session_number
+        if self._sent_in_session.get(key) != session:
+            self._sent_in_session[key] = session
+            message = self._link.client.make_message(mto=JID(room), mbody=RETRACTION_FALLBACK,
+                                                     mtype="groupchat")
+            message["id"] = key
+            message["origin_id"]["id"] = key
+            # A room without ids of its own: the line's event id is "{from}#{our id}".
+            target = line.key if line.event_id.endswith(f"#{line.key}") else line.event_id
+            for element in retract_elements(target, line.key):
+                message.append(element)
+            message.send()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), REFLECTION_TIMEOUT_S)
+        except TimeoutError:
+            raise BackendUnavailable(f"xmpp: {room} did not reflect {key}") from None
+        finally:
+            if waiter.done():
+                state.awaited.pop(key, None)
+                self._sent_in_session.pop(key, None)
+
+    async def _post(self, room: RoomRef, text: str, key: str, *, oob: str | None = None,
+                    replaces: str | None = None) -> str:
         state = await self._rooms.ensure_joined(room)
         if key in state.delivered:
             return state.delivered[key]
@@ -208,7 +251,7 @@ class XmppBackend:
         session = self._link.session_number
         if self._sent_in_session.get(key) != session:
             self._sent_in_session[key] = session
-            self._send_line(room, text, key, oob)
+            self._send_line(room, text, key, oob, replaces)
         try:
             return await asyncio.wait_for(asyncio.shield(reflected), REFLECTION_TIMEOUT_S)
         except TimeoutError:
@@ -218,17 +261,22 @@ class XmppBackend:
                 reflections.pop(key, None)
                 self._sent_in_session.pop(key, None)
 
-    def _send_line(self, room: RoomRef, text: str, key: str, oob: str | None = None) -> None:
+    def _send_line(self, room: RoomRef, text: str, key: str, oob: str | None = None,
+                   replaces: str | None = None) -> None:
         """Send a group chat line whose id (and origin-id, XEP-0359) is `key`: written at
         once by the fast path when it can (building a stanza object, the send queue's task
         hop, its filters and its serializer cost a few tenths of a millisecond a line),
-        otherwise through slixmpp's send queue."""
-        if self._fast is not None and self._fast.send_line(room, key, text, oob):
+        otherwise through slixmpp's send queue; `replaces`: a correction of the line with
+        that id (always through the queue: the fast path writes plain lines only)."""
+        if replaces is None and self._fast is not None \
+                and self._fast.send_line(room, key, text, oob):
             return
         message = self._link.client.make_message(mto=JID(room), mbody=text, mtype="groupchat")
         message["id"] = key
         if oob is not None:
             message.append(oob_element(oob))
+        if replaces is not None:
+            message["replace"]["id"] = replaces
         message["origin_id"]["id"] = key
         message.append(ET.Element(MARKABLE))
         message.send()

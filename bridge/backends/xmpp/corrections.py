@@ -13,7 +13,11 @@ urn:xmpp:message-retract:1); older clients name it by its origin-id inside a fas
 (`<apply-to id=…>` of XEP-0422 around a `:0` retract). A moderation comes from the room
 itself, names the line by its stanza-id, and the moderator by their occupant address (0.3:
 `<retract><moderated by=…>`; 0.2: `<apply-to><moderated by=…><retract/>`). The bot's own
-retractions (the visitor's draft previews, drafts.py) are no one's: never reported.
+retractions (the visitor's draft previews, drafts.py, and lines the visitor deleted) are no
+one's: never reported; coming back from the room, they are noted as delivered.
+
+The bot retracts a visitor's line in both forms, for clients of either (`retract_elements`),
+with the fallback text of XEP-0428 for clients that know neither.
 """
 
 from __future__ import annotations
@@ -31,7 +35,16 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from bridge.backends.base import AgentRetracted, InboundEvent
 from bridge.backends.xmpp.markers import ReadMarks
-from bridge.backends.xmpp.stanzas import BODY, MESSAGE, REPLACE, occupant
+from bridge.backends.xmpp.stanzas import (
+    BODY,
+    MESSAGE,
+    ORIGIN_ID,
+    REPLACE,
+    STORE_HINT,
+    event_id,
+    occupant,
+    sent_key,
+)
 from bridge.backends.xmpp.state import Room
 from bridge.core.models import RoomRef
 
@@ -41,6 +54,10 @@ RETRACT = "{urn:xmpp:message-retract:1}retract"
 _RETRACT_0 = "{urn:xmpp:message-retract:0}retract"
 APPLY_TO = "{urn:xmpp:fasten:0}apply-to"
 _MODERATED = ("{urn:xmpp:message-moderate:1}moderated", "{urn:xmpp:message-moderate:0}moderated")
+FALLBACK = "{urn:xmpp:fallback:0}fallback"
+# What clients that know no retraction show (XEP-0424's example): "/me" names the bot, here
+# the visitor's nick.
+RETRACTION_FALLBACK = "/me retracted a previous message, but it's unsupported by your client."
 # Corrections remembered as standing for the line they correct: clients correct recent lines.
 CORRECTION_MEMORY = 10_000
 
@@ -89,6 +106,18 @@ def _moderator(retract: ET.Element) -> str | None:
 
 def is_retraction(xml: ET.Element) -> bool:
     return retraction(xml) is not None
+
+
+def retract_elements(stanza_id: str, origin_id: str) -> list[ET.Element]:
+    """What a message retracting one of the bot's lines carries besides its fallback body:
+    the retraction naming the line by the room's id (urn:xmpp:message-retract:1), the
+    older form naming it by the id the bot gave it (a `:0` retract in a fastening), the
+    fallback marker, and a hint to archive it though it is no line (XEP-0334)."""
+    apply_to = ET.Element(APPLY_TO, {"id": origin_id})
+    apply_to.append(ET.Element(_RETRACT_0))
+    return [ET.Element(RETRACT, {"id": stanza_id}), apply_to,
+            ET.Element(FALLBACK, {"for": "urn:xmpp:message-retract:1"}),
+            ET.Element(STORE_HINT)]
 
 
 def moderator_address(by: str, room_jid: str, real_jids: dict[str, str]) -> str:
@@ -178,8 +207,10 @@ class Corrections:
             sender = moderator_address(found.moderator, room_jid, state.real_jids)
             line = self._corrected.get((room_jid, found.target), found.target)
         else:
-            if nick == state.nick:
-                return  # the bot's own: its draft previews
+            if nick == state.nick:  # the bot's own: draft previews, deleted lines
+                if xml.find(ORIGIN_ID) is not None:  # a deleted line's: its key is known
+                    state.note_delivered(str(sent_key(xml)), event_id(room_jid, xml))
+                return
             if not nick:
                 return  # the room retracting without a moderator: nothing XEP-0425 knows
             sender = real_jid or state.real_jids.get(nick)

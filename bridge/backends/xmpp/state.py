@@ -3,6 +3,7 @@ side."""
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -33,12 +34,18 @@ class Room:
     # hears of: it stands for the line before it.
     latest_line: str | None = None
     previews: dict[str, str] = field(default_factory=dict)  # preview's event id -> line's
+    # Our retractions waiting for the room to reflect them (the inbound side notes them as
+    # delivered, corrections.py), by our id.
+    awaited: dict[str, asyncio.Future[str]] = field(default_factory=dict)
 
     def note_delivered(self, key: str, event_id: str) -> None:
         self.delivered.pop(key, None)
         self.delivered[key] = event_id
         while len(self.delivered) > DELIVERED_MEMORY:
             del self.delivered[next(iter(self.delivered))]
+        waiter = self.awaited.pop(key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(event_id)
 
     def note_preview(self, event_id: str) -> None:
         if self.latest_line is not None:

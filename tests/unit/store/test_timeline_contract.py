@@ -135,3 +135,37 @@ def test_a_lobby_catches_up_from_its_last_command(repos: StoreRepositories) -> N
     assert timeline.command_handled("$c1") and timeline.command_handled("$c2")
     assert timeline.catch_up_since("!lobby:hs") == 130.0
     assert timeline.catch_up_since("!elsewhere:hs") is None
+
+
+def test_a_visitors_change_waits_to_be_sent_with_a_key_of_its_own(
+        repos: StoreRepositories) -> None:
+    open_chat(repos)
+    open_chat(repos, "c2")
+    line, _ = say(repos, "Helo")
+    repos.timeline.mark_delivered(C1, line.seq, "$line")
+    assert repos.timeline.newest_line(C1, Sender.VISITOR) == \
+        repos.timeline.items_after(C1, 0)[0]
+    assert repos.timeline.newest_line(C1, Sender.AGENT) is None
+    edited = repos.timeline.change_item(line, "edit", "Hello", "visitor", 210.0, to_room=True)
+    assert (edited.text, edited.edited_at) == ("Hello", 210.0)
+    deleted = repos.timeline.change_item(edited, "delete", "", "visitor", 220.0, to_room=True)
+    [edit, delete] = repos.timeline.changes_to_send(C1)
+    assert (edit.kind, edit.previous, edit.by) == ("edit", "Helo", "visitor")
+    assert (delete.kind, delete.previous) == ("delete", "Hello")
+    assert edit.key and delete.key and edit.key != delete.key
+    assert edit.key.startswith(line.txn_id or "?")
+    assert repos.timeline.conversations_with_outbox() == [C1]
+    repos.timeline.change_sent(C1, edit.key)
+    assert repos.timeline.changes_to_send(C1) == [delete]
+    repos.timeline.change_sent(C1, delete.key)
+    assert repos.timeline.changes_to_send(C1) == []
+    assert repos.timeline.conversations_with_outbox() == []
+    assert repos.timeline.newest_line(C1, Sender.VISITOR) == deleted
+    assert repos.timeline.item_at(C1, line.seq) == deleted
+    assert repos.timeline.item_at(C1, 99) is None
+    # An agent's change came from the room: nothing to send, no key.
+    agent, _ = repos.timeline.append_item(C1, ItemKind.TEXT, Sender.AGENT, "Bob", "hi", 230.0,
+                                          event_id="$e1", delivered=True)
+    repos.timeline.change_item(agent, "edit", "hello", "bob", 240.0)
+    assert repos.timeline.changes_to_send(C1) == []
+    assert [c.key for c in repos.timeline.item_changes(C1)] == [edit.key, delete.key, None]
