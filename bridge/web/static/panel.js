@@ -1,18 +1,101 @@
 'use strict';
 // The widget's panel, loaded on the first click. Budget: loader and panel together at most
 // 12 KB gzipped as served (tests/unit/test_widget_size.py). The minifier (bridge/web/assets.py)
-// only drops comments and spaces: names, and the CSS and markup in template literals, go out
-// as written, so names are short, attributes unquoted and the templates without line breaks
-// (a line break costs about a byte).
+// only drops comments, spaces and the indented line breaks in template literals: names, and
+// the CSS and markup in the templates, go out as written otherwise, so names are short and
+// attributes unquoted.
 window.LiveChat?._boot?.(({ BASE, KEY, get, $, can, OPT, root, W, launcher, sheet, emit, st, load, mk, ICON, status: stat, badge, opened }) => {
-sheet(`input,select,textarea{width:100%;margin:0;padding:8px 10px;border:1px solid var(--line);border-radius:8px;font:inherit;color:var(--fg);background:var(--bg)}::placeholder{color:var(--mute);opacity:1}.lcb-open .lcb-launcher{padding:0;gap:0;font-size:0}.lcb-panel{display:flex;flex-direction:column;width:min(340px,100vw - 24px);height:min(480px,100vh - 100px);background:var(--bg);border-radius:14px;overflow:hidden;box-shadow:0 10px 40px #0004;animation:lcb-in .2s ease-out}@keyframes lcb-in{from{opacity:0;translate:0 12px}}.lcb-head{display:flex;align-items:center;gap:2px;padding:10px 8px;padding-inline-start:16px;background:var(--c);color:var(--t)}.lcb-title{flex:1;font-size:16px}.lcb-head button{padding:5px;background:none;font-weight:400;font-size:13px}p{margin:0;color:var(--mute)}p:empty{display:none}.lcb-confirm{display:flex;align-items:center;gap:8px;padding:8px 12px}.lcb-confirm span{flex:1}.lcb-confirm button{padding:4px 10px}.lcb-offline textarea{min-height:64px;max-height:150px}.lcb-form,.lcb-offline{display:flex;flex-direction:column;gap:10px;padding:16px;overflow:auto}label{display:grid;gap:4px;font-size:13px;color:var(--mute)}.lcb-consent{display:flex;align-items:flex-start;gap:8px}.lcb-consent input{width:24px;height:24px;flex:none}.lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:12px;overflow-y:auto;background:var(--bg2)}.lcb-msg{display:flex;flex-direction:column;max-width:82%;align-self:flex-start}.lcb-text{padding:8px 12px;border-radius:16px;border-end-start-radius:4px;background:var(--bg);border:1px solid var(--line);white-space:pre-wrap;overflow-wrap:anywhere}.lcb-text a{color:inherit}.lcb-visitor{align-self:flex-end}.lcb-visitor .lcb-text{background:var(--c);color:var(--t);border-radius:16px;border-end-end-radius:4px}.lcb-del{color:var(--mute)}.lcb-eds{display:flex;align-self:flex-end}.lcb-pending .lcb-time{visibility:hidden}.lcb-name,.lcb-time{margin:2px 6px;font-size:12px;color:var(--mute)}.lcb-visitor .lcb-time{align-self:flex-end}.lcb-system{align-self:center;text-align:center;font-size:12px;color:var(--mute)}.lcb-system .lcb-text{padding:0;border:0;background:none}.lcb-typing,.lcb-status,.lcb-peek{padding:4px 14px;font-size:12px;color:var(--mute);background:var(--bg2)}.lcb-status,.lcb-confirm{background:var(--warn);color:var(--warnfg)}div:empty{padding:0}.lcb-bar{display:flex;align-items:flex-end;gap:8px;padding:10px;border-top:1px solid var(--line)}.lcb-compose{display:contents}textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}.lcb-bar button{flex:none;width:40px;height:40px;padding:0;border-radius:50%}.lcb-bar .lcb-att{background:none;color:var(--mute)}img{display:block;max-width:100%;max-height:240px}.lcb-text button{padding:0;color:inherit;text-align:start}progress{width:100%}:disabled{opacity:.5;cursor:default}.lcb-new{margin:0 10px 10px}.lcb-link{align-self:center;padding:2px 6px;background:none;color:var(--mute);font-weight:400;text-decoration:underline}.lcb-ticket{margin:auto;max-width:80%;font-size:14px;outline:0}.lcb-ticket b{white-space:nowrap}.lcb-survey,.lcb-transcript,.lcb-callback{flex:none;display:grid;gap:6px;padding:8px 10px;border:1px solid var(--line);border-radius:12px;background:var(--bg)}.lcb-panel>.lcb-transcript{border-width:1px 0 0;border-radius:0}.lcb-survey p{text-align:center;font-weight:600;color:var(--fg)}.lcb-rates{display:flex;gap:4px}.lcb-rate{flex:1;padding:4px;background:none;color:var(--mute);border-radius:10px}.lcb-rate svg{width:30px;height:30px}.lcb-rate:hover,.lcb-rate[aria-pressed=true]{color:var(--fg)}.lcb-rate[aria-pressed=true]{box-shadow:inset 0 0 0 2px var(--fg)}.lcb-survey textarea{min-height:36px;max-height:80px;padding:6px 10px}.lcb-rate-send,.lcb-download,.lcb-callback button{padding:6px}.lcb-download{background:var(--bg2);color:var(--fg);border:1px solid var(--line)}.lcb-mail{display:flex;gap:6px}.lcb-mail input{flex:1;min-width:0;padding:5px 8px}.lcb-mail button{padding:5px 10px}.lcb-panel :focus-visible{outline:2px solid var(--fg);outline-offset:1px;box-shadow:none}.lcb-head :focus-visible{outline-color:var(--t)}@media (max-width:480px){.lcb-open{inset:0}.lcb-open .lcb-panel{width:100vw;height:100dvh;border-radius:0}.lcb-open .lcb-launcher{display:none}input,select,textarea{font-size:16px}}@media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}`);
+sheet(`input,select,textarea{width:100%;margin:0;padding:8px 10px;border:1px solid var(--line);border-radius:8px;font:inherit;color:var(--fg);background:var(--bg)}
+  ::placeholder{color:var(--mute);opacity:1}.lcb-open .lcb-launcher{padding:0;gap:0;font-size:0}
+  .lcb-panel{display:flex;flex-direction:column;width:min(340px,100vw - 24px);height:min(480px,100vh - 100px);background:var(--bg);border-radius:14px;overflow:hidden;box-shadow:0 10px 40px #0004;animation:lcb-in .2s ease-out}
+  @keyframes lcb-in{from{opacity:0;translate:0 12px}}
+  .lcb-head{display:flex;align-items:center;gap:2px;padding:10px 8px;padding-inline-start:16px;background:var(--c);color:var(--t)}
+  .lcb-title{flex:1;font-size:16px}
+  .lcb-head button{padding:5px;background:none;font-weight:400;font-size:13px}
+  p{margin:0;color:var(--mute)}p:empty{display:none}
+  .lcb-confirm{display:flex;align-items:center;gap:8px;padding:8px 12px}.lcb-confirm span{flex:1}
+  .lcb-confirm button{padding:4px 10px}.lcb-offline textarea{min-height:64px;max-height:150px}
+  .lcb-form,.lcb-offline{display:flex;flex-direction:column;gap:10px;padding:16px;overflow:auto}
+  label{display:grid;gap:4px;font-size:13px;color:var(--mute)}
+  .lcb-consent{display:flex;align-items:flex-start;gap:8px}
+  .lcb-consent input{width:24px;height:24px;flex:none}
+  .lcb-log{flex:1;display:flex;flex-direction:column;gap:8px;padding:12px;overflow-y:auto;background:var(--bg2)}
+  .lcb-msg{display:flex;flex-direction:column;max-width:82%;align-self:flex-start}
+  .lcb-text{padding:8px 12px;border-radius:16px;border-end-start-radius:4px;background:var(--bg);border:1px solid var(--line);white-space:pre-wrap;overflow-wrap:anywhere}
+  .lcb-text a{color:inherit}.lcb-visitor{align-self:flex-end}
+  .lcb-visitor .lcb-text{background:var(--c);color:var(--t);border-radius:16px;border-end-end-radius:4px}
+  .lcb-del{color:var(--mute)}.lcb-eds{display:flex;align-self:flex-end}
+  .lcb-pending .lcb-time{visibility:hidden}
+  .lcb-name,.lcb-time{margin:2px 6px;font-size:12px;color:var(--mute)}
+  .lcb-visitor .lcb-time{align-self:flex-end}
+  .lcb-system{align-self:center;text-align:center;font-size:12px;color:var(--mute)}
+  .lcb-system .lcb-text{padding:0;border:0;background:none}
+  .lcb-typing,.lcb-status,.lcb-peek{padding:4px 14px;font-size:12px;color:var(--mute);background:var(--bg2)}
+  .lcb-status,.lcb-confirm{background:var(--warn);color:var(--warnfg)}div:empty{padding:0}
+  .lcb-bar{display:flex;align-items:flex-end;gap:8px;padding:10px;border-top:1px solid var(--line)}
+  .lcb-compose{display:contents}
+  textarea{field-sizing:content;min-height:40px;max-height:120px;resize:none}
+  .lcb-bar button{flex:none;width:40px;height:40px;padding:0;border-radius:50%}
+  .lcb-bar .lcb-att{background:none;color:var(--mute)}
+  img{display:block;max-width:100%;max-height:240px}
+  .lcb-text button{padding:0;color:inherit;text-align:start}progress{width:100%}
+  :disabled{opacity:.5;cursor:default}.lcb-new{margin:0 10px 10px}
+  .lcb-link{align-self:center;padding:2px 6px;background:none;color:var(--mute);font-weight:400;text-decoration:underline}
+  .lcb-ticket{margin:auto;max-width:80%;font-size:14px;outline:0}.lcb-ticket b{white-space:nowrap}
+  .lcb-survey,.lcb-transcript,.lcb-callback{flex:none;display:grid;gap:6px;padding:8px 10px;border:1px solid var(--line);border-radius:12px;background:var(--bg)}
+  .lcb-panel>.lcb-transcript{border-width:1px 0 0;border-radius:0}
+  .lcb-survey p{text-align:center;font-weight:600;color:var(--fg)}.lcb-rates{display:flex;gap:4px}
+  .lcb-rate{flex:1;padding:4px;background:none;color:var(--mute);border-radius:10px}
+  .lcb-rate svg{width:30px;height:30px}
+  .lcb-rate:hover,.lcb-rate[aria-pressed=true]{color:var(--fg)}
+  .lcb-rate[aria-pressed=true]{box-shadow:inset 0 0 0 2px var(--fg)}
+  .lcb-survey textarea{min-height:36px;max-height:80px;padding:6px 10px}
+  .lcb-rate-send,.lcb-download,.lcb-callback button{padding:6px}
+  .lcb-download{background:var(--bg2);color:var(--fg);border:1px solid var(--line)}
+  .lcb-mail{display:flex;gap:6px}.lcb-mail input{flex:1;min-width:0;padding:5px 8px}
+  .lcb-mail button{padding:5px 10px}
+  .lcb-panel :focus-visible{outline:2px solid var(--fg);outline-offset:1px;box-shadow:none}
+  .lcb-head :focus-visible{outline-color:var(--t)}@media (max-width:480px){.lcb-open{inset:0}
+  .lcb-open .lcb-panel{width:100vw;height:100dvh;border-radius:0}
+  .lcb-open .lcb-launcher{display:none}input,select,textarea{font-size:16px}}
+  @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}`);
 
 const RATE = `<p></p><div class=lcb-rates role=group>${'12345'.replace(/./g, i =>
   `<button type="button" class="lcb-rate" data-rating="${i}" aria-label="${i} / 5" aria-pressed="false">${ICON(`M2 12a10 10 0 0 0 20 0a10 10 0 0 0-20 0M9 9v1M15 9v1M8 16Q12 ${10 + i * 2} 16 16`)}</button>`)}</div><textarea name=comment rows=1 maxlength=1000 data-a=comment></textarea><button type=submit class=lcb-rate-send data-s=rate disabled></button>`;
 const CALL = `<input name=phone type=tel required maxlength=40 autocomplete=tel data-a=phone><input name=when type=text maxlength=100 data-a=when><button type=submit data-s=callme></button>`;
 const WHO = `
   <label class=lcb-who><span data-s=name></span><input name=name required maxlength=80 autocomplete=name></label><label class=lcb-who><span data-s=email></span><input name=email type=email required maxlength=254 autocomplete=email></label><p class=lcb-verified></p><label><span data-s=topic></span><select name=topic></select></label>`;
-W.insertAdjacentHTML('afterbegin', `<div class=lcb-panel role=dialog aria-labelledby=t hidden><div class=lcb-head><b class=lcb-title id=t data-s=title></b><button class=lcb-tx data-a=transcript aria-expanded=false hidden>${ICON('M14 2H4v20h16V8zM14 2v6h6M8 13h8M8 17h8')}</button><button class=lcb-end data-s=end hidden></button><button class=lcb-min data-a=close>${ICON('M6 9l6 6 6-6')}</button></div><div class=lcb-confirm hidden><span data-s=end_confirm></span><button data-s=end></button><button class=lcb-link data-s=end_keep></button></div><form class=lcb-form hidden>${WHO}<label class=lcb-consent hidden><input name=consent type=checkbox><span></span></label><p class=lcb-off></p><button type=submit data-s=start></button><button type=button class="lcb-link lcb-to-offline" data-s=or_leave></button></form><form class=lcb-offline hidden><p class=lcb-off></p>${WHO}<textarea name=text required rows=3 data-a=placeholder></textarea><button type=submit data-s=leave></button><button type=button class="lcb-link lcb-to-chat" data-s=chat></button></form><div class=lcb-log role=log aria-live=polite hidden><span class=lcb-eds><button class=lcb-link data-s=edit></button><button class=lcb-link data-s=delete></button></span></div><div class=lcb-transcript hidden><button class=lcb-download data-s=download></button><form class=lcb-mail><input name=mail type=email readonly maxlength=254 data-a=email><button type=submit data-s=mail></button></form></div><div class=lcb-typing role=status></div><div class=lcb-status role=status></div><button class="lcb-link lcb-instead" data-s=instead hidden></button><button class="lcb-link lcb-extend" data-s=idle_extend hidden></button><p class=lcb-peek data-s=peek hidden></p><div class="lcb-confirm lcb-editing" hidden><span data-s=editing></span><button class=lcb-link data-s=cancel></button></div><div class=lcb-bar hidden><button class=lcb-att data-a=attach hidden>${ICON('M21 11l-9 9a6 6 0 0 1-8-8l9-9a4 4 0 0 1 6 6l-9 9a2 2 0 0 1-3-3l8-8')}</button><input type=file multiple hidden><form class=lcb-compose><textarea name=text rows=1 data-a=placeholder></textarea><button type=submit data-a=send>${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form></div><button class=lcb-new data-s=new hidden></button></div>`);
+W.insertAdjacentHTML('afterbegin', `<div class=lcb-panel role=dialog aria-labelledby=t hidden>
+  <div class=lcb-head><b class=lcb-title id=t data-s=title></b>
+  <button class=lcb-tx data-a=transcript aria-expanded=false hidden>${ICON('M14 2H4v20h16V8zM14 2v6h6M8 13h8M8 17h8')}</button>
+  <button class=lcb-end data-s=end hidden></button>
+  <button class=lcb-min data-a=close>${ICON('M6 9l6 6 6-6')}</button></div>
+  <div class=lcb-confirm hidden><span data-s=end_confirm></span><button data-s=end></button>
+  <button class=lcb-link data-s=end_keep></button></div>
+  <form class=lcb-form hidden>${WHO}<label class=lcb-consent hidden>
+  <input name=consent type=checkbox><span></span></label><p class=lcb-off></p>
+  <button type=submit data-s=start></button>
+  <button type=button class="lcb-link lcb-to-offline" data-s=or_leave></button></form>
+  <form class=lcb-offline hidden><p class=lcb-off>
+  </p>${WHO}<textarea name=text required rows=3 data-a=placeholder></textarea>
+  <button type=submit data-s=leave></button>
+  <button type=button class="lcb-link lcb-to-chat" data-s=chat></button></form>
+  <div class=lcb-log role=log aria-live=polite hidden><span class=lcb-eds>
+  <button class=lcb-link data-s=edit></button><button class=lcb-link data-s=delete></button>
+  </span></div><div class=lcb-transcript hidden><button class=lcb-download data-s=download>
+  </button><form class=lcb-mail><input name=mail type=email readonly maxlength=254 data-a=email>
+  <button type=submit data-s=mail></button></form></div><div class=lcb-typing role=status></div>
+  <div class=lcb-status role=status></div>
+  <button class="lcb-link lcb-instead" data-s=instead hidden></button>
+  <button class="lcb-link lcb-extend" data-s=idle_extend hidden></button>
+  <p class=lcb-peek data-s=peek hidden></p><div class="lcb-confirm lcb-editing" hidden>
+  <span data-s=editing></span><button class=lcb-link data-s=cancel></button></div>
+  <div class=lcb-bar hidden>
+  <button class=lcb-att data-a=attach hidden>${ICON('M21 11l-9 9a6 6 0 0 1-8-8l9-9a4 4 0 0 1 6 6l-9 9a2 2 0 0 1-3-3l8-8')}</button>
+  <input type=file multiple hidden><form class=lcb-compose>
+  <textarea name=text rows=1 data-a=placeholder></textarea>
+  <button type=submit data-a=send>${ICON('M22 2L11 13M22 2l-7 20-4-9-9-4z')}</button></form></div>
+  <button class=lcb-new data-s=new hidden></button></div>`);
 
 const el = (tag, className = '', textContent = '', o) => mk(tag, { className, textContent, ...o });
 const btn = (c, t, onclick) => el('button', c, t, { onclick }); // never in a form: no type
