@@ -89,12 +89,22 @@ def running_homeserver(data_dir: Path, *, rate_limits_lifted: bool = True
         server.stop()
 
 
+# The session's homeserver while it runs: the integration tests shut its rooms after each
+# test (tests/integration/conftest.py), whether a test asked for it by name or through
+# `messenger`.
+session_homeservers: list[Homeserver] = []
+
+
 @pytest.fixture(scope="session")
 def homeserver(
     require_synapse: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Homeserver]:
     with running_homeserver(tmp_path_factory.mktemp("synapse")) as hs:
-        yield hs
+        session_homeservers.append(hs)
+        try:
+            yield hs
+        finally:
+            session_homeservers.remove(hs)
 
 
 @pytest.fixture

@@ -16,8 +16,10 @@ from nio import (
     AsyncClientConfig,
     DownloadResponse,
     InviteMemberEvent,
+    MessageDirection,
     RoomMessageMedia,
     RoomMessageNotice,
+    RoomMessagesResponse,
     RoomMessageText,
     SyncResponse,
     TypingNoticeEvent,
@@ -133,6 +135,7 @@ class MatrixAgent:
         self.presence = "online"
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._last_event: dict[str, str] = {}  # room -> the newest timeline event recorded
 
     async def start(self) -> MatrixAgent:
         first = await self.client.sync(timeout=0)
@@ -149,9 +152,37 @@ class MatrixAgent:
             if not isinstance(response, SyncResponse):
                 await asyncio.sleep(0.2)
                 continue
+            await self._fill_gaps(response)
             async with self._changed:
                 self._record(response)
                 self._changed.notify_all()
+
+    async def _fill_gaps(self, response: SyncResponse) -> None:
+        """What Element does with a `limited` timeline (more new events than a sync gives,
+        10 on Synapse: after the server restarted, or a burst while the client was slow):
+        the gap back to the newest event already shown is read from /messages. Only rooms
+        the client has shown events of: a room just joined shows what the sync gives."""
+        for room_id, joined in response.rooms.join.items():
+            last = self._last_event.get(room_id)
+            if not joined.timeline.limited or last is None:
+                continue
+            missing: list[Any] = []
+            start = joined.timeline.prev_batch
+            for _ in range(5):
+                page = await self.client.room_messages(room_id, start=start,
+                                                       direction=MessageDirection.back,
+                                                       limit=100)
+                if not isinstance(page, RoomMessagesResponse):
+                    break
+                ids = [getattr(event, "event_id", None) for event in page.chunk]
+                if last in ids:
+                    missing.extend(page.chunk[:ids.index(last)])
+                    break
+                missing.extend(page.chunk)
+                if not page.chunk or not page.end:
+                    break
+                start = page.end
+            joined.timeline.events[:0] = list(reversed(missing))
 
     def _record(self, response: SyncResponse) -> None:
         for room_id, invited in response.rooms.invite.items():
@@ -160,6 +191,8 @@ class MatrixAgent:
                     self.invites.add(room_id)
         self.removed.update(response.rooms.leave)
         for room_id, joined in response.rooms.join.items():
+            if joined.timeline.events:
+                self._last_event[room_id] = joined.timeline.events[-1].event_id
             for event in joined.timeline.events:
                 if isinstance(event, RoomMessageText | RoomMessageNotice):
                     notice = isinstance(event, RoomMessageNotice)

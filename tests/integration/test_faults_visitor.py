@@ -2,11 +2,13 @@
 conversation, a line re-sent with the same `client_id`. Each test ends by comparing what the
 visitor saw with what the agent's client shows in the room, line by line.
 
-The visitor is away for 30 s in `make test` and for 5 minutes in `make soak`, the agent's 20
+The visitor is away for 10 s in `make test` and for 5 minutes in `make soak`, the agent's 20
 lines spread over the absence, on Matrix and XMPP at the same time (two bridges). The bridge
 has nothing timed that a disconnected visitor would trip within 5 minutes (the keepalive only
 watches open sockets; chats end after `idle_timeout_minutes` without a line from anyone, and
-the agent keeps writing).
+the agent keeps writing). What does run on a timer, the hub's sweep (idle chats, waiting
+chats, offers; every 30 s by default), is made to run every 1.5 s here, so it runs several
+times while the visitor is away however short the absence.
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ from tests.integration.conftest import TestAgent, chat_with_agent
 from tests.integration.helpers import Visitor
 from tests.integration.views import assert_same_lines, seen_by, settled_room
 
-OFFLINE_S = 30.0
+OFFLINE_S = 10.0
 AWAY_LINES = 20
+# The test config's queues, with a limit that makes the hub sweep every 1.5 s (a quarter of
+# 0.1 min); the chat is an agent's from the start, so nothing is offered to it.
+SWEEPING = [{"id": "support", "name": "Support", "agents": ["alice"],
+             "welcome": "Hi {visitor}, {agent} will be with you shortly.",
+             "offer_message_after_minutes": 0.1},
+            {"id": "sales", "name": "Sales", "agents": ["bob"]}]
 
 
 async def stored(bridge: Bridge, conversation: str, after: int, text: str) -> None:
@@ -40,9 +48,11 @@ async def test_visitor_away_while_the_agent_writes(make_matrix_bridge, make_xmpp
                                                    offline_s: float) -> None:
     """Both networks at once, each with its own bridge: the absence is waited out once."""
     await asyncio.gather(
-        away_while_the_agent_writes(make_matrix_bridge, matrix_agent, visitors, offline_s),
+        away_while_the_agent_writes(lambda: make_matrix_bridge(queues=SWEEPING), matrix_agent,
+                                    visitors, offline_s),
         away_while_the_agent_writes(
-            lambda: make_xmpp_bridge(db="xmpp.sqlite3"), xmpp_agent, visitors, offline_s))
+            lambda: make_xmpp_bridge(queues=SWEEPING, db="xmpp.sqlite3"), xmpp_agent, visitors,
+            offline_s))
 
 
 async def away_while_the_agent_writes(make_bridge, agent: TestAgent, visitors,

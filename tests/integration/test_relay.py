@@ -212,7 +212,9 @@ async def test_an_abandoned_chat_ends_by_itself(make_bridge, agent: TestAgent,
 
 async def test_an_idle_chat_warns_first_and_can_be_kept_open(make_bridge, agent: TestAgent,
                                                               visitors) -> None:
-    bridge = await make_bridge(idle_timeout_minutes=0.1)  # 6 s; warned in the last 1.5 s
+    # 3 s; warned in the last 0.75 s, checked every 0.25 s (a quarter of the timeout and a
+    # third of that: the bridge's own rule for short timeouts).
+    bridge = await make_bridge(idle_timeout_minutes=0.05)
     visitor = await visitors(bridge.base_url)
     started = await visitor.start()
     room = await room_of(bridge, started["conversation"])
@@ -220,10 +222,12 @@ async def test_an_idle_chat_warns_first_and_can_be_kept_open(make_bridge, agent:
     await visitor.say("hello?")
     said = asyncio.get_running_loop().time()
     warning = await visitor.wait("idle", timeout=10)
-    assert 0 < warning["ends_in_s"] <= 2
+    assert warning["ends_in_s"] == 1  # 0.75 s or less, said in whole seconds (at least 1)
     await visitor.send({"type": "extend"})
-    assert (await visitor.wait("extended"))["ends_in_s"] == 6
-    await asyncio.sleep(max(0.0, said + 8 - asyncio.get_running_loop().time()))
+    assert (await visitor.wait("extended"))["ends_in_s"] == 3
+    # 1 s past the end it would have had (3 s after the line): four of the bridge's checks,
+    # and still before the new warning (0.75 s before 3 s after the extension).
+    await asyncio.sleep(max(0.0, said + 4 - asyncio.get_running_loop().time()))
     assert visitor.of("ended") == []  # past the end it would have had
     await visitor.wait("idle", lambda f: f is not warning, timeout=10)  # warned again
     ended = await visitor.wait("ended", timeout=10)

@@ -4,6 +4,7 @@ peek."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,8 @@ from tests.integration.test_widget_browser import open_chat, send_line
 
 STRINGS = Path(__file__).parents[2] / "bridge" / "web" / "strings"
 BUILT_IN = ("en", "de", "hu", "pl", "lv", "tr")
-INVITE = {"text": "Questions?", "pages": ["/demo*"], "delay_seconds": 1}
+INVITE_DELAY_S = 1
+INVITE = {"text": "Questions?", "pages": ["/demo*"], "delay_seconds": INVITE_DELAY_S}
 
 # When (ms after the navigation began) the invitation bubble first showed, watched from the
 # page's first script on.
@@ -102,8 +104,13 @@ async def bubble_time(page: Page) -> float:
     return at
 
 
-async def never_shows(page: Page, wait_ms: int = 2500) -> None:
-    await page.wait_for_timeout(wait_ms)
+async def never_shows(page: Page) -> None:
+    """No bubble, waited out on the page's own clock: the widget sets its invitation's timer
+    (1 s here) when /v1/status answers, before it shows the launcher that `page_in` waited
+    for, so a timer of the same delay set now fires after it; 200 ms more are 20 looks of
+    BUBBLE_CLOCK."""
+    wait_ms = INVITE_DELAY_S * 1000 + 200
+    await page.evaluate("ms => new Promise(done => setTimeout(done, ms))", wait_ms)
     assert await page.evaluate("window.__bubbleAt") is None
     await expect(page.locator(".lcb-invite")).to_be_hidden()
 
@@ -142,14 +149,16 @@ async def test_a_dismissed_invitation_stays_away_in_the_tab(make_matrix_bridge,
 async def test_no_invitation_on_excluded_pages(make_matrix_bridge, browser: Browser) -> None:
     excluded = await make_matrix_bridge(widget={"invitations": [
         {**INVITE, "pages": ["*"], "exclude": ["/demo*"]}]})
-    await never_shows(await page_in(browser, f"{excluded.base_url}/demo", BUBBLE_CLOCK))
+    demo = await page_in(browser, f"{excluded.base_url}/demo", BUBBLE_CLOCK)
 
     async with host_site() as (site, pages):
         bridge = await make_matrix_bridge(allowed_origins=[site], widget={"invitations": [
             {**INVITE, "pages": ["*"]}]})  # the default exclude: /checkout*
         pages["/checkout"] = page_with_tag(bridge.base_url, title="Checkout")
         pages["/cart"] = page_with_tag(bridge.base_url, title="Cart")
-        await never_shows(await page_in(browser, f"{site}/checkout", BUBBLE_CLOCK))
+        checkout = await page_in(browser, f"{site}/checkout", BUBBLE_CLOCK)
+        # Each page waits on its own clock: the two waits at once.
+        await asyncio.gather(never_shows(demo), never_shows(checkout))
         cart = await page_in(browser, f"{site}/cart", BUBBLE_CLOCK)
         assert await bubble_time(cart) >= 800
 
@@ -162,12 +171,14 @@ async def test_no_invitation_while_nobody_can_take_a_chat(
     closed = await make_matrix_bridge(widget={"invitations": [INVITE]}, queues=[
         {"id": "support", "name": "Support", "agents": ["alice"],
          "holidays": [str(today), str(today + timedelta(days=1))]}])
-    await never_shows(await page_in(browser, f"{closed.base_url}/demo", BUBBLE_CLOCK))
+    holiday = await page_in(browser, f"{closed.base_url}/demo", BUBBLE_CLOCK)
 
     bridge = await make_matrix_bridge(widget={"invitations": [INVITE]}, queues=[
         {"id": "support", "name": "Support", "agents": ["alice"]}])
     bridge.store.set_break("alice", True)  # her only agent is on a break
-    await never_shows(await page_in(browser, f"{bridge.base_url}/demo", BUBBLE_CLOCK))
+    on_break = await page_in(browser, f"{bridge.base_url}/demo", BUBBLE_CLOCK)
+    # Each page has asked /v1/status (its launcher shows) and waits on its own clock.
+    await asyncio.gather(never_shows(holiday), never_shows(on_break))
     bridge.store.set_break("alice", False)
     back = await page_in(browser, f"{bridge.base_url}/demo", BUBBLE_CLOCK)
     assert await bubble_time(back) >= 800

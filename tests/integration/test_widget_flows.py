@@ -204,7 +204,8 @@ async def test_errors_are_the_widgets_own_translatable_words(make_matrix_bridge,
 
 async def test_an_idle_chat_is_kept_open_with_one_click(make_matrix_bridge, matrix_agent,
                                                         browser: Browser) -> None:
-    bridge = await make_matrix_bridge(idle_timeout_minutes=0.1)  # 6 s; warned in the last 1.5
+    # 4.8 s; warned in the last 1.2 s, looked at every 0.4 s
+    bridge = await make_matrix_bridge(idle_timeout_minutes=0.08)
     page = await browser.new_page()
     await open_chat(page, f"{bridge.base_url}/demo", "Anna", "anna@example.com")
     await send_line(page, "one moment, looking for my order number")
@@ -214,6 +215,9 @@ async def test_an_idle_chat_is_kept_open_with_one_click(make_matrix_bridge, matr
     await expect(page.locator(".lcb-status")).to_contain_text("this chat ends in 1 min")
     await keep.click()
     await expect(keep).to_be_hidden()
-    await page.wait_for_timeout(5000)  # past the end the silence would have brought
+    # Past the end the silence would have brought: the click came at most 1.2 s before it,
+    # so 2 s after the click are two of the bridge's looks past it; the next warning comes
+    # 3.6 s after the click.
+    await page.wait_for_timeout(2000)
     await expect(page.locator("form.lcb-compose")).to_be_visible()
     await expect(keep).to_be_visible(timeout=10_000)  # warned again, as often as it takes
