@@ -5,6 +5,9 @@ BACKEND ?= matrix
 LISTEN ?= 127.0.0.1:8080
 STATE ?= state/demo
 PYTEST_ARGS ?=
+# Test processes: each starts its own Synapse and Prosody; two halve the suite's time on two
+# cores (the tests mostly wait on the servers). WORKERS=0 runs them in this one process.
+WORKERS ?= 2
 SOAK_ARGS ?=
 
 .PHONY: demo test test-fast soak lint bench clean
@@ -16,7 +19,7 @@ test: $(VENV)/.installed-test
 	tools/ensure-debian-packages chromium prosody lua-unbound
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 # The fault scenarios that take minutes, then 1,000 conversations for 10 minutes per backend.
 soak: $(VENV)/.installed-test
