@@ -229,7 +229,9 @@ async def test_commands_work_after_a_reconnect(desk: Desk) -> None:
             await asyncio.sleep(0.05)
     bot = str(client.boundjid)
     assert bot != desk.bot  # Prosody bound another resource
-    await desk.alice.until(lambda: desk.forms.client.client_roster.presence(
-        client.boundjid.bare).get(client.boundjid.resource))
+    roster = desk.forms.client.client_roster
+    async with asyncio.timeout(15):  # polled: this client's roster wakes no test agent
+        while not roster.presence(client.boundjid.bare).get(client.boundjid.resource):
+            await asyncio.sleep(0.05)
     assert await desk.forms.commands(bot) == MENU
     assert (await desk.forms.run(bot, "stats")).note[1].startswith("Today (UTC): ")
