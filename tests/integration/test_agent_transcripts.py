@@ -79,7 +79,8 @@ async def test_the_agents_transcripts_are_what_their_clients_show(
         if isinstance(agent, MatrixAgent):
             names = {messenger.bot: "Anna (visitor)", agent.address: "Alice",
                      messenger.address("bob"): "Bob"}
-            direct = next(r for r in bob.invites if r != room)
+            direct = bridge.store.kv_get(f"matrix:direct:{messenger.address('bob')}")
+            assert direct  # the direct chat the bot opened with Bob for the offer
             await bob.join(direct)
             await bob.until(lambda: bob.direct_texts(direct))
             offer = bob.direct_texts(direct)
