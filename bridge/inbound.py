@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bridge.backends.base import (
@@ -268,13 +268,21 @@ class Inbound:
                         conversation: Conversation | None) -> str:
         """Run a command unless its event ran it before (a sync batch fetched again, an
         archive read); the text for the agents, empty for a repeat."""
-        if self._store.command_handled(event.event_id):
+        async def run() -> str:
+            lobby = self._lobbies.queue_of(event.room) if conversation is None else None
+            return (await self._commands.run(command, agent, conversation, event.event_id,
+                                             lobby=lobby)).to_agents
+
+        return await self._once(event.event_id, event.room, run)
+
+    async def _once(self, event_id: str, room: RoomRef, act: Callable[[], Awaitable[str]]
+                    ) -> str:
+        """`act` unless the event was acted on before; its text, empty for a repeat."""
+        if self._store.command_handled(event_id):
             return ""
-        lobby = self._lobbies.queue_of(event.room) if conversation is None else None
-        reply = await self._commands.run(command, agent, conversation, event.event_id,
-                                         lobby=lobby)
-        self._store.mark_command_handled(event.event_id, self._clock(), event.room)
-        return reply.to_agents
+        text = await act()
+        self._store.mark_command_handled(event_id, self._clock(), room)
+        return text
 
     async def _on_direct(self, event: AgentMessage) -> None:
         """A line in a room that is no conversation's: a queue's lobby or an agent's direct
@@ -300,23 +308,28 @@ class Inbound:
     async def _answer_once(self, event: AgentMessage, agent: AgentConfig) -> str:
         """A line to the bot that is no command: a "yes" taking a waiting chat in a lobby,
         or a "yes"/"no" to a chat offered to the agent; once per event id."""
-        if self._store.command_handled(event.event_id):
-            return ""
-        if self._claims.is_lobby(event.room):
-            reply = await self._claims.answered(event.room, event.text, event.reply_to, agent)
-        else:
-            yes = answer(event.text)
-            reply = None if yes is None else await self._offers.answered(agent, yes)
-        self._store.mark_command_handled(event.event_id, self._clock(), event.room)
-        return reply or "Only commands work here; try !help."
+        async def answered() -> str:
+            if self._claims.is_lobby(event.room):
+                reply = await self._claims.answered(event.room, event.text, event.reply_to,
+                                                    agent)
+            else:
+                yes = answer(event.text)
+                reply = None if yes is None else await self._offers.answered(agent, yes)
+            return reply or "Only commands work here; try !help."
+
+        return await self._once(event.event_id, event.room, answered)
 
     async def _on_reaction(self, event: AgentReaction) -> None:
         """A ✅ on a waiting chat's line in a lobby claims it (once per reaction)."""
         agent = self._config.agent_by_address(event.sender)
-        if agent is None or self._store.command_handled(event.reaction_id):
+        if agent is None:
             return
-        reply = await self._claims.reacted(event.room, event.event_id, event.key, agent)
-        self._store.mark_command_handled(event.reaction_id, self._clock(), event.room)
+
+        async def claimed() -> str:
+            return await self._claims.reacted(event.room, event.event_id, event.key,
+                                              agent) or ""
+
+        reply = await self._once(event.reaction_id, event.room, claimed)
         if reply:
             await self._backend.post_notice(event.room, reply, key=f"cmd-{event.reaction_id}")
 
